@@ -1,0 +1,5 @@
+"""``python -m hpstudy``."""
+
+from hpstudy.cli import main
+
+main()

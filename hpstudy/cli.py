@@ -1,0 +1,175 @@
+"""The ``hpstudy`` command line: a thin Typer layer over the Python API.
+
+Each command converts its options, makes one library call and prints. This is the one place
+where errors become exit codes (0 ok, 1 runtime error, 2 usage/config error, 130 interrupted).
+Nothing heavy (torch, optuna) is imported at module level, so ``hpstudy --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hpstudy._errors import ConfigError, HpStudyError
+
+app = typer.Typer(
+    help="Hyperparameter studies for PyTorch MLPs: compare manual, grid, random and Bayesian search.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+# Piped output is not cut to 80 columns: tables of study names would be unreadable.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+_state = {"debug": False, "quiet": False}
+T = TypeVar("T")
+
+StorageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        help="SQLAlchemy URL of the storage [default: $HPSTUDY_STORAGE or sqlite:///storage/hpstudy.db]",
+        show_default=False,
+    ),
+]
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv for Optuna's).")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display; results and errors only.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+) -> None:
+    _state["debug"], _state["quiet"] = debug, quiet
+    level = logging.DEBUG if debug or verbose >= 2 else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("hpstudy").setLevel(level)
+    if verbose < 2 and not debug:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _call(fn: Callable[[], T]) -> T:
+    """Run a library call; turn hpstudy errors into one-line messages and exit codes."""
+    try:
+        return fn()
+    except HpStudyError as e:
+        if _state["debug"]:
+            err.print(traceback.format_exc(), markup=False)
+        err.print(f"error: {e}", markup=False)
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        raise typer.Exit(130) from None
+
+
+def _parse_seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        seeds: list[int] = []
+        for part in text.split(","):
+            if "-" in part.strip()[1:]:
+                lo, hi = part.split("-", 1)
+                seeds.extend(range(int(lo), int(hi) + 1))
+            else:
+                seeds.append(int(part))
+        return seeds
+    except ValueError:
+        raise ConfigError(f"--seeds must be a comma-separated list or range of integers like 0,1,2 or 0-4, got {text!r}") from None
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+@app.command()
+def create(
+    file: Annotated[Path, typer.Argument(help="The study file (TOML), e.g. studies/quickstart.toml.")],
+    storage: StorageOption = None,
+    strategy: Annotated[list[str] | None, typer.Option("--strategy", "-s", help="Run only this strategy of the file (repeatable).")] = None,
+    n_trials: Annotated[int | None, typer.Option("--n-trials", "-n", help="Override the budget: finished trials per study.")] = None,
+    seeds: Annotated[str | None, typer.Option("--seeds", help="Override the seeds: 0,1,2 or 0-4.")] = None,
+    no_run: Annotated[bool, typer.Option("--no-run", help="Create the studies without running any trial.")] = False,
+) -> None:
+    """Create one Optuna study per task x strategy x seed of FILE, then run them."""
+    from hpstudy.config import load_config
+    from hpstudy.runner import Progress, RichProgress, apply_overrides, create_experiment, resolve_storage_url
+
+    url = resolve_storage_url(storage)
+
+    def work() -> Any:
+        config = apply_overrides(
+            load_config(file), strategies=strategy, seeds=_parse_seeds(seeds), n_trials=n_trials
+        )
+        progress = Progress() if _state["quiet"] or no_run else RichProgress(err)
+        try:
+            return config, create_experiment(config, url, run=not no_run, progress=progress)
+        finally:
+            progress.close()
+
+    config, (infos, results) = _call(work)
+    if no_run:
+        out.print(f"created {len(infos)} studies of experiment '{config.name}' in {url} (not run)")
+        return
+    table = Table(title=f"experiment {config.name}")
+    for col in ("study", "finished", "complete", "pruned", "failed", "best", "stopped"):
+        table.add_column(col, justify="left" if col in ("study", "stopped") else "right", no_wrap=True)
+    n_failed = 0
+    for r in results:
+        c = r.counts
+        n_failed += c.failed
+        table.add_row(r.name, f"{c.finished}/{r.budget}", str(c.complete), str(c.pruned), str(c.failed), _fmt(c.best), r.reason)
+    out.print(table)
+    if n_failed:
+        err.print(f"{n_failed} trial(s) failed; their reasons are in the trial user attr 'fail_reason' (optuna-dashboard shows it)")
+    out.print(f"results: {url}  (list: hpstudy list --storage {url}; browse: optuna-dashboard {url})")
+
+
+@app.command("list")
+def list_(
+    storage: StorageOption = None,
+    experiment: Annotated[str | None, typer.Option("--experiment", "-e", help="Only this experiment.")] = None,
+) -> None:
+    """List the experiments and studies in the storage with their trial counts and best values."""
+    from hpstudy.runner import list_studies, resolve_storage_url
+
+    url = resolve_storage_url(storage)
+    rows, others = _call(lambda: list_studies(url, experiment))
+    if not rows:
+        what = f"experiment '{experiment}'" if experiment else "hpstudy studies"
+        out.print(f"no {what} in {url}" + (f" ({others} other studies)" if others else ""))
+        return
+    by_experiment: dict[str, list[Any]] = {}
+    for row in rows:
+        by_experiment.setdefault(row.info.experiment, []).append(row)
+    for name, group in by_experiment.items():
+        first = group[0].info
+        table = Table(title=f"experiment {name}", title_justify="left")
+        for col in ("study", "strategy", "seed", "finished", "complete", "pruned", "failed", "running", "best"):
+            table.add_column(col, justify="left" if col in ("study", "strategy") else "right", no_wrap=True)
+        for row in group:
+            i, c = row.info, row.counts
+            table.add_row(
+                i.name, i.strategy, str(i.seed), f"{c.finished}/{i.budget}", str(c.complete),
+                str(c.pruned), str(c.failed), str(c.running), _fmt(c.best),
+            )  # fmt: skip
+        table.caption = f"best = {first.metric} ({first.direction}) on the validation split"
+        out.print(table)
+    if others:
+        out.print(f"(and {others} studies not made by hpstudy)")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

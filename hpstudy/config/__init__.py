@@ -1,0 +1,34 @@
+"""Study files: load, validate, and the vocabulary of allowed values."""
+
+from __future__ import annotations
+
+from hpstudy.config._load import load_config, parse_config
+from hpstudy.config._schema import (
+    BUILTIN_DATASETS,
+    HYPERPARAMETERS,
+    METRICS,
+    STRATEGIES,
+    BudgetConfig,
+    ExperimentConfig,
+    ParamConfig,
+    PrunerConfig,
+    TaskConfig,
+    TrainingConfig,
+    study_name,
+)
+
+__all__ = [
+    "BUILTIN_DATASETS",
+    "HYPERPARAMETERS",
+    "METRICS",
+    "STRATEGIES",
+    "BudgetConfig",
+    "ExperimentConfig",
+    "ParamConfig",
+    "PrunerConfig",
+    "TaskConfig",
+    "TrainingConfig",
+    "load_config",
+    "parse_config",
+    "study_name",
+]

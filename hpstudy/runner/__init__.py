@@ -1,0 +1,30 @@
+"""Runner: create studies in storage, run their trials, list what the storage holds."""
+
+from __future__ import annotations
+
+from hpstudy.runner._create import apply_overrides, create_experiment, create_studies, run_studies
+from hpstudy.runner._listing import StudyRow, list_studies
+from hpstudy.runner._progress import Progress, RichProgress
+from hpstudy.runner._run import DataCache, StudyResult, run_study
+from hpstudy.runner._storage import DEFAULT_STORAGE, TrialWriter, open_storage, resolve_storage_url
+from hpstudy.runner._studies import StudyCounts, StudyInfo
+
+__all__ = [
+    "DEFAULT_STORAGE",
+    "DataCache",
+    "Progress",
+    "RichProgress",
+    "StudyCounts",
+    "StudyInfo",
+    "StudyResult",
+    "StudyRow",
+    "TrialWriter",
+    "apply_overrides",
+    "create_experiment",
+    "create_studies",
+    "list_studies",
+    "open_storage",
+    "resolve_storage_url",
+    "run_studies",
+    "run_study",
+]

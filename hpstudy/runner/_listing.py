@@ -1,0 +1,40 @@
+"""What a storage holds: hpstudy's studies with their trial counts and best values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hpstudy.config._schema import STRATEGIES
+from hpstudy.runner._storage import open_storage
+from hpstudy.runner._studies import StudyCounts, StudyInfo
+
+
+@dataclass(frozen=True)
+class StudyRow:
+    """One line of ``hpstudy list``."""
+
+    info: StudyInfo
+    counts: StudyCounts
+
+
+def list_studies(storage_url: str, experiment: str | None = None) -> tuple[list[StudyRow], int]:
+    """The hpstudy studies in the storage (optionally of one experiment).
+
+    Returns:
+        The rows, ordered by experiment, task, seed and strategy, and how many other
+        (non-hpstudy) studies the storage holds.
+    """
+    storage = open_storage(storage_url, create=False)
+    rows, others = [], 0
+    for frozen in storage.get_all_studies():
+        info = StudyInfo.from_frozen(frozen)
+        if info is None:
+            others += 1
+            continue
+        if experiment is not None and info.experiment != experiment:
+            continue
+        trials = storage.get_all_trials(info.study_id, deepcopy=False)
+        rows.append(StudyRow(info, StudyCounts.of(trials, info.direction)))
+    order = {s: i for i, s in enumerate(STRATEGIES)}
+    rows.sort(key=lambda r: (r.info.experiment, r.info.task, r.info.seed, order.get(r.info.strategy, 99)))
+    return rows, others

@@ -1,0 +1,101 @@
+"""Progress of a run: a silent default for the Python API and a live rich display for the CLI.
+
+Updates come from the training loop every epoch, so they must cost microseconds: the rich
+display only records numbers and redraws on its own timer.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from optuna.trial import TrialState
+
+
+class Progress:
+    """Receives run events. The base class ignores them (what the Python API uses)."""
+
+    def study_started(self, name: str, finished: int, budget: int, best: float | None) -> None:
+        """A study begins (or continues) with ``finished`` of ``budget`` trials done."""
+
+    def trial_started(self, name: str, number: int, max_epochs: int) -> None:
+        """Trial ``number`` of study ``name`` starts training."""
+
+    def epoch(self, name: str, epoch: int, value: float) -> None:
+        """An epoch of the running trial ended with validation score ``value``."""
+
+    def trial_finished(self, name: str, state: TrialState, value: float | None, best: float | None) -> None:
+        """The running trial ended."""
+
+    def study_finished(self, name: str, reason: str) -> None:
+        """The study stopped: ``reason`` is 'budget met', 'timeout', 'grid exhausted', ..."""
+
+    def close(self) -> None:
+        """Stop drawing."""
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.4g}"
+
+
+class RichProgress(Progress):
+    """One live row per study: bar of finished/budget, best score, pruned/failed, current epoch."""
+
+    def __init__(self, console: Any = None) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+        from rich.progress import Progress as _RichProgress
+
+        self._progress = _RichProgress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(),
+            TextColumn("best {task.fields[best]}"),
+            TextColumn("[yellow]pruned {task.fields[pruned]}[/] [red]failed {task.fields[failed]}[/]"),
+            TextColumn("{task.fields[now]}"),
+            TimeElapsedColumn(),
+            console=console or Console(stderr=True),
+            refresh_per_second=4,
+        )
+        self._tasks: dict[str, Any] = {}
+        self._counts: dict[str, list[int]] = {}
+        self._max_epochs = 0
+        self._progress.start()
+
+    def study_started(self, name: str, finished: int, budget: int, best: float | None) -> None:
+        self._counts[name] = [0, 0]
+        self._tasks[name] = self._progress.add_task(
+            name, total=budget, completed=finished, best=_fmt(best), pruned=0, failed=0, now=""
+        )
+
+    def trial_started(self, name: str, number: int, max_epochs: int) -> None:
+        self._max_epochs = max_epochs
+        self._progress.update(self._tasks[name], now=f"trial {number}")
+
+    def epoch(self, name: str, epoch: int, value: float) -> None:
+        task = self._tasks[name]
+        now = f"epoch {epoch}/{self._max_epochs} val {_fmt(value)}"
+        self._progress.update(task, now=now)
+
+    def trial_finished(self, name: str, state: TrialState, value: float | None, best: float | None) -> None:
+        counts = self._counts[name]
+        if state == TrialState.PRUNED:
+            counts[0] += 1
+        elif state == TrialState.FAIL:
+            counts[1] += 1
+        self._progress.update(
+            self._tasks[name], advance=1, best=_fmt(best), pruned=counts[0], failed=counts[1], now=""
+        )
+
+    def study_finished(self, name: str, reason: str) -> None:
+        self._progress.update(self._tasks[name], now=f"[green]{reason}[/]")
+
+    def close(self) -> None:
+        self._progress.stop()

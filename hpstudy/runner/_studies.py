@@ -1,0 +1,112 @@
+"""What hpstudy stores per study (user attrs) and reads back: the contract with report/resume."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from optuna.trial import FrozenTrial, TrialState
+
+if TYPE_CHECKING:
+    from optuna.study._frozen import FrozenStudy  # not exported by optuna 5
+
+# Failures that say nothing about the configuration: the trial is re-run, not counted.
+RETRY_REASONS = ("interrupted", "stale")
+# Keys every hpstudy study carries (besides the study file text).
+STUDY_ATTRS = ("experiment", "task", "strategy", "seed", "metric", "direction", "kind", "budget", "fingerprint")
+
+
+@dataclass(frozen=True)
+class StudyInfo:
+    """One stored hpstudy study, as described by its user attrs."""
+
+    study_id: int
+    name: str
+    experiment: str
+    task: str
+    strategy: str
+    seed: int
+    metric: str
+    direction: str
+    kind: str
+    budget: int
+    timeout: float | None
+    fingerprint: str
+    study_file: str
+
+    @classmethod
+    def from_frozen(cls, study: FrozenStudy) -> StudyInfo | None:
+        """Read a stored study; ``None`` when it was not made by hpstudy."""
+        return cls.from_attrs(study._study_id, study.study_name, study.user_attrs)
+
+    @classmethod
+    def from_attrs(cls, study_id: int, name: str, a: dict[str, Any]) -> StudyInfo | None:
+        """Build from a study's id, name and user attrs; ``None`` when not made by hpstudy."""
+        if not all(k in a for k in STUDY_ATTRS):
+            return None
+        return cls(
+            study_id=study_id,
+            name=name,
+            experiment=a["experiment"],
+            task=a["task"],
+            strategy=a["strategy"],
+            seed=int(a["seed"]),
+            metric=a["metric"],
+            direction=a["direction"],
+            kind=a["kind"],
+            budget=int(a["budget"]["n_trials"]),
+            timeout=a["budget"].get("timeout"),
+            fingerprint=a["fingerprint"],
+            study_file=a.get("study_file", ""),
+        )
+
+
+def counts_toward_budget(trial: FrozenTrial) -> bool:
+    """Finished trials count; a failure caused by an interruption or a crash is re-run instead."""
+    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        return True
+    if trial.state == TrialState.FAIL:
+        reason = str(trial.user_attrs.get("fail_reason", ""))
+        return not reason.startswith(RETRY_REASONS)
+    return False
+
+
+def best_value(trials: list[FrozenTrial], direction: str) -> float | None:
+    """Best value among COMPLETE trials (``None`` when there is none)."""
+    values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return None
+    return max(values) if direction == "maximize" else min(values)
+
+
+@dataclass(frozen=True)
+class StudyCounts:
+    """Trial counts of one study, by what they mean for the budget."""
+
+    finished: int
+    complete: int
+    pruned: int
+    failed: int
+    running: int
+    waiting: int
+    best: float | None
+
+    @classmethod
+    def of(cls, trials: list[FrozenTrial], direction: str) -> StudyCounts:
+        states = [t.state for t in trials]
+        return cls(
+            finished=sum(counts_toward_budget(t) for t in trials),
+            complete=states.count(TrialState.COMPLETE),
+            pruned=states.count(TrialState.PRUNED),
+            failed=states.count(TrialState.FAIL),
+            running=states.count(TrialState.RUNNING),
+            waiting=states.count(TrialState.WAITING),
+            best=best_value(trials, direction),
+        )
+
+
+def study_attrs(info: dict[str, Any]) -> dict[str, Any]:
+    """Order the user attrs so the dashboard lists the readable ones first."""
+    return {k: info[k] for k in (*STUDY_ATTRS, "study_file", "study_file_path", "hpstudy_version") if k in info}

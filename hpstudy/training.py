@@ -1,0 +1,197 @@
+"""The epoch loop: in-memory tensors, shuffled index batches, per-epoch validation score.
+
+Small MLPs on tabular data are bound by per-step overhead, not FLOPs, so this loop keeps the
+data as tensors, shuffles once per epoch with one gather and then takes contiguous slices
+(no DataLoader), uses fused Adam/AdamW/SGD kernels on CPU, and touches Python objects as little
+as possible per step. Each epoch's validation score goes to ``on_epoch``, which decides pruning
+without any storage round trip (see ``hpstudy.runner``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from hpstudy.data import Fold, TaskData
+from hpstudy.metrics import is_better, score
+from hpstudy.model import build_mlp, output_size
+
+# on_epoch(epoch, score) -> True to stop (prune) the run.
+EpochCallback = Callable[[int, float], bool]
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training diverged: the loss or the validation score became NaN or infinite."""
+
+
+@dataclass
+class TrainResult:
+    """Outcome of training one configuration.
+
+    Attributes:
+        score: Best validation score over the epochs (the trial's value).
+        best_epoch: Epoch (1-based) of that score.
+        epochs_trained: Epochs actually trained (per fold), pruned or early-stopped included.
+        seconds: Wall-clock training time, evaluation included.
+        pruned: Whether ``on_epoch`` stopped the run.
+        history: Validation score after each epoch.
+        n_params: Number of weights of one network.
+    """
+
+    score: float
+    best_epoch: int
+    epochs_trained: int
+    seconds: float
+    pruned: bool
+    history: list[float] = field(default_factory=list)
+    n_params: int = 0
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float, device: torch.device) -> torch.optim.Optimizer:
+    params = list(model.parameters())
+    fused = device.type in ("cpu", "cuda")
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay, fused=fused)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def loss_function(kind: str, n_classes: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Cross-entropy (multi-class), BCE on one logit (binary) or MSE (standardised regression)."""
+    if kind == "regression":
+        return nn.functional.mse_loss
+    if n_classes == 2:
+        return lambda out, y: nn.functional.binary_cross_entropy_with_logits(out, y.to(out.dtype))
+    return nn.functional.cross_entropy
+
+
+class _FoldRun:
+    """One network being trained on one fold; stepped an epoch at a time."""
+
+    def __init__(self, fold: Fold, data: TaskData, params: dict[str, Any], device: torch.device, seed: int) -> None:
+        gen = torch.Generator().manual_seed(seed)
+        self.model = build_mlp(
+            data.n_features,
+            output_size(data.kind, data.n_classes),
+            n_layers=params["n_layers"],
+            n_units=params["n_units"],
+            dropout=params["dropout"],
+            activation=params["activation"],
+            init=params["init"],
+            generator=gen,
+        ).to(device)
+        self.opt = make_optimizer(self.model, params["optimizer"], params["lr"], params["weight_decay"], device)
+        self.loss_fn = loss_function(data.kind, data.n_classes)
+        self.squeeze = output_size(data.kind, data.n_classes) == 1
+        self.X = torch.from_numpy(fold.X_train).to(device)
+        self.y = torch.from_numpy(fold.y_train).to(device)
+        self.Xv = torch.from_numpy(fold.X_valid).to(device)
+        self.yv = torch.from_numpy(fold.y_valid).to(device)
+        self.y_std = fold.y_std
+        self.batch = max(1, min(int(params["batch_size"]), len(self.X)))
+        self.gen = gen
+
+    def train_epoch(self) -> float:
+        model, opt, loss_fn, batch = self.model, self.opt, self.loss_fn, self.batch
+        model.train()
+        n = self.X.shape[0]
+        perm = torch.randperm(n, generator=self.gen)
+        X, y = self.X[perm], self.y[perm]  # one gather per epoch; slices below are views
+        loss = torch.zeros(())
+        for start in range(0, n, batch):
+            out = model(X[start : start + batch])
+            if self.squeeze:
+                out = out.squeeze(1)
+            loss = loss_fn(out, y[start : start + batch])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        # Divergence propagates into the weights, so the last batch's loss is enough to see it.
+        return loss.item()
+
+    def evaluate(self, metric: str) -> float:
+        self.model.eval()
+        with torch.inference_mode():
+            out = self.model(self.Xv)
+            if self.squeeze:
+                out = out.squeeze(1)
+            return score(metric, out, self.yv, self.y_std)
+
+
+def train(
+    params: dict[str, Any],
+    data: TaskData,
+    *,
+    seed: int,
+    max_epochs: int,
+    patience: int = 0,
+    device: str = "cpu",
+    on_epoch: EpochCallback | None = None,
+) -> TrainResult:
+    """Train one configuration on every fold of ``data`` in lockstep, an epoch at a time.
+
+    Args:
+        params: Every hyperparameter (see ``hpstudy.config.HYPERPARAMETERS``).
+        data: Prepared data of one (task, seed).
+        seed: Seeds weight initialisation, dropout and shuffling.
+        max_epochs: Cap on epochs; ``params["epochs"]`` may ask for fewer.
+        patience: Stop after this many epochs without improvement (0: never).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        on_epoch: Called with (epoch, mean validation score over folds); returning True
+            prunes the run.
+
+    Raises:
+        NonFiniteLossError: The loss or the validation score is NaN or infinite.
+    """
+    t0 = time.perf_counter()
+    torch.manual_seed(seed)  # dropout draws from the global generator
+    dev = resolve_device(device)
+    runs = [_FoldRun(f, data, params, dev, seed + 7919 * i) for i, f in enumerate(data.folds)]
+    epochs = min(int(params.get("epochs") or max_epochs), max_epochs)
+    history: list[float] = []
+    best, best_epoch, pruned = math.nan, 0, False
+    for epoch in range(1, epochs + 1):
+        scores = []
+        for run in runs:
+            loss = run.train_epoch()
+            if not math.isfinite(loss):
+                raise NonFiniteLossError(f"training loss is {loss} at epoch {epoch}")
+            scores.append(run.evaluate(data.metric))
+        value = sum(scores) / len(scores)
+        if not math.isfinite(value):
+            raise NonFiniteLossError(f"validation {data.metric} is {value} at epoch {epoch}")
+        history.append(value)
+        if best_epoch == 0 or is_better(value, best, data.metric):
+            best, best_epoch = value, epoch
+        if on_epoch is not None and on_epoch(epoch, value):
+            pruned = True
+            break
+        if patience and epoch - best_epoch >= patience:
+            break
+    n_params = sum(p.numel() for p in runs[0].model.parameters())
+    return TrainResult(
+        score=best,
+        best_epoch=best_epoch,
+        epochs_trained=len(history),
+        seconds=time.perf_counter() - t0,
+        pruned=pruned,
+        history=history,
+        n_params=n_params,
+    )
