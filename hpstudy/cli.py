@@ -45,12 +45,19 @@ StorageOption = Annotated[
 
 @app.callback()
 def _main(
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv for Optuna's).")] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display; results and errors only.")] = False,
+    verbose: Annotated[
+        int,
+        typer.Option("--verbose", "-v", count=True, help="More log output (-vv for Optuna's)."),
+    ] = 0,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress display; results and errors only.")
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
 ) -> None:
     _state["debug"], _state["quiet"] = debug, quiet
-    level = logging.DEBUG if debug or verbose >= 2 else logging.INFO if verbose else logging.WARNING
+    level = (
+        logging.DEBUG if debug or verbose >= 2 else logging.INFO if verbose else logging.WARNING
+    )
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("hpstudy").setLevel(level)
     if verbose < 2 and not debug:
@@ -86,7 +93,9 @@ def _parse_seeds(text: str | None) -> list[int] | None:
                 seeds.append(int(part))
         return seeds
     except ValueError:
-        raise ConfigError(f"--seeds must be a comma-separated list or range of integers like 0,1,2 or 0-4, got {text!r}") from None
+        raise ConfigError(
+            f"--seeds must be a comma-separated list or range of integers like 0,1,2 or 0-4, got {text!r}"
+        ) from None
 
 
 def _fmt(value: float | None) -> str:
@@ -95,16 +104,34 @@ def _fmt(value: float | None) -> str:
 
 @app.command()
 def create(
-    file: Annotated[Path, typer.Argument(help="The study file (TOML), e.g. studies/quickstart.toml.")],
+    file: Annotated[
+        Path, typer.Argument(help="The study file (TOML), e.g. studies/quickstart.toml.")
+    ],
     storage: StorageOption = None,
-    strategy: Annotated[list[str] | None, typer.Option("--strategy", "-s", help="Run only this strategy of the file (repeatable).")] = None,
-    n_trials: Annotated[int | None, typer.Option("--n-trials", "-n", help="Override the budget: finished trials per study.")] = None,
-    seeds: Annotated[str | None, typer.Option("--seeds", help="Override the seeds: 0,1,2 or 0-4.")] = None,
-    no_run: Annotated[bool, typer.Option("--no-run", help="Create the studies without running any trial.")] = False,
+    strategy: Annotated[
+        list[str] | None,
+        typer.Option("--strategy", "-s", help="Run only this strategy of the file (repeatable)."),
+    ] = None,
+    n_trials: Annotated[
+        int | None,
+        typer.Option("--n-trials", "-n", help="Override the budget: finished trials per study."),
+    ] = None,
+    seeds: Annotated[
+        str | None, typer.Option("--seeds", help="Override the seeds: 0,1,2 or 0-4.")
+    ] = None,
+    no_run: Annotated[
+        bool, typer.Option("--no-run", help="Create the studies without running any trial.")
+    ] = False,
 ) -> None:
     """Create one Optuna study per task x strategy x seed of FILE, then run them."""
     from hpstudy.config import load_config
-    from hpstudy.runner import Progress, RichProgress, apply_overrides, create_experiment, resolve_storage_url
+    from hpstudy.runner import (
+        Progress,
+        RichProgress,
+        apply_overrides,
+        create_experiment,
+        resolve_storage_url,
+    )
 
     url = resolve_storage_url(storage)
 
@@ -124,22 +151,38 @@ def create(
         return
     table = Table(title=f"experiment {config.name}")
     for col in ("study", "finished", "complete", "pruned", "failed", "best", "stopped"):
-        table.add_column(col, justify="left" if col in ("study", "stopped") else "right", no_wrap=True)
+        table.add_column(
+            col, justify="left" if col in ("study", "stopped") else "right", no_wrap=True
+        )
     n_failed = 0
     for r in results:
         c = r.counts
         n_failed += c.failed
-        table.add_row(r.name, f"{c.finished}/{r.budget}", str(c.complete), str(c.pruned), str(c.failed), _fmt(c.best), r.reason)
+        table.add_row(
+            r.name,
+            f"{c.finished}/{r.budget}",
+            str(c.complete),
+            str(c.pruned),
+            str(c.failed),
+            _fmt(c.best),
+            r.reason,
+        )
     out.print(table)
     if n_failed:
-        err.print(f"{n_failed} trial(s) failed; their reasons are in the trial user attr 'fail_reason' (optuna-dashboard shows it)")
-    out.print(f"results: {url}  (list: hpstudy list --storage {url}; browse: optuna-dashboard {url})")
+        err.print(
+            f"{n_failed} trial(s) failed; their reasons are in the trial user attr 'fail_reason' (optuna-dashboard shows it)"
+        )
+    out.print(
+        f"results: {url}  (list: hpstudy list --storage {url}; browse: optuna-dashboard {url})"
+    )
 
 
 @app.command("list")
 def list_(
     storage: StorageOption = None,
-    experiment: Annotated[str | None, typer.Option("--experiment", "-e", help="Only this experiment.")] = None,
+    experiment: Annotated[
+        str | None, typer.Option("--experiment", "-e", help="Only this experiment.")
+    ] = None,
 ) -> None:
     """List the experiments and studies in the storage with their trial counts and best values."""
     from hpstudy.runner import list_studies, resolve_storage_url
@@ -156,8 +199,20 @@ def list_(
     for name, group in by_experiment.items():
         first = group[0].info
         table = Table(title=f"experiment {name}", title_justify="left")
-        for col in ("study", "strategy", "seed", "finished", "complete", "pruned", "failed", "running", "best"):
-            table.add_column(col, justify="left" if col in ("study", "strategy") else "right", no_wrap=True)
+        for col in (
+            "study",
+            "strategy",
+            "seed",
+            "finished",
+            "complete",
+            "pruned",
+            "failed",
+            "running",
+            "best",
+        ):
+            table.add_column(
+                col, justify="left" if col in ("study", "strategy") else "right", no_wrap=True
+            )
         for row in group:
             i, c = row.info, row.counts
             table.add_row(

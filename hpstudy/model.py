@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -16,7 +16,8 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "sigmoid": nn.Sigmoid,
 }
 # Activation -> (nonlinearity name for torch.nn.init gains, whether He init suits it).
-_GAIN_NAME = {
+_Nonlinearity = Literal["relu", "leaky_relu", "tanh", "sigmoid"]
+_GAIN_NAME: dict[str, tuple[_Nonlinearity, bool]] = {
     "relu": ("relu", True),
     "leaky_relu": ("leaky_relu", True),
     "elu": ("relu", True),
@@ -79,9 +80,13 @@ def init_weights(
             if is_head:
                 nn.init.xavier_uniform_(w, generator=generator)
             elif init == "xavier":
-                nn.init.xavier_uniform_(w, gain=nn.init.calculate_gain(gain_name), generator=generator)
+                nn.init.xavier_uniform_(
+                    w, gain=nn.init.calculate_gain(gain_name), generator=generator
+                )
             elif init == "kaiming":
-                nonlinearity = "leaky_relu" if activation == "leaky_relu" else "relu"
+                nonlinearity: _Nonlinearity = (
+                    "leaky_relu" if activation == "leaky_relu" else "relu"
+                )
                 nn.init.kaiming_uniform_(w, nonlinearity=nonlinearity, generator=generator)
             elif init == "orthogonal":
                 nn.init.orthogonal_(w, gain=nn.init.calculate_gain(gain_name), generator=generator)

@@ -59,7 +59,9 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float, device: torch.device) -> torch.optim.Optimizer:
+def make_optimizer(
+    model: nn.Module, name: str, lr: float, weight_decay: float, device: torch.device
+) -> torch.optim.Optimizer:
     params = list(model.parameters())
     fused = device.type in ("cpu", "cuda")
     if name == "adam":
@@ -73,7 +75,9 @@ def make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float, 
     raise ValueError(f"unknown optimizer {name!r}")
 
 
-def loss_function(kind: str, n_classes: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def loss_function(
+    kind: str, n_classes: int
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Cross-entropy (multi-class), BCE on one logit (binary) or MSE (standardised regression)."""
     if kind == "regression":
         return nn.functional.mse_loss
@@ -85,7 +89,9 @@ def loss_function(kind: str, n_classes: int) -> Callable[[torch.Tensor, torch.Te
 class _FoldRun:
     """One network being trained on one fold; stepped an epoch at a time."""
 
-    def __init__(self, fold: Fold, data: TaskData, params: dict[str, Any], device: torch.device, seed: int) -> None:
+    def __init__(
+        self, fold: Fold, data: TaskData, params: dict[str, Any], device: torch.device, seed: int
+    ) -> None:
         gen = torch.Generator().manual_seed(seed)
         self.model = build_mlp(
             data.n_features,
@@ -97,7 +103,9 @@ class _FoldRun:
             init=params["init"],
             generator=gen,
         ).to(device)
-        self.opt = make_optimizer(self.model, params["optimizer"], params["lr"], params["weight_decay"], device)
+        self.opt = make_optimizer(
+            self.model, params["optimizer"], params["lr"], params["weight_decay"], device
+        )
         self.loss_fn = loss_function(data.kind, data.n_classes)
         self.squeeze = output_size(data.kind, data.n_classes) == 1
         self.X = torch.from_numpy(fold.X_train).to(device)

@@ -44,7 +44,17 @@ _TOP_KEYS = {
     "space",
     "manual",
 }
-_TASK_KEYS = {"name", "dataset", "csv", "target", "kind", "metric", "test_size", "val_size", "cv_folds"}
+_TASK_KEYS = {
+    "name",
+    "dataset",
+    "csv",
+    "target",
+    "kind",
+    "metric",
+    "test_size",
+    "val_size",
+    "cv_folds",
+}
 _PARAM_KEYS = {"low", "high", "log", "step", "choices", "grid"}
 # pruner type -> {setting: (check, default)}
 _PRUNER_SETTINGS: dict[str, dict[str, Any]] = {
@@ -87,7 +97,9 @@ def load_config(path: str | Path) -> ExperimentConfig:
     return parse_config(text, source=str(path), base_dir=path.parent)
 
 
-def parse_config(text: str, source: str = "<study file>", base_dir: Path | None = None) -> ExperimentConfig:
+def parse_config(
+    text: str, source: str = "<study file>", base_dir: Path | None = None
+) -> ExperimentConfig:
     """Validate the text of a study file (``base_dir`` resolves relative CSV paths)."""
     try:
         raw = tomllib.loads(text)
@@ -112,13 +124,16 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return (isinstance(value, int | float)) and not isinstance(value, bool) and math.isfinite(value)
+    return (
+        (isinstance(value, int | float)) and not isinstance(value, bool) and math.isfinite(value)
+    )
 
 
 class _Validator:
     def __init__(self, base_dir: Path) -> None:
         self.base_dir = base_dir
         self.problems: list[str] = []
+        self.invalid_params: set[str] = set()
 
     def bad(self, key: str, message: str) -> None:
         self.problems.append(f"{key}: {message}")
@@ -136,7 +151,15 @@ class _Validator:
             return {}
         return value
 
-    def int_in(self, table: dict[str, Any], key: str, prefix: str, default: int, low: int, high: int | None = None) -> int:
+    def int_in(
+        self,
+        table: dict[str, Any],
+        key: str,
+        prefix: str,
+        default: int,
+        low: int,
+        high: int | None = None,
+    ) -> int:
         value = table.get(key, default)
         if not _is_int(value) or value < low or (high is not None and value > high):
             limit = f"between {low} and {high}" if high is not None else f">= {low}"
@@ -144,15 +167,30 @@ class _Validator:
             return default
         return int(value)
 
-    def float_in(self, table: dict[str, Any], key: str, prefix: str, default: float, low: float, high: float, *, open_low: bool = True, open_high: bool = True) -> float:
+    def float_in(
+        self,
+        table: dict[str, Any],
+        key: str,
+        prefix: str,
+        default: float,
+        low: float,
+        high: float,
+        *,
+        open_low: bool = True,
+        open_high: bool = True,
+    ) -> float:
         value = table.get(key, default)
-        ok = _is_number(value) and (value > low if open_low else value >= low) and (
-            value < high if open_high else value <= high
+        ok = (
+            _is_number(value)
+            and (value > low if open_low else value >= low)
+            and (value < high if open_high else value <= high)
         )
         if not ok:
             lo = "(" if open_low else "["
             hi = ")" if open_high else "]"
-            self.bad(f"{prefix}.{key}", f"must be a number in {lo}{low}, {high}{hi}, got {_fmt(value)}")
+            self.bad(
+                f"{prefix}.{key}", f"must be a number in {lo}{low}, {high}{hi}, got {_fmt(value)}"
+            )
             return default
         return float(value)
 
@@ -162,7 +200,10 @@ class _Validator:
         self.unknown_keys(raw, _TOP_KEYS, "")
         name = raw.get("name")
         if not isinstance(name, str) or not _NAME_RE.match(name):
-            self.bad("name", f"must be a name of letters, digits, '-' and '_' (it starts every study name), got {_fmt(name)}")
+            self.bad(
+                "name",
+                f"must be a name of letters, digits, '-' and '_' (it starts every study name), got {_fmt(name)}",
+            )
             name = "invalid"
         if "description" in raw and not isinstance(raw["description"], str):
             self.bad("description", f"must be a string, got {_fmt(raw['description'])}")
@@ -199,19 +240,31 @@ class _Validator:
             if len(set(value)) != len(value):
                 self.bad("seeds", f"must not repeat a seed, got {value}")
             return tuple(value)
-        self.bad("seeds", f"must be a count (e.g. 5 for seeds 0-4) or a list of integers >= 0, got {_fmt(value)}")
+        self.bad(
+            "seeds",
+            f"must be a count (e.g. 5 for seeds 0-4) or a list of integers >= 0, got {_fmt(value)}",
+        )
         return (0,)
 
     def strategies(self, value: Any) -> tuple[str, ...]:
         if value is None:
-            self.bad("strategies", f"is required: list the strategies to compare, from {', '.join(STRATEGIES)}")
+            self.bad(
+                "strategies",
+                f"is required: list the strategies to compare, from {', '.join(STRATEGIES)}",
+            )
             return ()
         if not isinstance(value, list) or not value:
-            self.bad("strategies", f"must be a non-empty list from {', '.join(STRATEGIES)}, got {_fmt(value)}")
+            self.bad(
+                "strategies",
+                f"must be a non-empty list from {', '.join(STRATEGIES)}, got {_fmt(value)}",
+            )
             return ()
         for i, s in enumerate(value):
             if s not in STRATEGIES:
-                self.bad(f"strategies[{i}]", f"unknown strategy {_fmt(s)}; choose from {', '.join(STRATEGIES)}")
+                self.bad(
+                    f"strategies[{i}]",
+                    f"unknown strategy {_fmt(s)}; choose from {', '.join(STRATEGIES)}",
+                )
         if len(set(map(str, value))) != len(value):
             self.bad("strategies", f"must not repeat a strategy, got {value}")
         return tuple(str(s) for s in value)
@@ -219,7 +272,10 @@ class _Validator:
     def budget(self, table: dict[str, Any]) -> BudgetConfig:
         self.unknown_keys(table, {"n_trials", "timeout"}, "budget")
         if "n_trials" not in table:
-            self.bad("budget.n_trials", "is required: the number of finished trials per study, e.g. n_trials = 50")
+            self.bad(
+                "budget.n_trials",
+                "is required: the number of finished trials per study, e.g. n_trials = 50",
+            )
         n_trials = self.int_in(table, "n_trials", "budget", 1, 1, 100_000)
         timeout = None
         if "timeout" in table:
@@ -235,7 +291,9 @@ class _Validator:
             self.bad("training.device", f"must be one of {', '.join(DEVICES)}, got {_fmt(device)}")
             device = "auto"
         threads = self.int_in(table, "torch_threads", "training", 1, 1, 256)
-        return TrainingConfig(max_epochs=max_epochs, patience=patience, device=device, torch_threads=threads)
+        return TrainingConfig(
+            max_epochs=max_epochs, patience=patience, device=device, torch_threads=threads
+        )
 
     def pruner(self, table: dict[str, Any], training: TrainingConfig) -> PrunerConfig:
         kind = table.get("type", "median")
@@ -248,13 +306,17 @@ class _Validator:
         for key, default in defaults.items():
             value = table.get(key, default)
             if key == "percentile":
-                settings[key] = self.float_in(table, key, "pruner", default, 0.0, 100.0, open_low=False, open_high=False)
+                settings[key] = self.float_in(
+                    table, key, "pruner", default, 0.0, 100.0, open_low=False, open_high=False
+                )
             elif key in ("min_resource", "max_resource") and value == "auto":
                 settings[key] = "auto"
             elif key == "reduction_factor":
                 settings[key] = self.int_in(table, key, "pruner", default, 2)
             elif key in ("min_resource", "max_resource", "interval_steps"):
-                settings[key] = self.int_in(table, key, "pruner", 1 if default == "auto" else default, 1)
+                settings[key] = self.int_in(
+                    table, key, "pruner", 1 if default == "auto" else default, 1
+                )
             else:
                 settings[key] = self.int_in(table, key, "pruner", default, 0)
         if kind == "hyperband" and settings["max_resource"] == "auto":
@@ -263,7 +325,10 @@ class _Validator:
 
     def tasks(self, value: Any) -> tuple[TaskConfig, ...]:
         if not isinstance(value, list) or not value or not all(isinstance(t, dict) for t in value):
-            self.bad("tasks", "needs at least one [[tasks]] table, e.g. [[tasks]] name = \"digits\" dataset = \"digits\"")
+            self.bad(
+                "tasks",
+                'needs at least one [[tasks]] table, e.g. [[tasks]] name = "digits" dataset = "digits"',
+            )
             return ()
         tasks = []
         names: set[str] = set()
@@ -271,7 +336,10 @@ class _Validator:
             task = self.task(raw, f"tasks[{i}]")
             if task is not None:
                 if task.name in names:
-                    self.bad(f"tasks[{i}].name", f"task name {task.name!r} is used twice; give each task its own name")
+                    self.bad(
+                        f"tasks[{i}].name",
+                        f"task name {task.name!r} is used twice; give each task its own name",
+                    )
                 names.add(task.name)
                 tasks.append(task)
         return tuple(tasks)
@@ -282,55 +350,87 @@ class _Validator:
         dataset, csv, target = raw.get("dataset"), raw.get("csv"), raw.get("target")
         name = raw.get("name", dataset)
         if not isinstance(name, str) or not _NAME_RE.match(name):
-            self.bad(f"{prefix}.name", f"must be a name of letters, digits, '-' and '_', got {_fmt(name)}")
+            self.bad(
+                f"{prefix}.name",
+                f"must be a name of letters, digits, '-' and '_', got {_fmt(name)}",
+            )
         kind = raw.get("kind")
         csv_path: str | None = None
         if (dataset is None) == (csv is None):
-            self.bad(prefix, "give exactly one of dataset (a built-in data set) or csv (a file path)")
+            self.bad(
+                prefix, "give exactly one of dataset (a built-in data set) or csv (a file path)"
+            )
         elif dataset is not None:
             if dataset not in BUILTIN_DATASETS:
-                self.bad(f"{prefix}.dataset", f"unknown data set {_fmt(dataset)}; choose from {', '.join(BUILTIN_DATASETS)} or use csv = \"path.csv\"")
+                self.bad(
+                    f"{prefix}.dataset",
+                    f'unknown data set {_fmt(dataset)}; choose from {", ".join(BUILTIN_DATASETS)} or use csv = "path.csv"',
+                )
             else:
                 if kind is not None and kind != BUILTIN_DATASETS[dataset]:
-                    self.bad(f"{prefix}.kind", f"{dataset} is a {BUILTIN_DATASETS[dataset]} data set, got kind = {_fmt(kind)}")
+                    self.bad(
+                        f"{prefix}.kind",
+                        f"{dataset} is a {BUILTIN_DATASETS[dataset]} data set, got kind = {_fmt(kind)}",
+                    )
                 kind = BUILTIN_DATASETS[dataset]
             if target is not None:
-                self.bad(f"{prefix}.target", "is only for csv tasks; built-in data sets know their target")
+                self.bad(
+                    f"{prefix}.target",
+                    "is only for csv tasks; built-in data sets know their target",
+                )
         else:
             if not isinstance(csv, str):
                 self.bad(f"{prefix}.csv", f"must be a file path, got {_fmt(csv)}")
             else:
                 resolved = (self.base_dir / csv).resolve()
                 if not resolved.is_file():
-                    self.bad(f"{prefix}.csv", f"file not found: {resolved} (csv paths are relative to the study file)")
+                    self.bad(
+                        f"{prefix}.csv",
+                        f"file not found: {resolved} (csv paths are relative to the study file)",
+                    )
                 csv_path = str(resolved)
             if not isinstance(target, str) or not target:
-                self.bad(f"{prefix}.target", "is required for a csv task: the name of the target column")
+                self.bad(
+                    f"{prefix}.target", "is required for a csv task: the name of the target column"
+                )
         if kind is not None and kind not in KINDS:
             self.bad(f"{prefix}.kind", f"must be classification or regression, got {_fmt(kind)}")
         metric = raw.get("metric")
         if metric is not None:
             if metric not in METRICS:
-                self.bad(f"{prefix}.metric", f"unknown metric {_fmt(metric)}; choose from {', '.join(METRICS)}")
+                self.bad(
+                    f"{prefix}.metric",
+                    f"unknown metric {_fmt(metric)}; choose from {', '.join(METRICS)}",
+                )
             elif kind in KINDS and METRICS[metric][0] != kind:
                 allowed = [m for m, (k, _) in METRICS.items() if k == kind]
-                self.bad(f"{prefix}.metric", f"{metric} is not a {kind} metric; choose from {', '.join(allowed)}")
+                self.bad(
+                    f"{prefix}.metric",
+                    f"{metric} is not a {kind} metric; choose from {', '.join(allowed)}",
+                )
         test_size = self.float_in(raw, "test_size", prefix, 0.2, 0.0, 0.9)
         val_size = self.float_in(raw, "val_size", prefix, 0.2, 0.0, 0.9)
         if test_size + val_size >= 0.95:
-            self.bad(prefix, f"test_size + val_size must leave data to train on, got {test_size} + {val_size}")
+            self.bad(
+                prefix,
+                f"test_size + val_size must leave data to train on, got {test_size} + {val_size}",
+            )
         cv_folds = raw.get("cv_folds", 0)
         if not _is_int(cv_folds) or cv_folds == 1 or not 0 <= cv_folds <= 20:
-            self.bad(f"{prefix}.cv_folds", f"must be 0 (one validation split) or 2-20 folds, got {_fmt(cv_folds)}")
+            self.bad(
+                f"{prefix}.cv_folds",
+                f"must be 0 (one validation split) or 2-20 folds, got {_fmt(cv_folds)}",
+            )
         if len(self.problems) > n_before:
             return None
         return TaskConfig(
-            name=name, dataset=dataset, csv=csv_path, target=target, kind=kind, metric=metric,
+            name=str(name), dataset=dataset, csv=csv_path, target=target, kind=kind, metric=metric,
             test_size=test_size, val_size=val_size, cv_folds=cv_folds,
         )  # fmt: skip
 
     def space(self, table: dict[str, Any], training: TrainingConfig) -> dict[str, ParamConfig]:
         space: dict[str, ParamConfig] = {}
+        self.invalid_params = set()
         for name, raw in table.items():
             key = f"space.{name}"
             if name not in HYPERPARAMETERS:
@@ -339,6 +439,8 @@ class _Validator:
             param = self.param(name, raw, key, training)
             if param is not None:
                 space[name] = param
+            else:
+                self.invalid_params.add(name)  # reported once; later sections must not cascade
         return space
 
     def param(self, name: str, raw: Any, key: str, training: TrainingConfig) -> ParamConfig | None:
@@ -356,15 +458,27 @@ class _Validator:
             if not isinstance(choices, list) or not choices:
                 self.bad(f"{key}.choices", f"must be a non-empty list, got {_fmt(choices)}")
                 return None
-            values = tuple(self.value(name, c, f"{key}.choices[{i}]", training) for i, c in enumerate(choices))
+            values = tuple(
+                self.value(name, c, f"{key}.choices[{i}]", training) for i, c in enumerate(choices)
+            )
             if len(set(values)) != len(values):
                 self.bad(f"{key}.choices", f"must not repeat a value, got {choices}")
-            grid = self.grid_values(raw, key, lambda g, k: self.value(name, g, k, training), choices=values)
+            grid = self.grid_values(
+                raw, key, lambda g, k: self.value(name, g, k, training), choices=values
+            )
             if len(self.problems) > n_before:
                 return None
-            return ParamConfig(name=name, kind="categorical", choices=values, grid=grid if grid is not None else values)
+            return ParamConfig(
+                name=name,
+                kind="categorical",
+                choices=values,
+                grid=grid if grid is not None else values,
+            )
         if ptype == "categorical":
-            self.bad(key, f"{name} is categorical: give choices = [...] from {', '.join(CATEGORICAL_CHOICES[name])}, or one fixed value")
+            self.bad(
+                key,
+                f"{name} is categorical: give choices = [...] from {', '.join(CATEGORICAL_CHOICES[name])}, or one fixed value",
+            )
             return None
         if "low" not in raw or "high" not in raw:
             self.bad(key, "a searched numeric parameter needs low and high (or choices = [...])")
@@ -398,10 +512,12 @@ class _Validator:
         if len(self.problems) > n_before:
             return None
         return ParamConfig(
-            name=name, kind=ptype, low=low, high=high, log=bool(log), step=step, grid=grid,
+            name=name, kind=ptype, low=low, high=high, log=bool(log), step=step, grid=grid,  # type: ignore[arg-type]
         )  # fmt: skip
 
-    def grid_values(self, raw: dict[str, Any], key: str, check: Any, choices: tuple[Any, ...] | None = None) -> tuple[Any, ...] | None:
+    def grid_values(
+        self, raw: dict[str, Any], key: str, check: Any, choices: tuple[Any, ...] | None = None
+    ) -> tuple[Any, ...] | None:
         if "grid" not in raw:
             return None
         grid = raw["grid"]
@@ -412,7 +528,9 @@ class _Validator:
         if choices is not None:
             for i, g in enumerate(values):
                 if g is not _INVALID and g not in choices:
-                    self.bad(f"{key}.grid[{i}]", f"{_fmt(g)} is not one of the choices {list(choices)}")
+                    self.bad(
+                        f"{key}.grid[{i}]", f"{_fmt(g)} is not one of the choices {list(choices)}"
+                    )
         if len(set(values)) != len(values):
             self.bad(f"{key}.grid", f"must not repeat a value, got {grid}")
         return values
@@ -425,7 +543,9 @@ class _Validator:
                 value = INIT_ALIASES.get(value, value) if name == "init" else value
                 if value in CATEGORICAL_CHOICES[name]:
                     return value
-            self.bad(key, f"must be one of {', '.join(CATEGORICAL_CHOICES[name])}, got {_fmt(value)}")
+            self.bad(
+                key, f"must be one of {', '.join(CATEGORICAL_CHOICES[name])}, got {_fmt(value)}"
+            )
             return _INVALID
         if ptype == "int" and not _is_int(value):
             self.bad(key, f"{name} must be an integer, got {_fmt(value)}")
@@ -437,7 +557,11 @@ class _Validator:
             "n_layers": (0, 16, "between 0 (a linear model) and 16"),
             "n_units": (1, 16384, "between 1 and 16384"),
             "batch_size": (1, 1_000_000, ">= 1"),
-            "epochs": (1, training.max_epochs, f"between 1 and training.max_epochs = {training.max_epochs}"),
+            "epochs": (
+                1,
+                training.max_epochs,
+                f"between 1 and training.max_epochs = {training.max_epochs}",
+            ),
             "weight_decay": (0.0, 1.0, "in [0, 1]"),
         }
         if name in limits:
@@ -459,15 +583,26 @@ class _Validator:
             self.bad("space", "the grid strategy needs at least one searched parameter")
         for p in searched:
             if p.grid is None:
-                self.bad(f"space.{p.name}.grid", f"is required by the grid strategy: list the values to visit, e.g. grid = [{p.low}, {p.high}]")
+                self.bad(
+                    f"space.{p.name}.grid",
+                    f"is required by the grid strategy: list the values to visit, e.g. grid = [{p.low}, {p.high}]",
+                )
 
-    def manual(self, value: Any, space: dict[str, ParamConfig], wanted: bool) -> tuple[dict[str, Any], ...]:
+    def manual(
+        self, value: Any, space: dict[str, ParamConfig], wanted: bool
+    ) -> tuple[dict[str, Any], ...]:
         if value is None:
             if wanted:
-                self.bad("manual", "the manual strategy needs [[manual]] tables, one per hand-picked configuration")
+                self.bad(
+                    "manual",
+                    "the manual strategy needs [[manual]] tables, one per hand-picked configuration",
+                )
             return ()
         if not wanted:
-            self.bad("manual", "[[manual]] configurations are given but 'manual' is not in strategies; add it or remove them")
+            self.bad(
+                "manual",
+                "[[manual]] configurations are given but 'manual' is not in strategies; add it or remove them",
+            )
         if not isinstance(value, list) or not all(isinstance(m, dict) for m in value) or not value:
             self.bad("manual", "must be [[manual]] tables of hyperparameter values")
             return ()
@@ -478,27 +613,48 @@ class _Validator:
             config: dict[str, Any] = {}
             for name, v in raw.items():
                 if name not in HYPERPARAMETERS:
-                    self.bad(f"{key}.{name}", f"unknown hyperparameter; choose from {', '.join(HYPERPARAMETERS)}")
+                    self.bad(
+                        f"{key}.{name}",
+                        f"unknown hyperparameter; choose from {', '.join(HYPERPARAMETERS)}",
+                    )
+                elif name in self.invalid_params:
+                    continue
                 elif name not in searched:
-                    self.bad(f"{key}.{name}", f"{name} is not searched (it is fixed for every strategy); remove it here or search it in [space.{name}]")
+                    self.bad(
+                        f"{key}.{name}",
+                        f"{name} is not searched (it is fixed for every strategy); remove it here or search it in [space.{name}]",
+                    )
                 else:
                     config[name] = self.manual_value(searched[name], v, f"{key}.{name}")
-            missing = [n for n in searched if n not in raw]
+            missing = [n for n in searched if n not in raw and n not in self.invalid_params]
             if missing:
-                self.bad(key, f"missing searched parameter(s) {', '.join(missing)}; a manual configuration names every searched parameter")
+                self.bad(
+                    key,
+                    f"missing searched parameter(s) {', '.join(missing)}; a manual configuration names every searched parameter",
+                )
             configs.append(config)
         return tuple(configs)
 
     def manual_value(self, param: ParamConfig, value: Any, key: str) -> Any:
         if param.kind == "categorical":
             assert param.choices is not None
-            v = INIT_ALIASES.get(value, value) if param.name == "init" and isinstance(value, str) else value
+            v = (
+                INIT_ALIASES.get(value, value)
+                if param.name == "init" and isinstance(value, str)
+                else value
+            )
             if v not in param.choices:
-                self.bad(key, f"{_fmt(value)} is not one of space.{param.name}.choices {list(param.choices)}")
+                self.bad(
+                    key,
+                    f"{_fmt(value)} is not one of space.{param.name}.choices {list(param.choices)}",
+                )
             return v
-        ok = (_is_int(value) if param.kind == "int" else _is_number(value))
-        if not ok or not param.low <= value <= param.high:  # type: ignore[operator]
-            self.bad(key, f"must be a{'n integer' if param.kind == 'int' else ' number'} in space.{param.name} [{param.low}, {param.high}], got {_fmt(value)}")
+        ok = _is_int(value) if param.kind == "int" else _is_number(value)
+        if not ok or not param.low <= value <= param.high:
+            self.bad(
+                key,
+                f"must be a{'n integer' if param.kind == 'int' else ' number'} in space.{param.name} [{param.low}, {param.high}], got {_fmt(value)}",
+            )
             return value
         return float(value) if param.kind == "float" else int(value)
 

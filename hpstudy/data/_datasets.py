@@ -56,7 +56,9 @@ def _load_builtin(name: str) -> RawData:
         X, y = bunch.data, bunch.target
         kind = "regression" if name == "diabetes" else "classification"
     columns = [f"x{i}" for i in range(X.shape[1])]
-    return RawData(X=pd.DataFrame(X.astype(np.float64), columns=columns), y=np.asarray(y), kind=kind)
+    return RawData(
+        X=pd.DataFrame(X.astype(np.float64), columns=columns), y=np.asarray(y), kind=kind
+    )
 
 
 def _load_csv(path: str, target: str, kind: str | None, task: str) -> RawData:
@@ -72,11 +74,15 @@ def _load_csv(path: str, target: str, kind: str | None, task: str) -> RawData:
     y_series = frame.pop(target)
     if y_series.isna().any():
         n = int(y_series.isna().sum())
-        raise ConfigError(f"task {task!r}: target column {target!r} has {n} missing values; drop those rows")
+        raise ConfigError(
+            f"task {task!r}: target column {target!r} has {n} missing values; drop those rows"
+        )
     if frame.shape[1] == 0:
         raise ConfigError(f"task {task!r}: {path} has no feature columns besides {target!r}")
     if len(frame) < 20:
-        raise ConfigError(f"task {task!r}: {path} has {len(frame)} rows; at least 20 are needed to split it")
+        raise ConfigError(
+            f"task {task!r}: {path} has {len(frame)} rows; at least 20 are needed to split it"
+        )
     inferred = _infer_kind(y_series)
     if kind is None:
         kind = inferred

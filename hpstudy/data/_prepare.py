@@ -68,7 +68,9 @@ def split_indices(
     index = np.arange(len(y))
     stratify = y if kind == "classification" else None
     try:
-        rest, test = train_test_split(index, test_size=test_size, random_state=seed, stratify=stratify)
+        rest, test = train_test_split(
+            index, test_size=test_size, random_state=seed, stratify=stratify
+        )
         strat_rest = y[rest] if stratify is not None else None
         train, valid = train_test_split(
             rest, test_size=val_size / (1.0 - test_size), random_state=seed, stratify=strat_rest
@@ -83,12 +85,22 @@ def split_indices(
 
 def make_preprocessor(X: pd.DataFrame) -> ColumnTransformer:
     """Numeric columns: median-impute + standardise; others: impute + one-hot encode."""
-    numeric = [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c])]
+    numeric = [
+        c
+        for c in X.columns
+        if pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c])
+    ]
     categorical = [c for c in X.columns if c not in numeric]
     transformers = []
     if numeric:
         transformers.append(
-            ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric)
+            (
+                "num",
+                Pipeline(
+                    [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+                ),
+                numeric,
+            )
         )
     if categorical:
         transformers.append(
@@ -142,7 +154,9 @@ def prepare_task(task: TaskConfig, seed: int, raw: RawData | None = None) -> Tas
         y = LabelEncoder().fit_transform(raw.y.astype(str) if raw.y.dtype == object else raw.y)
         n_classes = int(y.max()) + 1
         if n_classes < 2:
-            raise ConfigError(f"task {task.name!r}: the target has a single class; nothing to classify")
+            raise ConfigError(
+                f"task {task.name!r}: the target has a single class; nothing to classify"
+            )
     else:
         y, n_classes = raw.y.astype(np.float64), 0
     metric = task.resolved_metric(raw.kind)

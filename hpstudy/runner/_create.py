@@ -32,9 +32,13 @@ def apply_overrides(
     if strategies:
         for s in strategies:
             if s not in config.strategies:
-                problems.append(f"--strategy {s!r} is not in the study file's strategies {list(config.strategies)}")
+                problems.append(
+                    f"--strategy {s!r} is not in the study file's strategies {list(config.strategies)}"
+                )
         strategies = [s for s in config.strategies if s in strategies]  # keep the file's order
-    if seeds is not None and (not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds)):
+    if seeds is not None and (
+        not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds)
+    ):
         problems.append(f"--seeds must be distinct integers >= 0, got {list(seeds)}")
     if n_trials is not None and n_trials < 1:
         problems.append(f"--n-trials must be >= 1, got {n_trials}")
@@ -44,7 +48,9 @@ def apply_overrides(
         config,
         strategies=tuple(strategies) if strategies else config.strategies,
         seeds=tuple(seeds) if seeds is not None else config.seeds,
-        budget=dataclasses.replace(config.budget, n_trials=n_trials) if n_trials else config.budget,
+        budget=dataclasses.replace(config.budget, n_trials=n_trials)
+        if n_trials
+        else config.budget,
     )
 
 
@@ -58,7 +64,10 @@ def _plan(config: ExperimentConfig, data: DataCache) -> list[dict[str, Any]]:
         fingerprint = config.fingerprint(task)
         for seed in config.seeds:
             for strategy in config.strategies:
-                budget = {"n_trials": study_budget(config, strategy), "timeout": config.budget.timeout}
+                budget = {
+                    "n_trials": study_budget(config, strategy),
+                    "timeout": config.budget.timeout,
+                }
                 plan.append(
                     {
                         "name": study_name(config.name, task.name, strategy, seed),
@@ -79,11 +88,20 @@ def _plan(config: ExperimentConfig, data: DataCache) -> list[dict[str, Any]]:
     return plan
 
 
-def _enqueue(writer: TrialWriter, study_id: int, config: ExperimentConfig, strategy: str, seed: int, budget: int) -> None:
+def _enqueue(
+    writer: TrialWriter,
+    study_id: int,
+    config: ExperimentConfig,
+    strategy: str,
+    seed: int,
+    budget: int,
+) -> None:
     dists = distributions(config)
     if strategy == "manual":
         for i, params in enumerate(config.manual):
-            writer.add_trial(study_id, TrialState.WAITING, params, dists, user_attrs={"manual_index": i})
+            writer.add_trial(
+                study_id, TrialState.WAITING, params, dists, user_attrs={"manual_index": i}
+            )
     elif strategy == "grid":
         space = {name: list(p.grid or ()) for name, p in sorted(config.searched_params().items())}
         for grid_id, params in grid_points(config, seed)[:budget]:
@@ -91,7 +109,9 @@ def _enqueue(writer: TrialWriter, study_id: int, config: ExperimentConfig, strat
             writer.add_trial(study_id, TrialState.WAITING, params, dists, system_attrs=attrs)
 
 
-def create_studies(config: ExperimentConfig, storage: BaseStorage, data: DataCache) -> list[StudyInfo]:
+def create_studies(
+    config: ExperimentConfig, storage: BaseStorage, data: DataCache
+) -> list[StudyInfo]:
     """Create every study of ``config``; all or nothing.
 
     Raises:
@@ -114,7 +134,11 @@ def create_studies(config: ExperimentConfig, storage: BaseStorage, data: DataCac
     infos = []
     try:
         for p in plan:
-            direction = StudyDirection.MAXIMIZE if p["direction"] == "maximize" else StudyDirection.MINIMIZE
+            direction = (
+                StudyDirection.MAXIMIZE
+                if p["direction"] == "maximize"
+                else StudyDirection.MINIMIZE
+            )
             study_id = storage.create_new_study([direction], p["name"])
             created.append(study_id)
             writer.set_study_user_attrs(study_id, study_attrs(p))

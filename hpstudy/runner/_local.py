@@ -38,7 +38,9 @@ class LocalStudy:
         pruner: optuna.pruners.BasePruner,
     ) -> None:
         self.study_name = study_name
-        self.direction = StudyDirection.MAXIMIZE if direction == "maximize" else StudyDirection.MINIMIZE
+        self.direction = (
+            StudyDirection.MAXIMIZE if direction == "maximize" else StudyDirection.MINIMIZE
+        )
         self.sampler = sampler
         self.pruner = pruner
         self.storage = InMemoryStorage()
@@ -50,7 +52,9 @@ class LocalStudy:
     def _new_study(self) -> optuna.Study:
         self.storage = InMemoryStorage()
         self.storage.create_new_study([self.direction], self.study_name)
-        return optuna.Study(self.study_name, self.storage, sampler=self.sampler, pruner=self.pruner)
+        return optuna.Study(
+            self.study_name, self.storage, sampler=self.sampler, pruner=self.pruner
+        )
 
     @property
     def _study_id(self) -> int:
@@ -62,8 +66,12 @@ class LocalStudy:
         Finished trials are copied once; unfinished ones are copied as RUNNING (a WAITING
         trial is about to run, and the sampler must not pop it) and replaced when they finish.
         """
-        if self._stale or self._copied_unfinished and any(
-            trials[n].state.is_finished() for n in self._copied_unfinished if n < len(trials)
+        if (
+            self._stale
+            or self._copied_unfinished
+            and any(
+                trials[n].state.is_finished() for n in self._copied_unfinished if n < len(trials)
+            )
         ):
             # A trial we copied unfinished has finished: rebuild (rare; cheap in memory).
             self.study = self._new_study()
@@ -78,7 +86,9 @@ class LocalStudy:
             self.storage.create_new_trial(self._study_id, template_trial=template)
         self._n_copied = len(trials)
 
-    def sample(self, distributions: dict[str, BaseDistribution]) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    def sample(
+        self, distributions: dict[str, BaseDistribution]
+    ) -> tuple[int, dict[str, Any], dict[str, Any]]:
         """Ask the sampler for a new trial.
 
         Returns:

@@ -24,7 +24,9 @@ class Progress:
     def epoch(self, name: str, epoch: int, value: float) -> None:
         """An epoch of the running trial ended with validation score ``value``."""
 
-    def trial_finished(self, name: str, state: TrialState, value: float | None, best: float | None) -> None:
+    def trial_finished(
+        self, name: str, state: TrialState, value: float | None, best: float | None
+    ) -> None:
         """The running trial ended."""
 
     def study_finished(self, name: str, reason: str) -> None:
@@ -58,7 +60,9 @@ class RichProgress(Progress):
             BarColumn(bar_width=24),
             MofNCompleteColumn(),
             TextColumn("best {task.fields[best]}"),
-            TextColumn("[yellow]pruned {task.fields[pruned]}[/] [red]failed {task.fields[failed]}[/]"),
+            TextColumn(
+                "[yellow]pruned {task.fields[pruned]}[/] [red]failed {task.fields[failed]}[/]"
+            ),
             TextColumn("{task.fields[now]}"),
             TimeElapsedColumn(),
             console=console or Console(stderr=True),
@@ -84,14 +88,21 @@ class RichProgress(Progress):
         now = f"epoch {epoch}/{self._max_epochs} val {_fmt(value)}"
         self._progress.update(task, now=now)
 
-    def trial_finished(self, name: str, state: TrialState, value: float | None, best: float | None) -> None:
+    def trial_finished(
+        self, name: str, state: TrialState, value: float | None, best: float | None
+    ) -> None:
         counts = self._counts[name]
         if state == TrialState.PRUNED:
             counts[0] += 1
         elif state == TrialState.FAIL:
             counts[1] += 1
         self._progress.update(
-            self._tasks[name], advance=1, best=_fmt(best), pruned=counts[0], failed=counts[1], now=""
+            self._tasks[name],
+            advance=1,
+            best=_fmt(best),
+            pruned=counts[0],
+            failed=counts[1],
+            now="",
         )
 
     def study_finished(self, name: str, reason: str) -> None:

@@ -59,7 +59,15 @@ class DataCache:
 class _EpochReporter:
     """The per-epoch hook: progress, local pruning decision, occasional live flush."""
 
-    def __init__(self, local: LocalStudy, local_id: int, writer: TrialWriter, trial_id: int, progress: Progress, name: str) -> None:
+    def __init__(
+        self,
+        local: LocalStudy,
+        local_id: int,
+        writer: TrialWriter,
+        trial_id: int,
+        progress: Progress,
+        name: str,
+    ) -> None:
         self.local, self.local_id = local, local_id
         self.writer, self.trial_id = writer, trial_id
         self.progress, self.name = progress, name
@@ -107,7 +115,9 @@ def run_study(
     trials = storage.get_all_trials(info.study_id, deepcopy=False)
     counts = StudyCounts.of(trials, info.direction)
     progress.study_started(info.name, counts.finished, info.budget, counts.best)
-    sampler = make_sampler(info.strategy, config, derive_seed(info.seed, len(trials), info.strategy))
+    sampler = make_sampler(
+        info.strategy, config, derive_seed(info.seed, len(trials), info.strategy)
+    )
     local = LocalStudy(info.name, info.direction, sampler, make_pruner(config.pruner))
     dists = distributions(config)
     fixed = config.fixed_params()
@@ -136,11 +146,24 @@ def run_study(
             break
         else:
             local_id, params, system_attrs = local.sample(dists)
-            stored = writer.add_trial(info.study_id, TrialState.RUNNING, params, dists, system_attrs=system_attrs)
+            stored = writer.add_trial(
+                info.study_id, TrialState.RUNNING, params, dists, system_attrs=system_attrs
+            )
             trial_id, number = stored._trial_id, stored.number
             if number != local.storage.get_trial(local_id).number:
                 local.invalidate()  # another worker took the number we predicted
-        _run_trial(info, config, task_data, {**fixed, **params}, number, trial_id, local, local_id, writer, progress)
+        _run_trial(
+            info,
+            config,
+            task_data,
+            {**fixed, **params},
+            number,
+            trial_id,
+            local,
+            local_id,
+            writer,
+            progress,
+        )
     trials = storage.get_all_trials(info.study_id, deepcopy=False)
     counts = StudyCounts.of(trials, info.direction)
     progress.study_finished(info.name, reason)
@@ -161,13 +184,21 @@ def _run_trial(
 ) -> None:
     progress.trial_started(info.name, number, min(params["epochs"], config.training.max_epochs))
     reporter = _EpochReporter(local, local_id, writer, trial_id, progress, info.name)
-    attrs_at_start = local.system_attrs(local_id)  # already stored; write only what the pruner adds
+    attrs_at_start = local.system_attrs(
+        local_id
+    )  # already stored; write only what the pruner adds
     n_folds = len(task_data.folds)
     t0 = time.perf_counter()
 
     def fail(reason: str) -> None:
-        attrs = {"fail_reason": reason, "epochs": len(reporter.values) * n_folds, "seconds": round(time.perf_counter() - t0, 4)}
-        writer.finish(trial_id, TrialState.FAIL, None, intermediate=reporter.unflushed(), user_attrs=attrs)
+        attrs = {
+            "fail_reason": reason,
+            "epochs": len(reporter.values) * n_folds,
+            "seconds": round(time.perf_counter() - t0, 4),
+        }
+        writer.finish(
+            trial_id, TrialState.FAIL, None, intermediate=reporter.unflushed(), user_attrs=attrs
+        )
         local.finish(local_id, TrialState.FAIL, None)
         progress.trial_finished(info.name, TrialState.FAIL, None, None)
 
@@ -186,7 +217,9 @@ def _run_trial(
         return
     except KeyboardInterrupt:
         fail("interrupted: Ctrl-C or SIGTERM during the trial")
-        raise Interrupted(f"interrupted during trial {number} of {info.name}; it was recorded as FAIL (interrupted)") from None
+        raise Interrupted(
+            f"interrupted during trial {number} of {info.name}; it was recorded as FAIL (interrupted)"
+        ) from None
     except Exception as e:  # a bug or a bad configuration must not end the study
         _logger.warning("trial %d of %s failed: %s: %s", number, info.name, type(e).__name__, e)
         fail(f"error: {type(e).__name__}: {e}")
@@ -209,4 +242,6 @@ def _run_trial(
 
 
 def _best_after(local: LocalStudy, direction: str) -> float | None:
-    return best_value(local.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), direction)
+    return best_value(
+        local.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), direction
+    )

@@ -58,7 +58,9 @@ def open_storage(url: str, *, create: bool = True) -> BaseStorage:
     if path is not None:
         if not path.exists():
             if not create:
-                raise StorageError(f"no storage at {url} (file {path} does not exist); run 'hpstudy create' first or pass --storage")
+                raise StorageError(
+                    f"no storage at {url} (file {path} does not exist); run 'hpstudy create' first or pass --storage"
+                )
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
@@ -72,9 +74,13 @@ def open_storage(url: str, *, create: bool = True) -> BaseStorage:
     try:
         rdb = RDBStorage(url, engine_kwargs=engine_kwargs)
     except ImportError as e:
-        raise StorageError(f"the database driver for {url.split(':')[0]} is not installed ({e}); for PostgreSQL: pip install psycopg2-binary") from e
+        raise StorageError(
+            f"the database driver for {url.split(':')[0]} is not installed ({e}); for PostgreSQL: pip install 'psycopg[binary]'"
+        ) from e
     except Exception as e:  # SQLAlchemy raises many kinds for a bad URL or an unreachable server
-        raise StorageError(f"cannot open storage {url}: {type(e).__name__}: {str(e).splitlines()[0]}") from e
+        raise StorageError(
+            f"cannot open storage {url}: {type(e).__name__}: {str(e).splitlines()[0]}"
+        ) from e
     if path is not None:
         from sqlalchemy import event
 
@@ -119,7 +125,11 @@ class TrialWriter:
 
         with _create_scoped_session(self._rdb.scoped_session) as session:
             for key, value in attrs.items():
-                session.add(models.StudyUserAttributeModel(study_id=study_id, key=key, value_json=json.dumps(value)))
+                session.add(
+                    models.StudyUserAttributeModel(
+                        study_id=study_id, key=key, value_json=json.dumps(value)
+                    )
+                )
 
     def add_trial(
         self,
@@ -193,7 +203,9 @@ class TrialWriter:
                 self.storage.set_trial_user_attr(trial_id, key, v)
             for key, v in system_attrs.items():
                 self.storage.set_trial_system_attr(trial_id, key, v)
-            self.storage.set_trial_state_values(trial_id, state, None if value is None else [value])
+            self.storage.set_trial_state_values(
+                trial_id, state, None if value is None else [value]
+            )
             return
         from optuna.storages._rdb import models
         from optuna.storages._rdb.storage import _create_scoped_session
@@ -201,9 +213,12 @@ class TrialWriter:
         rdb = self._rdb
         with _create_scoped_session(rdb.scoped_session) as session:
             trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
-            rdb.check_trial_is_updatable(trial_id, trial.state)
+            rdb.check_trial_is_updatable(trial_id, trial.state)  # type: ignore[arg-type]  # ORM column
             self._insert_intermediate(session, trial_id, intermediate)
-            for model, attrs in ((models.TrialUserAttributeModel, user_attrs), (models.TrialSystemAttributeModel, system_attrs)):
+            for model, attrs in (
+                (models.TrialUserAttributeModel, user_attrs),
+                (models.TrialSystemAttributeModel, system_attrs),
+            ):
                 for key, v in attrs.items():
                     rdb._set_trial_attr_without_commit(session, model, trial_id, key, v)
             if value is not None:
@@ -220,6 +235,9 @@ class TrialWriter:
             stored, kind = to_repr(float(v))
             session.add(
                 models.TrialIntermediateValueModel(
-                    trial_id=trial_id, step=int(step), intermediate_value=stored, intermediate_value_type=kind
+                    trial_id=trial_id,
+                    step=int(step),
+                    intermediate_value=stored,
+                    intermediate_value_type=kind,
                 )
             )

@@ -14,7 +14,17 @@ if TYPE_CHECKING:
 # Failures that say nothing about the configuration: the trial is re-run, not counted.
 RETRY_REASONS = ("interrupted", "stale")
 # Keys every hpstudy study carries (besides the study file text).
-STUDY_ATTRS = ("experiment", "task", "strategy", "seed", "metric", "direction", "kind", "budget", "fingerprint")
+STUDY_ATTRS = (
+    "experiment",
+    "task",
+    "strategy",
+    "seed",
+    "metric",
+    "direction",
+    "kind",
+    "budget",
+    "fingerprint",
+)
 
 
 @dataclass(frozen=True)
@@ -109,4 +119,8 @@ class StudyCounts:
 
 def study_attrs(info: dict[str, Any]) -> dict[str, Any]:
     """Order the user attrs so the dashboard lists the readable ones first."""
-    return {k: info[k] for k in (*STUDY_ATTRS, "study_file", "study_file_path", "hpstudy_version") if k in info}
+    return {
+        k: info[k]
+        for k in (*STUDY_ATTRS, "study_file", "study_file_path", "hpstudy_version")
+        if k in info
+    }

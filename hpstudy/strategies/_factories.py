@@ -17,9 +17,12 @@ from optuna.distributions import (
 from hpstudy._errors import DependencyError
 from hpstudy.config._schema import ExperimentConfig, ParamConfig, PrunerConfig
 
-
 # strategy -> modules it needs beyond the core dependencies
-_NEEDS: dict[str, tuple[str, ...]] = {"gp": ("scipy", "torch"), "cmaes": ("cmaes",), "qmc": ("scipy",)}
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "gp": ("scipy", "torch"),
+    "cmaes": ("cmaes",),
+    "qmc": ("scipy",),
+}
 
 
 def check_dependencies(strategies: tuple[str, ...]) -> None:
@@ -70,7 +73,9 @@ def grid_points(config: ExperimentConfig, seed: int) -> list[tuple[int, dict[str
     """Every grid point as (grid_id, params), in GridSampler's seed-shuffled order."""
     sampler = grid_sampler(config, seed)
     names = sampler._param_names  # GridSampler's own order, so grid ids match its bookkeeping
-    return [(gid, dict(zip(names, point, strict=True))) for gid, point in enumerate(sampler._all_grids)]
+    return [
+        (gid, dict(zip(names, point, strict=True))) for gid, point in enumerate(sampler._all_grids)
+    ]
 
 
 def study_budget(config: ExperimentConfig, strategy: str) -> int:
@@ -85,7 +90,9 @@ def study_budget(config: ExperimentConfig, strategy: str) -> int:
     return config.budget.n_trials
 
 
-def make_sampler(strategy: str, config: ExperimentConfig, seed: int) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    strategy: str, config: ExperimentConfig, seed: int
+) -> optuna.samplers.BaseSampler:
     """The sampler of ``strategy``, seeded with ``seed`` (already derived for this run)."""
     samplers = optuna.samplers
     if strategy in ("random", "manual"):
@@ -111,7 +118,9 @@ def make_pruner(config: PrunerConfig) -> optuna.pruners.BasePruner:
     if config.type == "none":
         return pruners.NopPruner()
     if config.type == "median":
-        return pruners.MedianPruner(s["n_startup_trials"], s["n_warmup_steps"], s["interval_steps"])
+        return pruners.MedianPruner(
+            s["n_startup_trials"], s["n_warmup_steps"], s["interval_steps"]
+        )
     if config.type == "percentile":
         return pruners.PercentilePruner(
             s["percentile"], s["n_startup_trials"], s["n_warmup_steps"], s["interval_steps"]

@@ -1,0 +1,33 @@
+# Two commands on a fresh machine:  make demo  (the main job)  and  make test  (the suite).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint venv clean-storage
+
+# Installs the pinned versions (constraints.txt); torch is pinned to its CPU build on this disk.
+$(BIN)/hpstudy: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/hpstudy
+
+demo: venv
+	@if $(BIN)/hpstudy list --experiment quickstart 2>/dev/null | grep -q 'quickstart\.'; then \
+		echo "quickstart was already run; its studies:"; \
+		$(BIN)/hpstudy list --experiment quickstart; \
+		echo "(to run it again: rm storage/hpstudy.db*; make demo)"; \
+	else \
+		$(BIN)/hpstudy create studies/quickstart.toml; \
+	fi
+	@echo "Results are in storage/hpstudy.db: '$(BIN)/hpstudy list' lists them; '$(BIN)/optuna-dashboard sqlite:///storage/hpstudy.db' browses them."
+
+test: venv
+	$(BIN)/pytest -q
+
+lint: venv
+	$(BIN)/ruff check hpstudy tests benchmarks
+	$(BIN)/ruff format --check hpstudy tests benchmarks
+	$(BIN)/mypy

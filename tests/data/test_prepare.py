@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hpstudy import ConfigError
+from hpstudy.config import TaskConfig
+from hpstudy.data import load_data, prepare_task, split_indices
+
+
+def _csv(tmp_path: Path, n: int = 120) -> Path:
+    rng = np.random.default_rng(0)
+    lines = ["size,colour,weight,label"]
+    for i in range(n):
+        size = "" if i % 10 == 0 else f"{rng.normal(10, 3):.3f}"  # missing numeric values
+        colour = "" if i % 7 == 0 else ["red", "green", "blue"][i % 3]  # missing categories
+        lines.append(f"{size},{colour},{rng.normal():.3f},{'yes' if i % 2 else 'no'}")
+    path = tmp_path / "d.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _task(csv: Path | None = None, **kw: object) -> TaskConfig:
+    base: dict[str, object] = dict(
+        name="t", dataset=None if csv else "iris", csv=str(csv) if csv else None,
+        target="label" if csv else None, kind=None, metric=None,
+    )  # fmt: skip
+    base.update(kw)
+    return TaskConfig(**base)  # type: ignore[arg-type]
+
+
+def test_csv_with_categorical_and_missing_values(tmp_path: Path) -> None:
+    data = prepare_task(_task(_csv(tmp_path)), seed=0)
+    assert data.kind == "classification" and data.n_classes == 2 and data.metric == "accuracy"
+    fold = data.folds[0]
+    # 2 numeric columns + 3 one-hot colours; no NaN survives imputation
+    assert fold.X_train.shape[1] == 5
+    assert np.isfinite(fold.X_train).all() and np.isfinite(fold.X_valid).all()
+    # the scaler is fitted on the training rows only: they are centred, validation rows are not exactly
+    assert np.allclose(fold.X_train[:, :2].mean(axis=0), 0.0, atol=1e-5)
+    assert not np.allclose(fold.X_valid[:, :2].mean(axis=0), 0.0, atol=1e-5)
+    assert fold.X_train.flags["C_CONTIGUOUS"]
+
+
+def test_kind_is_inferred_from_the_target(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    rng = np.random.default_rng(1)
+    path.write_text(
+        "x,y\n" + "\n".join(f"{rng.normal():.4f},{rng.normal() * 100:.4f}" for _ in range(60))
+    )
+    data = prepare_task(_task(path, target="y"), seed=0)
+    assert data.kind == "regression" and data.metric == "rmse" and data.n_classes == 0
+    fold = data.folds[0]
+    assert abs(float(fold.y_train.mean())) < 1e-5 and fold.y_std > 10  # standardised target
+
+
+def test_missing_target_column_names_the_columns(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError,
+        match="target column 'price' not in .*its columns are: size, colour, weight, label",
+    ):
+        load_data(_task(_csv(tmp_path), target="price"))
+
+
+def test_seed_fixes_the_split_and_different_seeds_differ() -> None:
+    y = np.repeat(np.arange(3), 50)
+    a = split_indices(y, "classification", 0, 0.2, 0.2)
+    b = split_indices(y, "classification", 0, 0.2, 0.2)
+    c = split_indices(y, "classification", 1, 0.2, 0.2)
+    assert all(np.array_equal(x, z) for x, z in zip(a, b, strict=True))
+    assert not np.array_equal(a[2], c[2])
+    train, valid, test = a
+    assert len(set(train) | set(valid) | set(test)) == 150  # a partition
+    assert len(test) == 30 and len(valid) == 30
+    assert np.bincount(y[test]).tolist() == [10, 10, 10]  # stratified
+
+
+def test_cross_validation_folds_cover_train_and_validation() -> None:
+    data = prepare_task(_task(cv_folds=3), seed=0)
+    assert len(data.folds) == 3
+    sizes = [len(f.y_valid) for f in data.folds]
+    assert sum(sizes) == 150 - len(data.test_index)
+
+
+def test_metric_of_the_wrong_kind_for_an_inferred_target(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="metric 'rmse' is for regression"):
+        prepare_task(_task(_csv(tmp_path), metric="rmse"), seed=0)

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from hpstudy import StorageError, UsageError
+from hpstudy.config import parse_config
+from hpstudy.runner import create_experiment, list_studies, open_storage
+from hpstudy.strategies import grid_points
+from tests.conftest import tiny_study_text
+
+
+def _studies(url: str) -> dict[str, optuna.Study]:
+    names = [s.study_name for s in optuna.get_all_study_summaries(url)]
+    return {n: optuna.load_study(study_name=n, storage=url) for n in names}
+
+
+@pytest.mark.slow
+def test_create_runs_every_study_to_its_budget(storage_url: str) -> None:
+    config = parse_config(tiny_study_text(n_trials=4))
+    infos, results = create_experiment(config, storage_url)
+    assert len(infos) == 2 * 4 and len(results) == 8
+    studies = _studies(storage_url)
+    assert sorted(studies) == sorted(
+        f"tiny.{t}.{s}.s0"
+        for t in ("iris", "diabetes")
+        for s in ("manual", "grid", "random", "tpe")
+    )
+    for name, study in studies.items():
+        trials = study.get_trials(deepcopy=False)
+        expected = {"manual": 2, "grid": 4, "random": 4, "tpe": 4}[name.split(".")[2]]
+        assert len(trials) == expected, name
+        assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+        for t in trials:
+            assert t.user_attrs["epochs"] == len(t.intermediate_values) >= 1
+            assert t.user_attrs["seconds"] > 0 and t.user_attrs["n_params"] > 0
+            assert set(t.params) == {"n_layers", "n_units", "lr"}
+        attrs = study.user_attrs
+        assert attrs["experiment"] == "tiny" and attrs["seed"] == 0
+        assert attrs["direction"] == ("maximize" if ".iris." in name else "minimize")
+        assert attrs["metric"] == ("accuracy" if ".iris." in name else "rmse")
+        assert attrs["study_file"] == config.text and len(attrs["fingerprint"]) == 16
+    # manual configurations ran in the file's order; the grid visited each point once
+    manual = studies["tiny.iris.manual.s0"].get_trials()
+    assert [t.params for t in manual] == list(config.manual)
+    grid = studies["tiny.iris.grid.s0"].get_trials()
+    assert sorted(t.system_attrs["grid_id"] for t in grid) == [0, 1, 2, 3]
+    assert sorted(map(str, (t.params for t in grid))) == sorted(
+        map(str, (p for _, p in grid_points(config, 0)))
+    )
+
+
+def test_grid_budget_takes_the_first_points_in_seed_order(storage_url: str) -> None:
+    config = parse_config(tiny_study_text(strategies=("grid",), n_trials=2))
+    create_experiment(config, storage_url)
+    study = optuna.load_study(study_name="tiny.iris.grid.s0", storage=storage_url)
+    assert [t.params for t in study.trials] == [p for _, p in grid_points(config, 0)[:2]]
+
+
+def test_diverging_trial_is_recorded_as_fail_and_the_study_goes_on(storage_url: str) -> None:
+    text = tiny_study_text(strategies=("manual",)).replace("high = 1e-1", "high = 10.0")
+    text = text.replace("lr = 0.01", "lr = 10.0").replace(
+        "batch_size = 32", 'batch_size = 32\noptimizer = "sgd"'
+    )
+    _, results = create_experiment(parse_config(text), storage_url)
+    diabetes = optuna.load_study(study_name="tiny.diabetes.manual.s0", storage=storage_url).trials
+    assert diabetes[0].state == TrialState.FAIL
+    assert diabetes[0].user_attrs["fail_reason"].startswith("diverged: training loss is nan")
+    assert diabetes[1].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    counts = {r.name: r.counts for r in results}["tiny.diabetes.manual.s0"]
+    assert counts.failed == 1 and counts.finished == 2  # a diverged configuration is a result
+
+
+def test_existing_experiment_is_refused_and_storage_untouched(storage_url: str) -> None:
+    config = parse_config(tiny_study_text(strategies=("random",), n_trials=1))
+    create_experiment(config, storage_url, run=False)
+    before = {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(storage_url)}
+    with pytest.raises(UsageError, match="experiment 'tiny' already has 2 of its 2 studies"):
+        create_experiment(config, storage_url)
+    after = {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(storage_url)}
+    assert before == after
+
+
+def test_pruner_prunes_poor_trials_end_to_end(storage_url: str) -> None:
+    # lr spans 1e-6..1e-1: the slow learners fall below the median after the warm-up.
+    text = tiny_study_text(strategies=("random",), n_trials=16).replace("low = 1e-3", "low = 1e-6")
+    text = text.replace("max_epochs = 3", "max_epochs = 6").replace(
+        'type = "median"', 'type = "median"\nn_startup_trials = 3\nn_warmup_steps = 2'
+    )
+    _, results = create_experiment(parse_config(text), storage_url)
+    assert sum(r.counts.pruned for r in results) > 0
+    for r in results:
+        assert r.counts.finished == 16
+    pruned = [
+        t
+        for t in optuna.load_study(study_name="tiny.iris.random.s0", storage=storage_url).trials
+        if t.state == TrialState.PRUNED
+    ]
+    for t in pruned:
+        assert t.user_attrs["epochs"] == len(t.intermediate_values) < 6
+        assert t.value == t.intermediate_values[max(t.intermediate_values)]
+
+
+def test_list_counts_trials(storage_url: str) -> None:
+    create_experiment(
+        parse_config(tiny_study_text(strategies=("random",), n_trials=2)), storage_url
+    )
+    rows, others = list_studies(storage_url)
+    assert others == 0
+    assert [(r.info.name, r.counts.finished, r.info.budget) for r in rows] == [
+        ("tiny.diabetes.random.s0", 2, 2),
+        ("tiny.iris.random.s0", 2, 2),
+    ]
+
+
+def test_reading_a_missing_storage_does_not_create_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'none.db'}"
+    with pytest.raises(StorageError, match="does not exist"):
+        list_studies(url)
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_unreachable_storage_is_a_storage_error() -> None:
+    with pytest.raises(StorageError, match="cannot open storage postgresql://"):
+        open_storage("postgresql://nobody@127.0.0.1:1/none")
