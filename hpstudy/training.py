@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
 
+from hpstudy._backprop import FlatMLP
 from hpstudy.data import Fold, TaskData
 from hpstudy.metrics import is_better, score
 from hpstudy.model import build_mlp, output_size
@@ -60,9 +60,9 @@ def resolve_device(device: str) -> torch.device:
 
 
 def make_optimizer(
-    model: nn.Module, name: str, lr: float, weight_decay: float, device: torch.device
+    params: list[torch.Tensor], name: str, lr: float, weight_decay: float, device: torch.device
 ) -> torch.optim.Optimizer:
-    params = list(model.parameters())
+    """The optimizer ``name``; fused kernels where torch has them (one kernel per step)."""
     fused = device.type in ("cpu", "cuda")
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
@@ -75,15 +75,11 @@ def make_optimizer(
     raise ValueError(f"unknown optimizer {name!r}")
 
 
-def loss_function(
-    kind: str, n_classes: int
-) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def loss_name(kind: str, n_classes: int) -> str:
     """Cross-entropy (multi-class), BCE on one logit (binary) or MSE (standardised regression)."""
     if kind == "regression":
-        return nn.functional.mse_loss
-    if n_classes == 2:
-        return lambda out, y: nn.functional.binary_cross_entropy_with_logits(out, y.to(out.dtype))
-    return nn.functional.cross_entropy
+        return "mse"
+    return "bce" if n_classes == 2 else "cross_entropy"
 
 
 class _FoldRun:
@@ -92,7 +88,8 @@ class _FoldRun:
     def __init__(
         self, fold: Fold, data: TaskData, params: dict[str, Any], device: torch.device, seed: int
     ) -> None:
-        gen = torch.Generator().manual_seed(seed)
+        gen = torch.Generator(device=device).manual_seed(seed)
+        init_gen = torch.Generator().manual_seed(seed)
         self.model = build_mlp(
             data.n_features,
             output_size(data.kind, data.n_classes),
@@ -101,15 +98,23 @@ class _FoldRun:
             dropout=params["dropout"],
             activation=params["activation"],
             init=params["init"],
-            generator=gen,
+            generator=init_gen,
         ).to(device)
-        self.opt = make_optimizer(
-            self.model, params["optimizer"], params["lr"], params["weight_decay"], device
+        self.engine = FlatMLP(
+            self.model,
+            params["activation"],
+            params["dropout"],
+            loss_name(data.kind, data.n_classes),
+            gen,
         )
-        self.loss_fn = loss_function(data.kind, data.n_classes)
+        self.opt = make_optimizer(
+            [self.engine.flat], params["optimizer"], params["lr"], params["weight_decay"], device
+        )
         self.squeeze = output_size(data.kind, data.n_classes) == 1
         self.X = torch.from_numpy(fold.X_train).to(device)
-        self.y = torch.from_numpy(fold.y_train).to(device)
+        self.y = self.engine.targets(
+            torch.from_numpy(fold.y_train).to(device), output_size(data.kind, data.n_classes)
+        )
         self.Xv = torch.from_numpy(fold.X_valid).to(device)
         self.yv = torch.from_numpy(fold.y_valid).to(device)
         self.y_std = fold.y_std
@@ -117,22 +122,18 @@ class _FoldRun:
         self.gen = gen
 
     def train_epoch(self) -> float:
-        model, opt, loss_fn, batch = self.model, self.opt, self.loss_fn, self.batch
-        model.train()
+        engine, opt, batch = self.engine, self.opt, self.batch
         n = self.X.shape[0]
-        perm = torch.randperm(n, generator=self.gen)
+        perm = torch.randperm(n, generator=self.gen, device=self.X.device)
         X, y = self.X[perm], self.y[perm]  # one gather per epoch; slices below are views
-        loss = torch.zeros(())
+        out = yb = None
         for start in range(0, n, batch):
-            out = model(X[start : start + batch])
-            if self.squeeze:
-                out = out.squeeze(1)
-            loss = loss_fn(out, y[start : start + batch])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            yb = y[start : start + batch]
+            out = engine.step_gradients(X[start : start + batch], yb)
             opt.step()
+        assert out is not None and yb is not None
         # Divergence propagates into the weights, so the last batch's loss is enough to see it.
-        return loss.item()
+        return engine.loss_value(out, yb)
 
     def evaluate(self, metric: str) -> float:
         self.model.eval()
@@ -193,7 +194,7 @@ def train(
             break
         if patience and epoch - best_epoch >= patience:
             break
-    n_params = sum(p.numel() for p in runs[0].model.parameters())
+    n_params = runs[0].engine.flat.numel()
     return TrainResult(
         score=best,
         best_epoch=best_epoch,
