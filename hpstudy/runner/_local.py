@@ -2,10 +2,11 @@
 
 Optuna's per-epoch ``trial.report`` + ``should_prune`` is two SQLite transactions (~9 ms)
 against a 13-16 ms epoch. Here the sampler and the pruner run against an
-:class:`optuna.storages.InMemoryStorage` copy of the stored trials, refreshed once per trial
-(Optuna's cached storage makes that read incremental), so per-epoch pruning costs microseconds.
-Optuna's own samplers and pruners make every decision; only their view of the study is local.
-Trial numbers in the copy equal the stored ones (pruners such as Hyperband hash them).
+:class:`optuna.storages.InMemoryStorage` copy of the stored trials. Before each trial the copy
+is synchronised with one cheap query of (id, number, state) per trial; only trials that are
+new or changed *and* not written by this process are read in full. Optuna's own samplers and
+pruners make every decision; only their view of the study is local. Trial numbers in the copy
+equal the stored ones (pruners such as Hyperband hash them).
 """
 
 from __future__ import annotations
@@ -19,72 +20,124 @@ from optuna.storages import InMemoryStorage
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from hpstudy.runner._storage import TrialReader
+
 
 class LocalStudy:
     """Sampler and pruner decisions for one stored study, made on a local copy.
 
     Args:
-        study_name: Name of the stored study (Hyperband hashes it with trial numbers).
+        reader: Reads the stored study.
+        study_id: Id of the stored study.
+        study_name: Its name (Hyperband hashes it with trial numbers).
         direction: ``"maximize"`` or ``"minimize"``.
-        sampler: The study's sampler; it lives as long as this object, across refreshes.
+        sampler: The study's sampler; it lives as long as this object, across rebuilds.
         pruner: The study's pruner.
     """
 
     def __init__(
         self,
+        reader: TrialReader,
+        study_id: int,
         study_name: str,
         direction: str,
         sampler: optuna.samplers.BaseSampler,
         pruner: optuna.pruners.BasePruner,
     ) -> None:
+        self.reader, self.stored_study_id = reader, study_id
         self.study_name = study_name
         self.direction = (
             StudyDirection.MAXIMIZE if direction == "maximize" else StudyDirection.MINIMIZE
         )
-        self.sampler = sampler
-        self.pruner = pruner
-        self.storage = InMemoryStorage()
-        self.study = self._new_study()
-        self._n_copied = 0
-        self._copied_unfinished: set[int] = set()
-        self._stale = False
+        self.sampler, self.pruner = sampler, pruner
+        self._reset()
 
-    def _new_study(self) -> optuna.Study:
+    def _reset(self) -> None:
         self.storage = InMemoryStorage()
         self.storage.create_new_study([self.direction], self.study_name)
-        return optuna.Study(
+        self.study = optuna.Study(
             self.study_name, self.storage, sampler=self.sampler, pruner=self.pruner
         )
+        self._stored_state: dict[int, TrialState] = {}  # number -> state in storage
+        self._stored_id: dict[int, int] = {}  # number -> stored trial id
+        self._n = 0  # trials in the local copy
+        self._stale = False
 
     @property
     def _study_id(self) -> int:
         return self.study._study_id
 
-    def refresh(self, trials: list[FrozenTrial]) -> None:
-        """Bring the copy up to date with ``trials`` (all stored trials, ordered by number).
+    # -- synchronisation ------------------------------------------------------------------
 
-        Finished trials are copied once; unfinished ones are copied as RUNNING (a WAITING
-        trial is about to run, and the sampler must not pop it) and replaced when they finish.
-        """
-        if (
-            self._stale
-            or self._copied_unfinished
-            and any(
-                trials[n].state.is_finished() for n in self._copied_unfinished if n < len(trials)
-            )
-        ):
-            # A trial we copied unfinished has finished: rebuild (rare; cheap in memory).
-            self.study = self._new_study()
-            self._n_copied = 0
-            self._copied_unfinished = set()
-            self._stale = False
-        for trial in trials[self._n_copied :]:
-            template = copy.copy(trial)
-            if not trial.state.is_finished():
-                template.state = TrialState.RUNNING
-                self._copied_unfinished.add(trial.number)
-            self.storage.create_new_trial(self._study_id, template_trial=template)
-        self._n_copied = len(trials)
+    def sync(self) -> None:
+        """Bring the copy up to date with the storage (one cheap query when nothing changed)."""
+        if self._stale:
+            self._reset()
+        rows = self.reader.poll(self.stored_study_id)
+        changed = {tid for tid, number, state in rows if self._stored_state.get(number) != state}
+        if not changed:
+            return
+        fetched = sorted(self.reader.fetch(self.stored_study_id, changed), key=lambda t: t.number)
+        for trial in fetched:
+            if trial.number < self._n:
+                self._update(trial)
+            elif trial.number == self._n:
+                self._append(trial)
+            else:  # a gap: a trial committed out of order; read everything again next time
+                self._stale = True
+                return
+
+    def _append(self, trial: FrozenTrial) -> None:
+        template = copy.copy(trial)
+        if not trial.state.is_finished():
+            # A WAITING trial is about to run (and the local sampler must never pop it).
+            template.state = TrialState.RUNNING
+        self.storage.create_new_trial(self._study_id, template_trial=template)
+        self._n += 1
+        self._stored_state[trial.number] = trial.state
+        self._stored_id[trial.number] = trial._trial_id
+
+    def _update(self, trial: FrozenTrial) -> None:
+        """Another worker changed a trial we hold unfinished: claimed it, or finished it."""
+        self._stored_state[trial.number] = trial.state
+        if not trial.state.is_finished():
+            return
+        local_id = self.local_id(trial.number)
+        local = self.storage.get_trial(local_id)
+        if local.state.is_finished():
+            return
+        for step, value in trial.intermediate_values.items():
+            if step not in local.intermediate_values:
+                self.storage.set_trial_intermediate_value(local_id, step, value)
+        for key, value in trial.user_attrs.items():
+            self.storage.set_trial_user_attr(local_id, key, value)
+        for key, value in trial.system_attrs.items():
+            self.storage.set_trial_system_attr(local_id, key, value)
+        self.storage.set_trial_state_values(local_id, trial.state, trial.values)
+
+    def stored_trials(self) -> list[FrozenTrial]:
+        """The stored trials as last seen (WAITING ones included), ordered by number."""
+        trials = []
+        for trial in self.storage.get_all_trials(self._study_id, deepcopy=False):
+            state = self._stored_state.get(trial.number, trial.state)
+            if state != trial.state:
+                trial = copy.copy(trial)
+                trial.state = state
+            trials.append(trial)
+        return trials
+
+    def waiting(self) -> list[tuple[int, int]]:
+        """(stored trial id, number) of WAITING trials, in number order."""
+        return [
+            (self._stored_id[n], n)
+            for n, state in sorted(self._stored_state.items())
+            if state == TrialState.WAITING
+        ]
+
+    def mark_claimed(self, number: int) -> None:
+        self._stored_state[number] = TrialState.RUNNING
+
+    # -- sampling and pruning -------------------------------------------------------------
 
     def sample(
         self, distributions: dict[str, BaseDistribution]
@@ -95,14 +148,16 @@ class LocalStudy:
             (local trial id, params, system attrs the sampler wrote, e.g. GridSampler's grid_id).
         """
         trial = self.study.ask(fixed_distributions=distributions)
+        self._n += 1
         frozen = self.storage.get_trial(trial._trial_id)
-        self._n_copied += 1
-        self._copied_unfinished.add(frozen.number)
         return trial._trial_id, dict(frozen.params), dict(frozen.system_attrs)
 
-    def invalidate(self) -> None:
-        """Rebuild on the next refresh (another worker took the trial number we predicted)."""
-        self._stale = True
+    def stored_as(self, local_id: int, trial_id: int, number: int) -> None:
+        """Record that the sampled trial ``local_id`` was stored as ``trial_id``/``number``."""
+        if self.storage.get_trial(local_id).number != number:
+            self._stale = True  # another worker took the number we predicted: rebuild
+        self._stored_state[number] = TrialState.RUNNING
+        self._stored_id[number] = trial_id
 
     def local_id(self, number: int) -> int:
         return self.storage.get_trial_id_from_study_id_trial_number(self._study_id, number)
@@ -110,15 +165,27 @@ class LocalStudy:
     def should_prune(self, local_id: int, step: int, value: float) -> bool:
         """Record ``value`` at ``step`` for the running trial and ask the pruner."""
         self.storage.set_trial_intermediate_value(local_id, step, value)
-        frozen = self.storage.get_trial(local_id)
-        return self.pruner.prune(self.study, copy.deepcopy(frozen))
+        # Optuna deep-copies here; its pruners only read the trial, and the in-memory storage
+        # replaces (never mutates) a trial on write, so a shallow copy is enough and ~50x cheaper.
+        return self.pruner.prune(self.study, copy.copy(self.storage.get_trial(local_id)))
 
     def system_attrs(self, local_id: int) -> dict[str, Any]:
         """System attrs the pruner wrote (SuccessiveHalving's rung scores), to store at the end."""
         return dict(self.storage.get_trial(local_id).system_attrs)
 
-    def finish(self, local_id: int, state: TrialState, value: float | None) -> None:
-        """Finish the trial locally so the next trial's sampling sees it without a read."""
+    def finish(
+        self,
+        local_id: int,
+        state: TrialState,
+        value: float | None,
+        user_attrs: dict[str, Any],
+        intermediate: dict[int, float] | None = None,
+    ) -> None:
+        """Finish the trial locally, as it was just stored, so no read is needed for it."""
+        for step, v in (intermediate or {}).items():
+            if step not in self.storage.get_trial(local_id).intermediate_values:
+                self.storage.set_trial_intermediate_value(local_id, step, v)
+        for key, v in user_attrs.items():
+            self.storage.set_trial_user_attr(local_id, key, v)
         self.storage.set_trial_state_values(local_id, state, None if value is None else [value])
-        number = self.storage.get_trial(local_id).number
-        self._copied_unfinished.discard(number)
+        self._stored_state[self.storage.get_trial(local_id).number] = state

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from optuna.storages import BaseStorage
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from hpstudy._errors import Interrupted
 from hpstudy.config._schema import ExperimentConfig
@@ -17,7 +17,7 @@ from hpstudy.data import TaskData, prepare_task
 from hpstudy.data._datasets import RawData, load_data
 from hpstudy.runner._local import LocalStudy
 from hpstudy.runner._progress import Progress
-from hpstudy.runner._storage import TrialWriter
+from hpstudy.runner._storage import TrialReader, TrialWriter
 from hpstudy.runner._studies import StudyCounts, StudyInfo, best_value
 from hpstudy.strategies import derive_seed, distributions, make_pruner, make_sampler
 from hpstudy.training import NonFiniteLossError, train
@@ -88,11 +88,13 @@ class _EpochReporter:
         return {s: v for s, v in self.values.items() if s > self._flushed}
 
 
-def _next_waiting(trials: list[FrozenTrial], writer: TrialWriter) -> FrozenTrial | None:
+def _claim_waiting(local: LocalStudy, writer: TrialWriter) -> tuple[int, int] | None:
     """Claim the first WAITING trial (manual configuration, grid point or retry)."""
-    for trial in trials:
-        if trial.state == TrialState.WAITING and writer.claim(trial._trial_id):
-            return trial
+    for trial_id, number in local.waiting():
+        if writer.claim(trial_id):
+            local.mark_claimed(number)
+            return trial_id, number
+        local.mark_claimed(number)  # another worker took it
     return None
 
 
@@ -112,21 +114,23 @@ def run_study(
     :class:`~hpstudy.Interrupted`.
     """
     writer = TrialWriter(storage)
-    trials = storage.get_all_trials(info.study_id, deepcopy=False)
-    counts = StudyCounts.of(trials, info.direction)
-    progress.study_started(info.name, counts.finished, info.budget, counts.best)
-    sampler = make_sampler(
-        info.strategy, config, derive_seed(info.seed, len(trials), info.strategy)
+    reader = TrialReader(storage)
+    n_stored = len(reader.poll(info.study_id))
+    sampler = make_sampler(info.strategy, config, derive_seed(info.seed, n_stored, info.strategy))
+    local = LocalStudy(
+        reader, info.study_id, info.name, info.direction, sampler, make_pruner(config.pruner)
     )
-    local = LocalStudy(info.name, info.direction, sampler, make_pruner(config.pruner))
+    local.sync()
+    counts = StudyCounts.of(local.stored_trials(), info.direction)
+    progress.study_started(info.name, counts.finished, info.budget, counts.best)
     dists = distributions(config)
     fixed = config.fixed_params()
     task_data = data.get(info.task, info.seed)
     deadline = time.monotonic() + info.timeout if info.timeout else None
     reason = "budget met"
     while True:
-        trials = storage.get_all_trials(info.study_id, deepcopy=False)
-        counts = StudyCounts.of(trials, info.direction)
+        local.sync()
+        counts = StudyCounts.of(local.stored_trials(), info.direction)
         if counts.finished >= info.budget:
             break
         if deadline is not None and time.monotonic() >= deadline:
@@ -135,23 +139,21 @@ def run_study(
         if should_stop():
             reason = "stopped"
             break
-        local.refresh(trials)
-        claimed = _next_waiting(trials, writer)
+        claimed = _claim_waiting(local, writer)
         if claimed is not None:
-            trial_id, number, params = claimed._trial_id, claimed.number, dict(claimed.params)
+            trial_id, number = claimed
             local_id = local.local_id(number)
+            params = dict(local.storage.get_trial(local_id).params)
         elif info.strategy in ("manual", "grid"):
             # Every configuration was enqueued at create time; nothing is left to run.
             reason = "all configurations run"
             break
         else:
             local_id, params, system_attrs = local.sample(dists)
-            stored = writer.add_trial(
+            trial_id, number = writer.add_trial(
                 info.study_id, TrialState.RUNNING, params, dists, system_attrs=system_attrs
             )
-            trial_id, number = stored._trial_id, stored.number
-            if number != local.storage.get_trial(local_id).number:
-                local.invalidate()  # another worker took the number we predicted
+            local.stored_as(local_id, trial_id, number)
         _run_trial(
             info,
             config,
@@ -164,8 +166,6 @@ def run_study(
             writer,
             progress,
         )
-    trials = storage.get_all_trials(info.study_id, deepcopy=False)
-    counts = StudyCounts.of(trials, info.direction)
     progress.study_finished(info.name, reason)
     return StudyResult(info.name, info.budget, counts, reason)
 
@@ -199,7 +199,7 @@ def _run_trial(
         writer.finish(
             trial_id, TrialState.FAIL, None, intermediate=reporter.unflushed(), user_attrs=attrs
         )
-        local.finish(local_id, TrialState.FAIL, None)
+        local.finish(local_id, TrialState.FAIL, None, attrs)
         progress.trial_finished(info.name, TrialState.FAIL, None, None)
 
     try:
@@ -237,7 +237,7 @@ def _run_trial(
         intermediate=reporter.unflushed(), user_attrs=attrs,
         system_attrs={k: v for k, v in local.system_attrs(local_id).items() if attrs_at_start.get(k) != v},
     )  # fmt: skip
-    local.finish(local_id, state, value)
+    local.finish(local_id, state, value, attrs)
     progress.trial_finished(info.name, state, value, _best_after(local, info.direction))
 
 

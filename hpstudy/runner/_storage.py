@@ -14,7 +14,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -99,8 +99,41 @@ def _rdb(storage: BaseStorage) -> RDBStorage | None:
     return backend if isinstance(backend, RDBStorage) else None
 
 
-def _json_safe(value: Any) -> Any:
+def _json_safe(value: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(value))
+
+
+class TrialReader:
+    """Cheap reads of a stored study's trials.
+
+    Args:
+        storage: A storage from :func:`open_storage` (or any Optuna storage).
+    """
+
+    def __init__(self, storage: BaseStorage) -> None:
+        self.storage = storage
+        self._rdb = _rdb(storage)
+
+    def poll(self, study_id: int) -> list[tuple[int, int, TrialState]]:
+        """(trial id, number, state) of every trial: one small query on RDB storages."""
+        if self._rdb is None:
+            trials = self.storage.get_all_trials(study_id, deepcopy=False)
+            return [(t._trial_id, t.number, t.state) for t in trials]
+        from optuna.storages._rdb import models
+        from sqlalchemy import select
+
+        table = models.TrialModel.__table__
+        query = select(table.c.trial_id, table.c.number, table.c.state).where(
+            table.c.study_id == study_id
+        )
+        with self._rdb.engine.connect() as conn:
+            return [(r[0], r[1], r[2]) for r in conn.execute(query)]  # state: a TrialState
+
+    def fetch(self, study_id: int, trial_ids: set[int]) -> list[FrozenTrial]:
+        """The full trials ``trial_ids`` (params, values, attrs, intermediate values)."""
+        if self._rdb is None:
+            return [self.storage.get_trial(t) for t in trial_ids]
+        return self._rdb._get_trials(study_id, None, set(trial_ids), max(trial_ids))
 
 
 class TrialWriter:
@@ -140,24 +173,66 @@ class TrialWriter:
         *,
         user_attrs: Mapping[str, Any] | None = None,
         system_attrs: Mapping[str, Any] | None = None,
-    ) -> FrozenTrial:
-        """Create a WAITING or RUNNING trial with its parameters in one transaction."""
-        template = FrozenTrial(
-            number=-1,
-            state=state,
-            value=None,
-            values=None,
-            datetime_start=datetime.now() if state == TrialState.RUNNING else None,
-            datetime_complete=None,
-            params=dict(params),
-            distributions=dict(distributions),
-            user_attrs=_json_safe(dict(user_attrs or {})),
-            system_attrs=_json_safe(dict(system_attrs or {})),
-            intermediate_values={},
-            trial_id=-1,
-        )
-        trial_id = self.storage.create_new_trial(study_id, template_trial=template)
-        return self.storage.get_trial(trial_id)
+    ) -> tuple[int, int]:
+        """Create a WAITING or RUNNING trial with its parameters in one transaction.
+
+        Returns:
+            (trial id, trial number).
+        """
+        user_attrs = dict(_json_safe(dict(user_attrs or {})))
+        system_attrs = dict(_json_safe(dict(system_attrs or {})))
+        start = datetime.now() if state == TrialState.RUNNING else None
+        if self._rdb is None:
+            template = FrozenTrial(
+                number=-1, state=state, value=None, values=None, datetime_start=start,
+                datetime_complete=None, params=dict(params), distributions=dict(distributions),
+                user_attrs=user_attrs, system_attrs=system_attrs, intermediate_values={}, trial_id=-1,
+            )  # fmt: skip
+            trial_id = self.storage.create_new_trial(study_id, template_trial=template)
+            return trial_id, self.storage.get_trial(trial_id).number
+        # Optuna's create_new_trial(template) costs two queries per parameter (it re-checks the
+        # distribution against earlier trials; ours come from one validated study file) and a
+        # read-back. This writes the same rows with a few batched Core statements.
+        from optuna.distributions import distribution_to_json
+        from optuna.storages._rdb import models
+        from sqlalchemy import func, insert, select, update
+
+        trials = models.TrialModel.__table__
+        with self._rdb.engine.begin() as conn:
+            # Lock the study row, as Optuna does, so concurrent workers get distinct numbers.
+            studies = models.StudyModel.__table__
+            conn.execute(
+                select(studies.c.study_id).where(studies.c.study_id == study_id).with_for_update()
+            )
+            key = conn.execute(
+                insert(trials).values(
+                    study_id=study_id, number=None, state=state, datetime_start=_utc(start)
+                )
+            ).inserted_primary_key
+            assert key is not None
+            trial_id = key[0]
+            if params:
+                conn.execute(
+                    insert(models.TrialParamModel.__table__),
+                    [
+                        {
+                            "trial_id": trial_id,
+                            "param_name": name,
+                            "param_value": distributions[name].to_internal_repr(value),
+                            "distribution_json": distribution_to_json(distributions[name]),
+                        }
+                        for name, value in params.items()
+                    ],
+                )
+            _insert_attrs(conn, models.TrialUserAttributeModel.__table__, trial_id, user_attrs)
+            _insert_attrs(conn, models.TrialSystemAttributeModel.__table__, trial_id, system_attrs)
+            number = conn.execute(
+                select(func.count(trials.c.trial_id)).where(
+                    trials.c.study_id == study_id, trials.c.trial_id < trial_id
+                )
+            ).scalar_one()
+            conn.execute(update(trials).where(trials.c.trial_id == trial_id).values(number=number))
+        return int(trial_id), int(number)
 
     def claim(self, trial_id: int) -> bool:
         """Move a WAITING trial to RUNNING; False when another worker took it first."""
@@ -174,10 +249,8 @@ class TrialWriter:
             for step, value in values.items():
                 self.storage.set_trial_intermediate_value(trial_id, step, value)
             return
-        from optuna.storages._rdb.storage import _create_scoped_session
-
-        with _create_scoped_session(self._rdb.scoped_session) as session:
-            self._insert_intermediate(session, trial_id, values)
+        with self._rdb.engine.begin() as conn:
+            _insert_intermediate(conn, trial_id, values)
 
     def finish(
         self,
@@ -191,7 +264,8 @@ class TrialWriter:
     ) -> None:
         """Record a trial's outcome (and its unsaved epochs and attrs) in one transaction.
 
-        ``intermediate`` must hold only steps not written before.
+        ``intermediate`` and ``user_attrs`` must hold only steps and keys not written before
+        (they are inserted, not upserted); ``system_attrs`` may update existing keys.
         """
         intermediate = intermediate or {}
         user_attrs = _json_safe(dict(user_attrs or {}))
@@ -208,36 +282,66 @@ class TrialWriter:
             )
             return
         from optuna.storages._rdb import models
-        from optuna.storages._rdb.storage import _create_scoped_session
+        from sqlalchemy import insert, update
 
-        rdb = self._rdb
-        with _create_scoped_session(rdb.scoped_session) as session:
-            trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
-            rdb.check_trial_is_updatable(trial_id, trial.state)  # type: ignore[arg-type]  # ORM column
-            self._insert_intermediate(session, trial_id, intermediate)
-            for model, attrs in (
-                (models.TrialUserAttributeModel, user_attrs),
-                (models.TrialSystemAttributeModel, system_attrs),
-            ):
-                for key, v in attrs.items():
-                    rdb._set_trial_attr_without_commit(session, model, trial_id, key, v)
-            if value is not None:
-                rdb._set_trial_value_without_commit(session, trial, 0, value)
-            trial.state = state
-            trial.datetime_complete = datetime.now()
-
-    @staticmethod
-    def _insert_intermediate(session: Any, trial_id: int, values: Mapping[int, float]) -> None:
-        from optuna.storages._rdb import models
-
-        to_repr = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr
-        for step, v in values.items():
-            stored, kind = to_repr(float(v))
-            session.add(
-                models.TrialIntermediateValueModel(
-                    trial_id=trial_id,
-                    step=int(step),
-                    intermediate_value=stored,
-                    intermediate_value_type=kind,
-                )
+        trials = models.TrialModel.__table__
+        with self._rdb.engine.begin() as conn:
+            done = conn.execute(
+                update(trials)
+                .where(trials.c.trial_id == trial_id, trials.c.state == TrialState.RUNNING)
+                .values(state=state, datetime_complete=_utc(datetime.now()))
             )
+            if done.rowcount != 1:
+                raise optuna.exceptions.UpdateFinishedTrialError(
+                    f"trial {trial_id} is no longer RUNNING; its result was not stored"
+                )
+            _insert_intermediate(conn, trial_id, intermediate)
+            _insert_attrs(conn, models.TrialUserAttributeModel.__table__, trial_id, user_attrs)
+            if system_attrs:  # rare (pruner rung scores, which may update a key): replace
+                table = models.TrialSystemAttributeModel.__table__
+                conn.execute(
+                    table.delete().where(
+                        table.c.trial_id == trial_id, table.c.key.in_(list(system_attrs))
+                    )
+                )
+                _insert_attrs(conn, table, trial_id, system_attrs)
+            if value is not None:
+                stored, kind = models.TrialValueModel.value_to_stored_repr(value)
+                conn.execute(
+                    insert(models.TrialValueModel.__table__).values(
+                        trial_id=trial_id, objective=0, value=stored, value_type=kind
+                    )
+                )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """Optuna's RDB schema stores naive UTC datetimes."""
+    return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _insert_attrs(conn: Any, table: Any, trial_id: int, attrs: Mapping[str, Any]) -> None:
+    if attrs:
+        rows = [
+            {"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()
+        ]
+        conn.execute(table.insert(), rows)
+
+
+def _insert_intermediate(conn: Any, trial_id: int, values: Mapping[int, float]) -> None:
+    if not values:
+        return
+    from optuna.storages._rdb import models
+
+    model = models.TrialIntermediateValueModel
+    rows = []
+    for step, v in values.items():
+        stored, kind = model.intermediate_value_to_stored_repr(float(v))
+        rows.append(
+            {
+                "trial_id": trial_id,
+                "step": int(step),
+                "intermediate_value": stored,
+                "intermediate_value_type": kind,
+            }
+        )
+    conn.execute(model.__table__.insert(), rows)

@@ -5,63 +5,78 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from hpstudy.runner._local import LocalStudy
+from hpstudy.runner._storage import TrialReader
+
+DIST = {"x": FloatDistribution(0, 1)}
 
 
-def _completed(number_of_trials: int, values: list[float]) -> list[optuna.trial.FrozenTrial]:
-    trials = []
-    for i in range(number_of_trials):
-        t = create_trial(
-            params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)}, value=values[-1],
-            intermediate_values=dict(enumerate(values, start=1)), state=TrialState.COMPLETE,
+def _stored(direction: str, n_completed: int, values: list[float]) -> optuna.Study:
+    """A stored study (in-memory storage here; SQLite in test_run.py) with completed trials."""
+    study = optuna.create_study(direction=direction)
+    for _ in range(n_completed):
+        study.add_trial(
+            create_trial(
+                params={"x": 0.5}, distributions=DIST, value=values[-1],
+                intermediate_values=dict(enumerate(values, start=1)),
+            )
         )  # fmt: skip
-        t.number = i
-        trials.append(t)
-    return trials
+    return study
+
+
+def _local(stored: optuna.Study, pruner: optuna.pruners.BasePruner) -> LocalStudy:
+    local = LocalStudy(
+        TrialReader(stored._storage), stored._study_id, stored.study_name,
+        "maximize" if stored.direction == optuna.study.StudyDirection.MAXIMIZE else "minimize",
+        optuna.samplers.RandomSampler(seed=0), pruner,
+    )  # fmt: skip
+    local.sync()
+    return local
 
 
 def test_median_pruner_prunes_a_poor_trial_without_storage() -> None:
-    local = LocalStudy(
-        "s", "maximize", optuna.samplers.RandomSampler(seed=0), optuna.pruners.MedianPruner(2, 1)
-    )
-    local.refresh(_completed(3, [0.5, 0.7, 0.8, 0.9]))
-    local_id, params, _ = local.sample({"x": FloatDistribution(0, 1)})
+    stored = _stored("maximize", 3, [0.5, 0.7, 0.8, 0.9])
+    local = _local(stored, optuna.pruners.MedianPruner(2, 1))
+    local_id, params, _ = local.sample(DIST)
     assert 0 <= params["x"] <= 1
     assert not local.should_prune(local_id, 1, 0.6)  # warm-up step
     assert local.should_prune(local_id, 2, 0.1)  # far below the median 0.7 at step 2
+    assert stored.trials[-1].number == 2  # nothing was written to the stored study
 
 
 def test_good_trial_is_not_pruned() -> None:
-    local = LocalStudy(
-        "s", "minimize", optuna.samplers.RandomSampler(seed=0), optuna.pruners.MedianPruner(2, 0)
-    )
-    local.refresh(_completed(3, [5.0, 4.0, 3.0]))
-    local_id, _, _ = local.sample({"x": FloatDistribution(0, 1)})
+    local = _local(_stored("minimize", 3, [5.0, 4.0, 3.0]), optuna.pruners.MedianPruner(2, 0))
+    local_id, _, _ = local.sample(DIST)
     assert not local.should_prune(local_id, 1, 1.0)
     assert not local.should_prune(local_id, 2, 1.0)
 
 
 def test_successive_halving_rung_attrs_are_collected_for_storage() -> None:
-    local = LocalStudy(
-        "s",
-        "maximize",
-        optuna.samplers.RandomSampler(seed=0),
-        optuna.pruners.SuccessiveHalvingPruner(1, 2),
-    )
-    local.refresh([])
-    local_id, _, _ = local.sample({"x": FloatDistribution(0, 1)})
+    local = _local(_stored("maximize", 0, [1.0]), optuna.pruners.SuccessiveHalvingPruner(1, 2))
+    local_id, _, _ = local.sample(DIST)
     local.should_prune(local_id, 1, 0.5)
     assert local.system_attrs(local_id)["completed_rung_0"] == 0.5
 
 
-def test_local_numbers_match_stored_numbers_and_waiting_trials_are_not_popped() -> None:
-    waiting = create_trial(
-        state=TrialState.WAITING, params={"x": 0.1}, distributions={"x": FloatDistribution(0, 1)}
-    )
-    waiting.number = 3
-    local = LocalStudy(
-        "s", "maximize", optuna.samplers.RandomSampler(seed=0), optuna.pruners.NopPruner()
-    )
-    local.refresh([*_completed(3, [1.0]), waiting])
-    assert local.storage.get_trial(local.local_id(3)).state == TrialState.RUNNING
-    local_id, _, _ = local.sample({"x": FloatDistribution(0, 1)})
+def test_waiting_trials_keep_their_numbers_and_are_never_popped_by_the_sampler() -> None:
+    stored = _stored("maximize", 3, [1.0])
+    stored.enqueue_trial({"x": 0.1})
+    local = _local(stored, optuna.pruners.NopPruner())
+    assert [n for _, n in local.waiting()] == [3]
+    assert [t.state for t in local.stored_trials()][-1] == TrialState.WAITING
+    local_id, _, _ = local.sample(DIST)
     assert local.storage.get_trial(local_id).number == 4
+    assert local.storage.get_trial(local.local_id(3)).state == TrialState.RUNNING
+
+
+def test_trials_finished_by_another_worker_reach_the_copy() -> None:
+    stored = _stored("maximize", 1, [1.0])
+    running = stored.ask()  # another worker's trial, RUNNING
+    running.suggest_float("x", 0, 1)
+    local = _local(stored, optuna.pruners.NopPruner())
+    assert local.storage.get_trial(local.local_id(1)).state == TrialState.RUNNING
+    running.report(0.3, 1)
+    stored.tell(running, 0.3)
+    local.sync()
+    finished = local.storage.get_trial(local.local_id(1))
+    assert finished.state == TrialState.COMPLETE and finished.value == 0.3
+    assert finished.intermediate_values == {1: 0.3}

@@ -126,3 +126,54 @@ def test_reading_a_missing_storage_does_not_create_it(tmp_path: Path) -> None:
 def test_unreachable_storage_is_a_storage_error() -> None:
     with pytest.raises(StorageError, match="cannot open storage postgresql://"):
         open_storage("postgresql://nobody@127.0.0.1:1/none")
+
+
+def test_local_pruning_makes_the_same_decisions_as_optuna_per_epoch_reporting(
+    storage_url: str,
+) -> None:
+    """hpstudy prunes on a local copy; Optuna's own optimize() with report/should_prune per
+    epoch on the same storage kind must reach the very same trials, states and epochs."""
+    from hpstudy.data import prepare_task
+    from hpstudy.strategies import derive_seed
+    from hpstudy.training import train
+
+    text = tiny_study_text(strategies=("random",), n_trials=12).replace(
+        "max_epochs = 3", "max_epochs = 6"
+    )
+    text = text.replace("low = 1e-3", "low = 1e-5").replace(
+        'type = "median"', 'type = "median"\nn_startup_trials = 3\nn_warmup_steps = 2'
+    )
+    config = parse_config(text)
+    create_experiment(config, storage_url, run=True)
+    ours = optuna.load_study(study_name="tiny.iris.random.s0", storage=storage_url).trials
+
+    data = prepare_task(config.tasks[0], 0)
+    study = optuna.create_study(
+        storage=storage_url, study_name="reference", direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=derive_seed(0, 0, "random")),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
+    )  # fmt: skip
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {
+            **config.fixed_params(),
+            "n_layers": trial.suggest_int("n_layers", 1, 2),
+            "n_units": trial.suggest_int("n_units", 8, 32, log=True),
+            "lr": trial.suggest_float("lr", 1e-5, 1e-1, log=True),
+        }
+
+        def on_epoch(epoch: int, value: float) -> bool:
+            trial.report(value, epoch)
+            return trial.should_prune()
+
+        result = train(params, data, seed=0, max_epochs=6, on_epoch=on_epoch)
+        if result.pruned:
+            raise optuna.TrialPruned()
+        return result.score
+
+    study.optimize(objective, n_trials=12)
+    reference = study.trials
+    assert any(t.state == TrialState.PRUNED for t in reference)
+    assert [(t.params, t.state, t.intermediate_values) for t in ours] == [
+        (t.params, t.state, t.intermediate_values) for t in reference
+    ]
