@@ -35,7 +35,7 @@ from torch import nn
 from hpstudy.config import parse_config
 from hpstudy.data import TaskData, prepare_task
 from hpstudy.metrics import score
-from hpstudy.runner import DataCache, Progress, create_studies, open_storage, run_studies
+from hpstudy.runner import DataCache, Progress, _run, create_studies, open_storage, run_studies
 from hpstudy.runner._local import LocalStudy
 from hpstudy.strategies import derive_seed
 from hpstudy.training import train
@@ -170,9 +170,24 @@ def _pure_training_seconds(
     return total
 
 
-def _naive_optuna(
-    config: Any, task_data: TaskData, url: str, n_trials: int
-) -> tuple[float, optuna.Study]:
+class _Clock:
+    """Accumulates seconds spent in wrapped callables (same-run accounting, no retraining)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def wrap(self, fn: Any) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t0
+
+        return timed
+
+
+def _naive_optuna(config: Any, task_data: TaskData, url: str, n_trials: int) -> dict[str, Any]:
     """The same study through study.optimize with per-epoch report/should_prune to storage."""
     fixed = config.fixed_params()
     s = config.pruner.settings
@@ -182,6 +197,7 @@ def _naive_optuna(
         sampler=optuna.samplers.TPESampler(seed=derive_seed(0, 0, "tpe")),
         pruner=optuna.pruners.MedianPruner(s["n_startup_trials"], s["n_warmup_steps"]),
     )  # fmt: skip
+    training, hook = _Clock(), _Clock()
 
     def objective(trial: optuna.Trial) -> float:
         params = {
@@ -197,14 +213,21 @@ def _naive_optuna(
             trial.report(value, epoch)
             return trial.should_prune()
 
-        result = train(params, task_data, seed=0, max_epochs=20, patience=5, on_epoch=on_epoch)
+        result = training.wrap(train)(
+            params, task_data, seed=0, max_epochs=20, patience=5, on_epoch=hook.wrap(on_epoch)
+        )
         if result.pruned:
             raise optuna.TrialPruned()
         return result.score
 
     t0 = time.perf_counter()
     study.optimize(objective, n_trials=n_trials)
-    return time.perf_counter() - t0, study
+    wall = time.perf_counter() - t0
+    return {
+        "wall": wall,
+        "pure": training.seconds - hook.seconds,
+        "trials": study.get_trials(deepcopy=False),
+    }
 
 
 def bench_overhead(n_trials: int, repeats: int, workdir: Path) -> None:
@@ -214,64 +237,62 @@ def bench_overhead(n_trials: int, repeats: int, workdir: Path) -> None:
     task_data = data.get("digits", 0)
     train({**PARAMS, "epochs": 1}, task_data, seed=0, max_epochs=1)  # warm-up
 
-    # Time spent inside the sampler (TPE's own compute, the same in any tool) is reported apart.
-    sampler_seconds = [0.0]
-    original_sample = LocalStudy.sample
-
-    def timed_sample(self: LocalStudy, dists: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return original_sample(self, dists)
-        finally:
-            sampler_seconds[0] += time.perf_counter() - t0
-
-    LocalStudy.sample = timed_sample  # type: ignore[method-assign]
-
     print(f"== orchestration: {n_trials}-trial TPE study, median pruner, digits, SQLite")
-    ratios, ratios_wo_sampler, outside = [], [], []
+    print(
+        "   pure training = time inside train() minus the per-epoch hook, measured in the same run"
+    )
+    rows = []
     for r in range(repeats):
-        sampler_seconds[0] = 0.0
-        url = f"sqlite:///{workdir / f'hpstudy{r}.db'}"
-        storage = open_storage(url)
-        infos = create_studies(config, storage, data)
-        t0 = time.perf_counter()
-        run_studies(config, storage, infos, data, Progress())
-        wall = time.perf_counter() - t0
+        sampler, hook = _Clock(), _Clock()
+        original = (LocalStudy.sample, _run._EpochReporter.__call__)
+        LocalStudy.sample = sampler.wrap(LocalStudy.sample)  # type: ignore[method-assign]
+        _run._EpochReporter.__call__ = hook.wrap(_run._EpochReporter.__call__)  # type: ignore[method-assign]
+        try:
+            url = f"sqlite:///{workdir / f'hpstudy{r}.db'}"
+            storage = open_storage(url)
+            infos = create_studies(config, storage, data)
+            t0 = time.perf_counter()
+            run_studies(config, storage, infos, data, Progress())
+            wall = time.perf_counter() - t0
+        finally:
+            LocalStudy.sample, _run._EpochReporter.__call__ = original  # type: ignore[method-assign]
         trials = optuna.load_study(study_name=infos[0].name, storage=url).get_trials(
             deepcopy=False
         )
-        pure = _pure_training_seconds(task_data, trials, fixed)
-        in_train = sum(t.user_attrs["seconds"] for t in trials)
-        ratios.append((wall - pure) / pure)
-        ratios_wo_sampler.append((wall - sampler_seconds[0] - pure) / pure)
-        outside.append((wall - in_train) / len(trials))
+        pure = sum(t.user_attrs["seconds"] for t in trials) - hook.seconds
+        overhead = wall - pure
+        rows.append((overhead / pure, (overhead - sampler.seconds) / pure))
         pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
         epochs = sum(t.user_attrs["epochs"] for t in trials)
+        n = len(trials)
         print(
-            f"  hpstudy run {r}: wall {wall:6.2f} s, pure training {pure:6.2f} s -> overhead {100 * ratios[-1]:5.1f}% "
-            f"({100 * ratios_wo_sampler[-1]:4.1f}% without TPE's own {1000 * sampler_seconds[0] / len(trials):.1f} ms/trial); "
-            f"outside train() {1000 * outside[-1]:.1f} ms/trial ({len(trials)} trials, {pruned} pruned, {epochs} epochs)"
+            f"  run {r}: wall {wall:6.2f} s, pure training {pure:6.2f} s, overhead {1000 * overhead / n:4.1f} ms/trial = "
+            f"{100 * rows[-1][0]:4.1f}% (TPE sampling {1000 * sampler.seconds / n:.1f} ms/trial; hpstudy's own "
+            f"{1000 * (overhead - sampler.seconds) / n:.1f} ms/trial = {100 * rows[-1][1]:.1f}%: storage, sync, "
+            f"pruning {1000 * hook.seconds / epochs:.2f} ms/epoch) [{n} trials, {pruned} pruned, {epochs} epochs]"
         )
-    LocalStudy.sample = original_sample  # type: ignore[method-assign]
+    total = statistics.median(r[0] for r in rows)
+    own = statistics.median(r[1] for r in rows)
     print(
-        f"hpstudy overhead (median of {repeats}): {100 * statistics.median(ratios):.1f}% of pure training time, "
-        f"{100 * statistics.median(ratios_wo_sampler):.1f}% without the sampler's own compute (target <= 5%); "
-        f"{1000 * statistics.median(outside):.1f} ms/trial outside train()"
+        f"hpstudy overhead, median of {repeats}: {100 * total:.1f}% of pure training time; {100 * own:.1f}% without TPE's own sampling compute (target <= 5%)"
+    )
+    # Cross-check with the literal definition: retrain every trial with no storage or hook.
+    retrained = _pure_training_seconds(task_data, trials, fixed)
+    print(
+        f"cross-check, last run: retraining its trials alone took {retrained:.2f} s (same-run estimate {pure:.2f} s)"
     )
 
-    naive_wall, study = _naive_optuna(
-        config, task_data, f"sqlite:///{workdir / 'naive.db'}", n_trials
-    )
-    naive_trials = study.get_trials(deepcopy=False)
-    naive_pure = _pure_training_seconds(task_data, naive_trials, fixed)
-    same = [(t.state, len(t.intermediate_values)) for t in naive_trials] == [
-        (t.state, len(t.intermediate_values)) for t in trials
-    ]
+    naive = _naive_optuna(config, task_data, f"sqlite:///{workdir / 'naive.db'}", n_trials)
+    n = len(naive["trials"])
     print(
-        f"naive optuna (optimize + per-epoch report/should_prune): wall {naive_wall:6.2f} s, pure training {naive_pure:6.2f} s "
-        f"-> overhead {100 * (naive_wall - naive_pure) / naive_pure:5.1f}%"
+        f"naive optuna (optimize + per-epoch report/should_prune on SQLite): wall {naive['wall']:6.2f} s, pure training "
+        f"{naive['pure']:6.2f} s, overhead {1000 * (naive['wall'] - naive['pure']) / n:.1f} ms/trial = "
+        f"{100 * (naive['wall'] - naive['pure']) / naive['pure']:.1f}%"
     )
-    print(f"same trials, pruning decisions and epochs as hpstudy's last run: {same}")
+    same = [(t.params, t.state, len(t.intermediate_values)) for t in naive["trials"]] == [
+        (t.params, t.state, len(t.intermediate_values)) for t in trials
+    ]
+    print(f"naive optuna reached the same trials, pruning decisions and epochs as hpstudy: {same}")
 
 
 def main() -> None:

@@ -161,6 +161,7 @@ def run_studies(
 ) -> list[StudyResult]:
     """Run each study in turn (tasks, then seeds, then strategies) until its budget is met."""
     torch.set_num_threads(config.training.torch_threads)
+    progress.experiment_started([(i.name, i.budget) for i in infos])
     results = []
     try:
         for info in infos:

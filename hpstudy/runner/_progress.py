@@ -15,6 +15,9 @@ from optuna.trial import TrialState
 class Progress:
     """Receives run events. The base class ignores them (what the Python API uses)."""
 
+    def experiment_started(self, studies: list[tuple[str, int]]) -> None:
+        """The run will go through these (study name, budget) pairs, in this order."""
+
     def study_started(self, name: str, finished: int, budget: int, best: float | None) -> None:
         """A study begins (or continues) with ``finished`` of ``budget`` trials done."""
 
@@ -73,10 +76,23 @@ class RichProgress(Progress):
         self._max_epochs = 0
         self._progress.start()
 
-    def study_started(self, name: str, finished: int, budget: int, best: float | None) -> None:
+    def experiment_started(self, studies: list[tuple[str, int]]) -> None:
+        for name, budget in studies:  # every row up front, so the whole plan is visible
+            self._add(name, budget, start=False)
+
+    def _add(self, name: str, budget: int, start: bool) -> None:
         self._counts[name] = [0, 0]
         self._tasks[name] = self._progress.add_task(
-            name, total=budget, completed=finished, best=_fmt(best), pruned=0, failed=0, now=""
+            name, total=budget, completed=0, best="-", pruned=0, failed=0, now="", start=start
+        )
+
+    def study_started(self, name: str, finished: int, budget: int, best: float | None) -> None:
+        if name not in self._tasks:
+            self._add(name, budget, start=True)
+        task = self._tasks[name]
+        self._progress.start_task(task)
+        self._progress.update(
+            task, total=budget, completed=finished, best=_fmt(best), now="starting"
         )
 
     def trial_started(self, name: str, number: int, max_epochs: int) -> None:

@@ -199,11 +199,14 @@ class TrialWriter:
 
         trials = models.TrialModel.__table__
         with self._rdb.engine.begin() as conn:
-            # Lock the study row, as Optuna does, so concurrent workers get distinct numbers.
-            studies = models.StudyModel.__table__
-            conn.execute(
-                select(studies.c.study_id).where(studies.c.study_id == study_id).with_for_update()
-            )
+            if conn.dialect.name != "sqlite":  # SQLite serialises writers by itself
+                # Lock the study row, as Optuna does, so concurrent workers get distinct numbers.
+                studies = models.StudyModel.__table__
+                conn.execute(
+                    select(studies.c.study_id)
+                    .where(studies.c.study_id == study_id)
+                    .with_for_update()
+                )
             key = conn.execute(
                 insert(trials).values(
                     study_id=study_id, number=None, state=state, datetime_start=_utc(start)

@@ -177,3 +177,45 @@ def test_local_pruning_makes_the_same_decisions_as_optuna_per_epoch_reporting(
     assert [(t.params, t.state, t.intermediate_values) for t in ours] == [
         (t.params, t.state, t.intermediate_values) for t in reference
     ]
+
+
+def test_csv_task_with_categorical_columns_and_cross_validation(
+    tmp_path: Path, storage_url: str
+) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    lines = ["area,district,rooms,price"]
+    for i in range(80):
+        area = rng.uniform(30, 150)
+        district = ["north", "south", ""][i % 3]  # one missing in three
+        lines.append(
+            f"{area:.1f},{district},{'' if i % 9 == 0 else i % 5 + 1},{area * 3 + rng.normal() * 5:.2f}"
+        )
+    (tmp_path / "houses.csv").write_text("\n".join(lines) + "\n")
+    text = tiny_study_text(strategies=("random",), n_trials=2)
+    text = text.replace(
+        'name = "iris"\ndataset = "iris"',
+        'name = "houses"\ncsv = "houses.csv"\ntarget = "price"\ncv_folds = 3',
+    )
+    study_file = tmp_path / "s.toml"
+    study_file.write_text(text)
+    from hpstudy.config import load_config
+
+    _, results = create_experiment(load_config(study_file), storage_url)
+    study = optuna.load_study(study_name="tiny.houses.random.s0", storage=storage_url)
+    assert study.user_attrs["kind"] == "regression" and study.user_attrs["metric"] == "rmse"
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE
+    for t in study.trials:
+        assert t.user_attrs["epochs"] == 3 * len(t.intermediate_values)  # 3 folds trained
+    assert {r.name: r.counts.finished for r in results}["tiny.houses.random.s0"] == 2
+
+
+def test_timeout_stops_starting_new_trials(storage_url: str) -> None:
+    text = tiny_study_text(strategies=("random",), n_trials=10_000).replace(
+        "n_trials = 10000", "n_trials = 10000\ntimeout = 1.0"
+    )
+    _, results = create_experiment(parse_config(text), storage_url)
+    for r in results:
+        assert r.reason == "timeout"
+        assert 0 < r.counts.finished < 10_000
