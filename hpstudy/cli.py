@@ -139,7 +139,8 @@ def create(
         config = apply_overrides(
             load_config(file), strategies=strategy, seeds=_parse_seeds(seeds), n_trials=n_trials
         )
-        progress = Progress() if _state["quiet"] or no_run else RichProgress(err)
+        live = err.is_terminal and not _state["quiet"] and not no_run
+        progress = RichProgress(err) if live else Progress()
         try:
             return config, create_experiment(config, url, run=not no_run, progress=progress)
         finally:

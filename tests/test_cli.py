@@ -71,6 +71,21 @@ def test_bad_study_file_exits_2_naming_the_key_and_writes_nothing(tmp_path: Path
     assert not (tmp_path / "db.sqlite").exists()
 
 
+def test_bad_csv_target_exits_2_before_storage_is_touched(tmp_path: Path) -> None:
+    (tmp_path / "d.csv").write_text("a,b\n" + "".join(f"{i},{i % 3}\n" for i in range(30)))
+    text = tiny_study_text().replace('dataset = "iris"', 'csv = "d.csv"\ntarget = "price"')
+    study = tmp_path / "s.toml"
+    study.write_text(text)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    result = runner.invoke(app, ["create", str(study), "--storage", url])
+    assert result.exit_code == 2
+    assert (
+        "target column 'price' not in" in result.stderr
+        and "its columns are: a, b" in result.stderr
+    )
+    assert not (tmp_path / "db.sqlite").exists()
+
+
 def test_bad_option_values_exit_2(tmp_path: Path, tiny_study: Path, storage_url: str) -> None:
     result = runner.invoke(
         app, ["create", str(tiny_study), "--storage", storage_url, "--strategy", "bayes"]

@@ -109,16 +109,26 @@ def _enqueue(
             writer.add_trial(study_id, TrialState.WAITING, params, dists, system_attrs=attrs)
 
 
+def plan_studies(config: ExperimentConfig, data: DataCache) -> list[dict[str, Any]]:
+    """Check everything that can be checked without storage: optional dependencies, every
+    task's data and every seed's split. Returns the user attrs of each study to create."""
+    check_dependencies(config.strategies)
+    return _plan(config, data)
+
+
 def create_studies(
-    config: ExperimentConfig, storage: BaseStorage, data: DataCache
+    config: ExperimentConfig,
+    storage: BaseStorage,
+    data: DataCache,
+    plan: list[dict[str, Any]] | None = None,
 ) -> list[StudyInfo]:
-    """Create every study of ``config``; all or nothing.
+    """Create every study of ``config`` (as planned by :func:`plan_studies`); all or nothing.
 
     Raises:
         UsageError: A study of this experiment already exists in the storage.
     """
-    check_dependencies(config.strategies)
-    plan = _plan(config, data)
+    if plan is None:
+        plan = plan_studies(config, data)
     existing = {s.study_name for s in storage.get_all_studies()}
     clash = [p["name"] for p in plan if p["name"] in existing]
     if clash:
@@ -185,8 +195,9 @@ def create_experiment(
     """
     progress = progress or Progress()
     data = DataCache(config)
+    plan = plan_studies(config, data)  # bad input is refused before storage is touched
     storage = open_storage(storage_url)
-    infos = create_studies(config, storage, data)
+    infos = create_studies(config, storage, data, plan)
     if not run:
         return infos, []
     return infos, run_studies(config, storage, infos, data, progress)

@@ -74,9 +74,15 @@ class RichProgress(Progress):
         self._tasks: dict[str, Any] = {}
         self._counts: dict[str, list[int]] = {}
         self._max_epochs = 0
-        self._progress.start()
+        self._started = False
+
+    def _start(self) -> None:
+        if not self._started:  # nothing is drawn (not even a blank line) before work starts
+            self._progress.start()
+            self._started = True
 
     def experiment_started(self, studies: list[tuple[str, int]]) -> None:
+        self._start()
         for name, budget in studies:  # every row up front, so the whole plan is visible
             self._add(name, budget, start=False)
 
@@ -87,6 +93,7 @@ class RichProgress(Progress):
         )
 
     def study_started(self, name: str, finished: int, budget: int, best: float | None) -> None:
+        self._start()
         if name not in self._tasks:
             self._add(name, budget, start=True)
         task = self._tasks[name]
@@ -125,4 +132,5 @@ class RichProgress(Progress):
         self._progress.update(self._tasks[name], now=f"[green]{reason}[/]")
 
     def close(self) -> None:
-        self._progress.stop()
+        if self._started:
+            self._progress.stop()

@@ -78,8 +78,9 @@ def open_storage(url: str, *, create: bool = True) -> BaseStorage:
             f"the database driver for {url.split(':')[0]} is not installed ({e}); for PostgreSQL: pip install 'psycopg[binary]'"
         ) from e
     except Exception as e:  # SQLAlchemy raises many kinds for a bad URL or an unreachable server
+        detail = " ".join(str(e).split())  # one line, whatever the driver printed
         raise StorageError(
-            f"cannot open storage {url}: {type(e).__name__}: {str(e).splitlines()[0]}"
+            f"cannot open storage {url}: {type(e).__name__}: {detail}; check the URL and that the server is running"
         ) from e
     if path is not None:
         from sqlalchemy import event
