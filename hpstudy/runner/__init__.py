@@ -6,8 +6,9 @@ from hpstudy.runner._create import apply_overrides, create_experiment, create_st
 from hpstudy.runner._listing import StudyRow, list_studies
 from hpstudy.runner._progress import Progress, RichProgress
 from hpstudy.runner._run import DataCache, StudyResult, run_study
-from hpstudy.runner._storage import DEFAULT_STORAGE, TrialWriter, open_storage, resolve_storage_url
+from hpstudy.runner._storage import DEFAULT_STORAGE, TrialReader, open_storage, resolve_storage_url
 from hpstudy.runner._studies import StudyCounts, StudyInfo
+from hpstudy.runner._writer import TrialWriter
 
 __all__ = [
     "DEFAULT_STORAGE",
@@ -18,6 +19,7 @@ __all__ = [
     "StudyInfo",
     "StudyResult",
     "StudyRow",
+    "TrialReader",
     "TrialWriter",
     "apply_overrides",
     "create_experiment",

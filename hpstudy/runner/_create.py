@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable, Sequence
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -14,9 +17,11 @@ from hpstudy._errors import ConfigError, Interrupted, UsageError
 from hpstudy._version import __version__
 from hpstudy.config._schema import METRICS, ExperimentConfig, study_name
 from hpstudy.runner._progress import Progress
-from hpstudy.runner._run import DataCache, StudyResult, run_study
-from hpstudy.runner._storage import TrialWriter, open_storage
+from hpstudy.runner._recover import Heartbeat
+from hpstudy.runner._run import DataCache, StudyResult, WorkerContext, run_study
+from hpstudy.runner._storage import TrialReader, open_storage
 from hpstudy.runner._studies import StudyInfo, study_attrs
+from hpstudy.runner._writer import TrialWriter
 from hpstudy.strategies import check_dependencies, distributions, grid_points, study_budget
 
 
@@ -169,16 +174,44 @@ def run_studies(
     progress: Progress,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> list[StudyResult]:
-    """Run each study in turn (tasks, then seeds, then strategies) until its budget is met."""
+    """Run each study in turn (tasks, then seeds, then strategies) until its budget is met.
+
+    SIGTERM is handled like Ctrl-C: the running trial is recorded and re-queued, and
+    :class:`~hpstudy.Interrupted` is raised.
+    """
     torch.set_num_threads(config.training.torch_threads)
     progress.experiment_started([(i.name, i.budget) for i in infos])
-    results = []
-    try:
-        for info in infos:
-            results.append(run_study(storage, info, config, data, progress, should_stop))
-    except KeyboardInterrupt:
-        raise Interrupted("interrupted between trials; every finished trial is stored") from None
+    writer = TrialWriter(storage)
+    with Heartbeat(writer) as heartbeat, _sigterm_as_interrupt():
+        ctx = WorkerContext(
+            storage, config, data, progress, writer, TrialReader(storage), heartbeat
+        )
+        results = []
+        try:
+            for info in infos:
+                results.append(run_study(ctx, info, should_stop))
+        except KeyboardInterrupt:
+            raise Interrupted(
+                "interrupted between trials; every finished trial is stored"
+            ) from None
     return results
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt (in the main thread) for the duration."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def create_experiment(

@@ -159,6 +159,10 @@ class LocalStudy:
         self._stored_state[number] = TrialState.RUNNING
         self._stored_id[number] = trial_id
 
+    def invalidate(self) -> None:
+        """Rebuild from storage on the next sync (a sampled trial was not stored)."""
+        self._stale = True
+
     def local_id(self, number: int) -> int:
         return self.storage.get_trial_id_from_study_id_trial_number(self._study_id, number)
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import logging
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +21,10 @@ from hpstudy.data import TaskData, prepare_task
 from hpstudy.data._datasets import RawData, load_data
 from hpstudy.runner._local import LocalStudy
 from hpstudy.runner._progress import Progress
-from hpstudy.runner._storage import TrialReader, TrialWriter
+from hpstudy.runner._recover import HEARTBEAT_INTERVAL, Heartbeat, recover_stale
+from hpstudy.runner._storage import TrialReader
 from hpstudy.runner._studies import StudyCounts, StudyInfo, best_value
+from hpstudy.runner._writer import TrialWriter
 from hpstudy.strategies import derive_seed, distributions, make_pruner, make_sampler
 from hpstudy.training import NonFiniteLossError, train
 
@@ -91,30 +97,40 @@ class _EpochReporter:
 def _claim_waiting(local: LocalStudy, writer: TrialWriter) -> tuple[int, int] | None:
     """Claim the first WAITING trial (manual configuration, grid point or retry)."""
     for trial_id, number in local.waiting():
-        if writer.claim(trial_id):
-            local.mark_claimed(number)
+        claimed = writer.claim(trial_id)
+        local.mark_claimed(number)  # ours now, or another worker's
+        if claimed:
             return trial_id, number
-        local.mark_claimed(number)  # another worker took it
     return None
 
 
+@dataclass
+class WorkerContext:
+    """What one worker process shares across its studies."""
+
+    storage: BaseStorage
+    config: ExperimentConfig
+    data: DataCache
+    progress: Progress
+    writer: TrialWriter
+    reader: TrialReader
+    heartbeat: Heartbeat
+
+
 def run_study(
-    storage: BaseStorage,
-    info: StudyInfo,
-    config: ExperimentConfig,
-    data: DataCache,
-    progress: Progress,
-    should_stop: Callable[[], bool] = lambda: False,
+    ctx: WorkerContext, info: StudyInfo, should_stop: Callable[[], bool] = lambda: False
 ) -> StudyResult:
     """Run trials of one study until its budget is met, its timeout passes or it runs dry.
 
-    Each trial is claimed in one transaction, trains with pruning decided locally, and is
-    finished in one transaction. A KeyboardInterrupt records the running trial as FAIL with
-    reason ``interrupted`` (it does not count toward the budget) and raises
+    Each trial is claimed in one transaction (never beyond the budget, whatever other
+    workers do), trains with pruning decided locally while a heartbeat thread vouches for it,
+    and is finished in one transaction. Stale trials of dead workers are failed and
+    re-queued. A KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one) records the running
+    trial as FAIL with reason ``interrupted``, queues its configuration again, and raises
     :class:`~hpstudy.Interrupted`.
     """
-    writer = TrialWriter(storage)
-    reader = TrialReader(storage)
+    config, writer, reader = ctx.config, ctx.writer, ctx.reader
+    recover_stale(reader, writer, info.study_id)
     n_stored = len(reader.poll(info.study_id))
     sampler = make_sampler(info.strategy, config, derive_seed(info.seed, n_stored, info.strategy))
     local = LocalStudy(
@@ -122,13 +138,17 @@ def run_study(
     )
     local.sync()
     counts = StudyCounts.of(local.stored_trials(), info.direction)
-    progress.study_started(info.name, counts.finished, info.budget, counts.best)
+    ctx.progress.study_started(info.name, counts.finished, info.budget, counts.best)
     dists = distributions(config)
     fixed = config.fixed_params()
-    task_data = data.get(info.task, info.seed)
+    task_data = ctx.data.get(info.task, info.seed)
     deadline = time.monotonic() + info.timeout if info.timeout else None
+    last_recovery = time.monotonic()
     reason = "budget met"
     while True:
+        if time.monotonic() - last_recovery > HEARTBEAT_INTERVAL:
+            recover_stale(reader, writer, info.study_id)
+            last_recovery = time.monotonic()
         local.sync()
         counts = StudyCounts.of(local.stored_trials(), info.direction)
         if counts.finished >= info.budget:
@@ -143,65 +163,61 @@ def run_study(
         if claimed is not None:
             trial_id, number = claimed
             local_id = local.local_id(number)
-            params = dict(local.storage.get_trial(local_id).params)
         elif info.strategy in ("manual", "grid"):
-            # Every configuration was enqueued at create time; nothing is left to run.
-            reason = "all configurations run"
+            # Every configuration was enqueued at create time; the rest are running elsewhere.
+            reason = "all configurations run" if counts.running == 0 else "others finishing"
             break
         else:
             local_id, params, system_attrs = local.sample(dists)
-            trial_id, number = writer.add_trial(
-                info.study_id, TrialState.RUNNING, params, dists, system_attrs=system_attrs
-            )
+            stored = writer.add_trial(
+                info.study_id, TrialState.RUNNING, params, dists,
+                system_attrs=system_attrs, budget=info.budget,
+            )  # fmt: skip
+            if stored is None:  # the budget is taken by trials running elsewhere
+                local.invalidate()
+                reason = "others finishing"
+                break
+            trial_id, number = stored
             local.stored_as(local_id, trial_id, number)
-        _run_trial(
-            info,
-            config,
-            task_data,
-            {**fixed, **params},
-            number,
-            trial_id,
-            local,
-            local_id,
-            writer,
-            progress,
-        )
-    progress.study_finished(info.name, reason)
+        _run_trial(ctx, info, task_data, fixed, number, trial_id, local, local_id)
+    ctx.progress.study_finished(info.name, reason)
     return StudyResult(info.name, info.budget, counts, reason)
 
 
 def _run_trial(
+    ctx: WorkerContext,
     info: StudyInfo,
-    config: ExperimentConfig,
     task_data: TaskData,
-    params: dict[str, Any],
+    fixed: dict[str, Any],
     number: int,
     trial_id: int,
     local: LocalStudy,
     local_id: int,
-    writer: TrialWriter,
-    progress: Progress,
 ) -> None:
+    config, writer, progress = ctx.config, ctx.writer, ctx.progress
+    frozen = local.storage.get_trial(local_id)
+    params = {**fixed, **frozen.params}
     progress.trial_started(info.name, number, min(params["epochs"], config.training.max_epochs))
     reporter = _EpochReporter(local, local_id, writer, trial_id, progress, info.name)
-    attrs_at_start = local.system_attrs(
-        local_id
-    )  # already stored; write only what the pruner adds
+    attrs_at_start = dict(frozen.system_attrs)  # already stored; write only what the pruner adds
     n_folds = len(task_data.folds)
     t0 = time.perf_counter()
 
-    def fail(reason: str) -> None:
-        attrs = {
-            "fail_reason": reason,
+    def spent() -> dict[str, Any]:
+        return {
             "epochs": len(reporter.values) * n_folds,
             "seconds": round(time.perf_counter() - t0, 4),
         }
+
+    def fail(reason: str) -> None:
+        attrs = {"fail_reason": reason, **spent()}
         writer.finish(
             trial_id, TrialState.FAIL, None, intermediate=reporter.unflushed(), user_attrs=attrs
         )
         local.finish(local_id, TrialState.FAIL, None, attrs)
         progress.trial_finished(info.name, TrialState.FAIL, None, None)
 
+    ctx.heartbeat.beat_for(trial_id)
     try:
         result = train(
             params,
@@ -216,14 +232,27 @@ def _run_trial(
         fail(f"diverged: {e}")
         return
     except KeyboardInterrupt:
-        fail("interrupted: Ctrl-C or SIGTERM during the trial")
+        with _signals_deferred():  # a second Ctrl-C must not cut the bookkeeping short
+            stored = copy.copy(frozen)
+            stored._trial_id, stored.number = trial_id, number
+            requeued = writer.fail_and_requeue(
+                info.study_id, stored, "interrupted: Ctrl-C or SIGTERM during the trial",
+                intermediate=reporter.unflushed(), user_attrs=spent(),
+            )  # fmt: skip
+        again = (
+            f"; its configuration is queued again as trial {requeued}"
+            if requeued is not None
+            else ""
+        )
         raise Interrupted(
-            f"interrupted during trial {number} of {info.name}; it was recorded as FAIL (interrupted)"
+            f"interrupted during trial {number} of {info.name}, recorded as FAIL (interrupted){again}"
         ) from None
     except Exception as e:  # a bug or a bad configuration must not end the study
         _logger.warning("trial %d of %s failed: %s: %s", number, info.name, type(e).__name__, e)
         fail(f"error: {type(e).__name__}: {e}")
         return
+    finally:
+        ctx.heartbeat.beat_for(None)
     state = TrialState.PRUNED if result.pruned else TrialState.COMPLETE
     value = result.history[-1] if result.pruned else result.score
     attrs = {
@@ -232,11 +261,20 @@ def _run_trial(
         "seconds": round(result.seconds, 4),
         "n_params": result.n_params,
     }
-    writer.finish(
-        trial_id, state, value,
-        intermediate=reporter.unflushed(), user_attrs=attrs,
-        system_attrs={k: v for k, v in local.system_attrs(local_id).items() if attrs_at_start.get(k) != v},
-    )  # fmt: skip
+    system = {k: v for k, v in local.system_attrs(local_id).items() if attrs_at_start.get(k) != v}
+    if not writer.finish(
+        trial_id,
+        state,
+        value,
+        intermediate=reporter.unflushed(),
+        user_attrs=attrs,
+        system_attrs=system,
+    ):
+        _logger.warning(
+            "trial %d of %s was declared stale by another worker; its result was dropped",
+            number,
+            info.name,
+        )
     local.finish(local_id, state, value, attrs)
     progress.trial_finished(info.name, state, value, _best_after(local, info.direction))
 
@@ -245,3 +283,17 @@ def _best_after(local: LocalStudy, direction: str) -> float | None:
     return best_value(
         local.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), direction
     )
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Ignore SIGINT/SIGTERM while storage is being made consistent (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

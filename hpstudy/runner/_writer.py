@@ -1,0 +1,359 @@
+"""Write trials to an RDB storage in as few round trips as possible, safely under concurrency.
+
+Every Optuna storage call is one transaction; on SQLite each costs milliseconds of SQLAlchemy
+CPU time (see docs/architecture.md). A trial here touches storage twice: once to claim it
+(RUNNING, with its parameters and first heartbeat, in one transaction) and once to finish it
+(value, state, intermediate values and user attrs, in one transaction). Every transaction
+starts with a write, so SQLite takes its write lock at once and waits (busy timeout) instead
+of failing with "database is locked" when a read snapshot goes stale.
+
+These are SQLAlchemy Core statements on Optuna's own tables (``optuna.storages._rdb.models``,
+pinned with ``optuna==5.0.0``); every row written is one Optuna itself would write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from optuna.distributions import BaseDistribution, distribution_to_json
+from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages._rdb import models
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy import and_, exists, func, insert, or_, select, update
+
+from hpstudy._errors import StorageError
+from hpstudy.runner._studies import RETRY_REASONS
+
+# A trial that went stale or was interrupted this many times is not queued again.
+MAX_RETRIES = 3
+_TRIALS = models.TrialModel.__table__
+_USER_ATTRS = models.TrialUserAttributeModel.__table__
+_SYSTEM_ATTRS = models.TrialSystemAttributeModel.__table__
+_HEARTBEATS = models.TrialHeartbeatModel.__table__
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process, stored on the trials it runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """Optuna's RDB schema stores naive UTC datetimes."""
+    return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _rdb(storage: BaseStorage) -> RDBStorage:
+    backend = getattr(storage, "_backend", storage)
+    if not isinstance(backend, RDBStorage):
+        raise StorageError(
+            f"hpstudy needs an RDB storage (SQLAlchemy URL), got {type(backend).__name__}"
+        )
+    return backend
+
+
+class BudgetFull(Exception):
+    """Internal: the study's budget is taken by finished and running trials."""
+
+
+class TrialWriter:
+    """Batched, concurrency-safe trial writes.
+
+    Args:
+        storage: A storage from :func:`hpstudy.runner.open_storage`.
+    """
+
+    def __init__(self, storage: BaseStorage) -> None:
+        self.storage = storage
+        self.engine = _rdb(storage).engine
+        self.worker = worker_id()
+
+    # -- studies ------------------------------------------------------------------------------
+
+    def set_study_user_attrs(self, study_id: int, attrs: Mapping[str, Any]) -> None:
+        """Write (or replace) several study user attrs in one transaction."""
+        table = models.StudyUserAttributeModel.__table__
+        with self.engine.begin() as conn:
+            conn.execute(
+                table.delete().where(table.c.study_id == study_id, table.c.key.in_(list(attrs)))
+            )
+            conn.execute(
+                table.insert(),
+                [
+                    {"study_id": study_id, "key": k, "value_json": json.dumps(v)}
+                    for k, v in attrs.items()
+                ],
+            )
+
+    # -- trials -------------------------------------------------------------------------------
+
+    def add_trial(
+        self,
+        study_id: int,
+        state: TrialState,
+        params: Mapping[str, Any],
+        distributions: Mapping[str, BaseDistribution],
+        *,
+        user_attrs: Mapping[str, Any] | None = None,
+        system_attrs: Mapping[str, Any] | None = None,
+        budget: int | None = None,
+    ) -> tuple[int, int] | None:
+        """Create a WAITING or RUNNING trial with its parameters in one transaction.
+
+        A RUNNING trial gets this worker's id and a first heartbeat. With ``budget``, the
+        trial is only created if finished, running and waiting trials leave room for it, so
+        any number of workers never overshoot the budget.
+
+        Returns:
+            (trial id, trial number), or ``None`` when the budget is full.
+        """
+        user_attrs = dict(user_attrs or {})
+        if state == TrialState.RUNNING:
+            user_attrs["worker"] = self.worker
+        try:
+            with self.engine.begin() as conn:
+                trial_id, number = _insert_trial(
+                    conn,
+                    study_id,
+                    state,
+                    params,
+                    distributions,
+                    user_attrs,
+                    dict(system_attrs or {}),
+                )
+                if budget is not None and _used_budget(conn, study_id) > budget:
+                    raise BudgetFull
+                if state == TrialState.RUNNING:
+                    conn.execute(
+                        insert(_HEARTBEATS).values(trial_id=trial_id, heartbeat=func.now())
+                    )
+        except BudgetFull:
+            return None
+        return trial_id, number
+
+    def claim(self, trial_id: int) -> bool:
+        """Move a WAITING trial to RUNNING (one atomic UPDATE); False when another worker won."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(_TRIALS)
+                .where(_TRIALS.c.trial_id == trial_id, _TRIALS.c.state == TrialState.WAITING)
+                .values(state=TrialState.RUNNING, datetime_start=_utc(datetime.now()))
+            )
+            if done.rowcount != 1:
+                return False
+            _insert_attrs(conn, _USER_ATTRS, trial_id, {"worker": self.worker}, replace=True)
+            _beat(conn, trial_id)
+        return True
+
+    def heartbeat(self, trial_id: int) -> None:
+        """Record that this worker is still running ``trial_id``."""
+        with self.engine.begin() as conn:
+            _beat(conn, trial_id)
+
+    def write_intermediate(self, trial_id: int, values: Mapping[int, float]) -> None:
+        """Store new per-epoch values of a running trial (live view) in one transaction."""
+        if values:
+            with self.engine.begin() as conn:
+                _beat(conn, trial_id)
+                _insert_intermediate(conn, trial_id, values)
+
+    def finish(
+        self,
+        trial_id: int,
+        state: TrialState,
+        value: float | None,
+        *,
+        intermediate: Mapping[int, float] | None = None,
+        user_attrs: Mapping[str, Any] | None = None,
+        system_attrs: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Record a trial's outcome (and its unsaved epochs and attrs) in one transaction.
+
+        ``intermediate`` and ``user_attrs`` must hold only steps and keys not written before;
+        ``system_attrs`` may replace existing keys.
+
+        Returns:
+            False when the trial was no longer RUNNING (a live worker declared it stale):
+            nothing was written.
+        """
+        with self.engine.begin() as conn:
+            if not _set_finished(conn, trial_id, state):
+                return False
+            _insert_intermediate(conn, trial_id, intermediate or {})
+            _insert_attrs(conn, _USER_ATTRS, trial_id, user_attrs or {})
+            _insert_attrs(conn, _SYSTEM_ATTRS, trial_id, system_attrs or {}, replace=True)
+            if value is not None:
+                stored, kind = models.TrialValueModel.value_to_stored_repr(value)
+                conn.execute(
+                    insert(models.TrialValueModel.__table__).values(
+                        trial_id=trial_id, objective=0, value=stored, value_type=kind
+                    )
+                )
+        return True
+
+    def fail_and_requeue(
+        self,
+        study_id: int,
+        trial: FrozenTrial,
+        reason: str,
+        *,
+        intermediate: Mapping[int, float] | None = None,
+        user_attrs: Mapping[str, Any] | None = None,
+    ) -> int | None:
+        """Fail a RUNNING trial that says nothing about its configuration (``reason`` starts
+        with 'interrupted' or 'stale') and queue a WAITING copy of it, in one transaction, so
+        its configuration is neither lost nor run twice.
+
+        After :data:`MAX_RETRIES` copies the failure stands as 'gave up: ...' (it counts).
+
+        Returns:
+            The copy's number, or ``None`` when nothing was queued (retries exhausted, or the
+            trial was not RUNNING any more).
+        """
+        assert reason.startswith(RETRY_REASONS)
+        retries = int(trial.user_attrs.get("retries", 0))
+        requeue = retries < MAX_RETRIES
+        if not requeue:
+            reason = f"gave up after {MAX_RETRIES} retries: {reason}"
+        attrs = {"fail_reason": reason, **(user_attrs or {})}
+        with self.engine.begin() as conn:
+            if not _set_finished(conn, trial._trial_id, TrialState.FAIL):
+                return None
+            _insert_intermediate(conn, trial._trial_id, intermediate or {})
+            _insert_attrs(conn, _USER_ATTRS, trial._trial_id, attrs, replace=True)
+            if not requeue:
+                return None
+            copy_attrs: dict[str, Any] = {"retry_of": trial.number, "retries": retries + 1}
+            if "manual_index" in trial.user_attrs:
+                copy_attrs["manual_index"] = trial.user_attrs["manual_index"]
+            system = {
+                k: v for k, v in trial.system_attrs.items() if not k.startswith("completed_rung_")
+            }
+            _, number = _insert_trial(
+                conn,
+                study_id,
+                TrialState.WAITING,
+                trial.params,
+                trial.distributions,
+                copy_attrs,
+                system,
+            )
+        return number
+
+
+def _insert_trial(
+    conn: Any,
+    study_id: int,
+    state: TrialState,
+    params: Mapping[str, Any],
+    distributions: Mapping[str, BaseDistribution],
+    user_attrs: Mapping[str, Any],
+    system_attrs: Mapping[str, Any],
+) -> tuple[int, int]:
+    # Optuna's create_new_trial(template) costs two queries per parameter and a read-back;
+    # these are the same rows in a few batched statements.
+    if conn.dialect.name != "sqlite":  # SQLite serialises writers by itself
+        # Lock the study row, as Optuna does, so concurrent workers get distinct numbers.
+        studies = models.StudyModel.__table__
+        conn.execute(
+            select(studies.c.study_id).where(studies.c.study_id == study_id).with_for_update()
+        )
+    start = _utc(datetime.now()) if state == TrialState.RUNNING else None
+    key = conn.execute(
+        insert(_TRIALS).values(study_id=study_id, number=None, state=state, datetime_start=start)
+    ).inserted_primary_key
+    assert key is not None
+    trial_id = int(key[0])
+    if params:
+        conn.execute(
+            insert(models.TrialParamModel.__table__),
+            [
+                {
+                    "trial_id": trial_id,
+                    "param_name": name,
+                    "param_value": distributions[name].to_internal_repr(value),
+                    "distribution_json": distribution_to_json(distributions[name]),
+                }
+                for name, value in params.items()
+            ],
+        )
+    _insert_attrs(conn, _USER_ATTRS, trial_id, user_attrs)
+    _insert_attrs(conn, _SYSTEM_ATTRS, trial_id, system_attrs)
+    number = conn.execute(
+        select(func.count(_TRIALS.c.trial_id)).where(
+            _TRIALS.c.study_id == study_id, _TRIALS.c.trial_id < trial_id
+        )
+    ).scalar_one()
+    conn.execute(update(_TRIALS).where(_TRIALS.c.trial_id == trial_id).values(number=number))
+    return trial_id, int(number)
+
+
+def _used_budget(conn: Any, study_id: int) -> int:
+    """Trials that are or will be finished and counted: all but re-queued failures."""
+    requeued = exists().where(
+        _USER_ATTRS.c.trial_id == _TRIALS.c.trial_id,
+        _USER_ATTRS.c.key == "fail_reason",
+        or_(*(_USER_ATTRS.c.value_json.like(f'"{r}%') for r in RETRY_REASONS)),
+    )
+    counted = or_(
+        _TRIALS.c.state.in_(
+            [TrialState.RUNNING, TrialState.WAITING, TrialState.COMPLETE, TrialState.PRUNED]
+        ),
+        and_(_TRIALS.c.state == TrialState.FAIL, ~requeued),
+    )
+    query = select(func.count(_TRIALS.c.trial_id)).where(_TRIALS.c.study_id == study_id, counted)
+    return int(conn.execute(query).scalar_one())
+
+
+def _set_finished(conn: Any, trial_id: int, state: TrialState) -> bool:
+    done = conn.execute(
+        update(_TRIALS)
+        .where(_TRIALS.c.trial_id == trial_id, _TRIALS.c.state == TrialState.RUNNING)
+        .values(state=state, datetime_complete=_utc(datetime.now()))
+    )
+    return bool(done.rowcount == 1)
+
+
+def _beat(conn: Any, trial_id: int) -> None:
+    done = conn.execute(
+        update(_HEARTBEATS).where(_HEARTBEATS.c.trial_id == trial_id).values(heartbeat=func.now())
+    )
+    if done.rowcount == 0:
+        conn.execute(insert(_HEARTBEATS).values(trial_id=trial_id, heartbeat=func.now()))
+
+
+def _insert_attrs(
+    conn: Any, table: Any, trial_id: int, attrs: Mapping[str, Any], replace: bool = False
+) -> None:
+    if not attrs:
+        return
+    if replace:
+        conn.execute(
+            table.delete().where(table.c.trial_id == trial_id, table.c.key.in_(list(attrs)))
+        )
+    rows = [
+        {"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()
+    ]
+    conn.execute(table.insert(), rows)
+
+
+def _insert_intermediate(conn: Any, trial_id: int, values: Mapping[int, float]) -> None:
+    if not values:
+        return
+    model = models.TrialIntermediateValueModel
+    rows = []
+    for step, v in values.items():
+        stored, kind = model.intermediate_value_to_stored_repr(float(v))
+        rows.append(
+            {
+                "trial_id": trial_id,
+                "step": int(step),
+                "intermediate_value": stored,
+                "intermediate_value_type": kind,
+            }
+        )
+    conn.execute(model.__table__.insert(), rows)
