@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hpstudy._errors import ConfigError, HpStudyError
+from hpstudy._errors import ConfigError, HpStudyError, Interrupted
 
 app = typer.Typer(
     help="Hyperparameter studies for PyTorch MLPs: compare manual, grid, random and Bayesian search.",
@@ -39,6 +39,18 @@ StorageOption = Annotated[
         "--storage",
         help="SQLAlchemy URL of the storage [default: $HPSTUDY_STORAGE or sqlite:///storage/hpstudy.db]",
         show_default=False,
+    ),
+]
+
+
+NJobsOption = Annotated[
+    int,
+    typer.Option(
+        "--n-jobs",
+        "-j",
+        min=1,
+        max=256,
+        help="Worker processes on this machine (one torch thread each).",
     ),
 ]
 
@@ -66,10 +78,15 @@ def _main(
         optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def _call(fn: Callable[[], T]) -> T:
+def _call(fn: Callable[[], T], resume_hint: Callable[[], str] | None = None) -> T:
     """Run a library call; turn hpstudy errors into one-line messages and exit codes."""
     try:
         return fn()
+    except Interrupted as e:
+        err.print(f"{e}", markup=False)
+        if resume_hint is not None:
+            err.print(f"resume with: {resume_hint()}", markup=False)
+        raise typer.Exit(130) from None
     except HpStudyError as e:
         if _state["debug"]:
             err.print(traceback.format_exc(), markup=False)
@@ -77,7 +94,20 @@ def _call(fn: Callable[[], T]) -> T:
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         err.print("interrupted", markup=False)
+        if resume_hint is not None:
+            err.print(f"resume with: {resume_hint()}", markup=False)
         raise typer.Exit(130) from None
+
+
+def _experiment_name(file: Path) -> str:
+    """The experiment name of a study file, for messages (the file itself if unreadable)."""
+    import tomllib
+
+    try:
+        name = tomllib.loads(file.read_text()).get("name")
+    except (OSError, ValueError):
+        name = None
+    return name if isinstance(name, str) else str(file)
 
 
 def _parse_seeds(text: str | None) -> list[int] | None:
@@ -122,12 +152,11 @@ def create(
     no_run: Annotated[
         bool, typer.Option("--no-run", help="Create the studies without running any trial.")
     ] = False,
+    n_jobs: NJobsOption = 1,
 ) -> None:
     """Create one Optuna study per task x strategy x seed of FILE, then run them."""
     from hpstudy.config import load_config
     from hpstudy.runner import (
-        Progress,
-        RichProgress,
         apply_overrides,
         create_experiment,
         resolve_storage_url,
@@ -139,18 +168,25 @@ def create(
         config = apply_overrides(
             load_config(file), strategies=strategy, seeds=_parse_seeds(seeds), n_trials=n_trials
         )
-        live = err.is_terminal and not _state["quiet"] and not no_run
-        progress = RichProgress(err) if live else Progress()
+        progress = _live_progress(not no_run)
         try:
-            return config, create_experiment(config, url, run=not no_run, progress=progress)
+            return config, create_experiment(
+                config, url, run=not no_run, n_jobs=n_jobs, progress=progress
+            )
         finally:
             progress.close()
 
-    config, (infos, results) = _call(work)
+    config, (infos, results) = _call(
+        work, resume_hint=lambda: f"hpstudy resume {_experiment_name(file)} --storage {url}"
+    )
     if no_run:
         out.print(f"created {len(infos)} studies of experiment '{config.name}' in {url} (not run)")
         return
-    table = Table(title=f"experiment {config.name}")
+    _print_results(config.name, url, results)
+
+
+def _print_results(experiment: str, url: str, results: list[Any]) -> None:
+    table = Table(title=f"experiment {experiment}")
     for col in ("study", "finished", "complete", "pruned", "failed", "best", "stopped"):
         table.add_column(
             col, justify="left" if col in ("study", "stopped") else "right", no_wrap=True
@@ -224,6 +260,125 @@ def list_(
         out.print(table)
     if others:
         out.print(f"(and {others} studies not made by hpstudy)")
+
+
+def _live_progress(enabled: bool = True) -> Any:
+    from hpstudy.runner import Progress, RichProgress
+
+    return RichProgress(err) if enabled and err.is_terminal and not _state["quiet"] else Progress()
+
+
+@app.command()
+def resume(
+    experiment: Annotated[
+        str,
+        typer.Argument(
+            help="Experiment name, or its study file (checked against the stored one)."
+        ),
+    ],
+    storage: StorageOption = None,
+    n_jobs: NJobsOption = 1,
+    n_trials: Annotated[
+        int | None,
+        typer.Option("--n-trials", "-n", help="A new budget: finished trials per study."),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Resume even if the study file changed in a way that makes trials incomparable.",
+        ),
+    ] = False,
+) -> None:
+    """Continue every study of EXPERIMENT until its budget is met (stale and interrupted trials are re-run)."""
+    from hpstudy.runner import resolve_storage_url, resume_experiment
+
+    url = resolve_storage_url(storage)
+    if n_trials is not None and n_trials < 1:
+        _call(
+            lambda: (_ for _ in ()).throw(ConfigError(f"--n-trials must be >= 1, got {n_trials}"))
+        )
+
+    def work() -> Any:
+        progress = _live_progress()
+        try:
+            return resume_experiment(
+                experiment, url, force=force, n_trials=n_trials, n_jobs=n_jobs, progress=progress
+            )
+        finally:
+            progress.close()
+
+    config, results = _call(
+        work, resume_hint=lambda: f"hpstudy resume {experiment} --storage {url}"
+    )
+    _print_results(config.name, url, results)
+
+
+@app.command()
+def worker(
+    experiment: Annotated[str, typer.Argument(help="Experiment name (or its study file).")],
+    storage: StorageOption = None,
+    n_jobs: NJobsOption = 1,
+) -> None:
+    """Join a running experiment from this machine: run its remaining trials alongside other workers."""
+    from hpstudy.runner import resolve_storage_url, resume_experiment
+
+    url = resolve_storage_url(storage)
+
+    def work() -> Any:
+        progress = _live_progress()
+        try:
+            return resume_experiment(experiment, url, n_jobs=n_jobs, join=True, progress=progress)
+        finally:
+            progress.close()
+
+    config, results = _call(
+        work, resume_hint=lambda: f"hpstudy worker {experiment} --storage {url}"
+    )
+    _print_results(config.name, url, results)
+
+
+@app.command()
+def status(
+    experiment: Annotated[str, typer.Argument(help="Experiment name.")],
+    storage: StorageOption = None,
+) -> None:
+    """Show each study of EXPERIMENT: finished/budget, running, pruned, failed, retried, best, stale trials."""
+    from hpstudy.runner import experiment_status, resolve_storage_url
+
+    url = resolve_storage_url(storage)
+    rows = _call(lambda: experiment_status(url, experiment))
+    table = Table(title=f"experiment {experiment}", title_justify="left")
+    for col in (
+        "study",
+        "finished",
+        "running",
+        "waiting",
+        "pruned",
+        "failed",
+        "retried",
+        "best",
+        "metric",
+    ):
+        table.add_column(
+            col, justify="left" if col in ("study", "metric") else "right", no_wrap=True
+        )
+    stale = []
+    for row in rows:
+        c = row.counts
+        table.add_row(
+            row.info.name, f"{c.finished}/{row.info.budget}", str(c.running), str(c.waiting),
+            str(c.pruned), str(c.failed), str(row.retried), _fmt(c.best),
+        )  # fmt: skip
+        stale += [f"{row.info.name} {s}" for s in row.stale]
+    table.caption = (
+        f"best = {rows[0].info.metric} ({rows[0].info.direction}) on the validation split"
+    )
+    out.print(table)
+    done = sum(r.counts.finished >= r.info.budget for r in rows)
+    out.print(f"{done} of {len(rows)} studies have met their budget")
+    for line in stale:
+        err.print(f"warning: {line}; 'hpstudy resume {experiment}' re-runs it", markup=False)
 
 
 def main() -> None:

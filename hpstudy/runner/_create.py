@@ -173,6 +173,8 @@ def run_studies(
     data: DataCache,
     progress: Progress,
     should_stop: Callable[[], bool] = lambda: False,
+    *,
+    announce: bool = True,
 ) -> list[StudyResult]:
     """Run each study in turn (tasks, then seeds, then strategies) until its budget is met.
 
@@ -180,7 +182,8 @@ def run_studies(
     :class:`~hpstudy.Interrupted` is raised.
     """
     torch.set_num_threads(config.training.torch_threads)
-    progress.experiment_started([(i.name, i.budget) for i in infos])
+    if announce:
+        progress.experiment_started([(i.name, i.budget) for i in infos])
     writer = TrialWriter(storage)
     with Heartbeat(writer) as heartbeat, _sigterm_as_interrupt():
         ctx = WorkerContext(
@@ -219,13 +222,23 @@ def create_experiment(
     storage_url: str,
     *,
     run: bool = True,
+    n_jobs: int = 1,
     progress: Progress | None = None,
 ) -> tuple[list[StudyInfo], list[StudyResult]]:
     """Create the experiment's studies in ``storage_url`` and, with ``run``, run them.
 
+    Args:
+        config: The validated study file (see :func:`hpstudy.load_config`).
+        storage_url: Any SQLAlchemy URL Optuna accepts.
+        run: Run the trials after creating the studies.
+        n_jobs: Worker processes (1: run in this process).
+        progress: Receives progress events (default: none).
+
     Returns:
         The created studies and, when run, each study's result.
     """
+    from hpstudy.runner._parallel import run_with_jobs
+
     progress = progress or Progress()
     data = DataCache(config)
     plan = plan_studies(config, data)  # bad input is refused before storage is touched
@@ -233,4 +246,4 @@ def create_experiment(
     infos = create_studies(config, storage, data, plan)
     if not run:
         return infos, []
-    return infos, run_studies(config, storage, infos, data, progress)
+    return infos, run_with_jobs(config, storage_url, infos, progress, n_jobs, data)

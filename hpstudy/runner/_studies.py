@@ -44,6 +44,7 @@ class StudyInfo:
     timeout: float | None
     fingerprint: str
     study_file: str
+    study_file_path: str = ""
 
     @classmethod
     def from_frozen(cls, study: FrozenStudy) -> StudyInfo | None:
@@ -69,6 +70,7 @@ class StudyInfo:
             timeout=a["budget"].get("timeout"),
             fingerprint=a["fingerprint"],
             study_file=a.get("study_file", ""),
+            study_file_path=a.get("study_file_path", ""),
         )
 
 

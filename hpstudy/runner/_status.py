@@ -1,0 +1,49 @@
+"""``hpstudy status``: where each study of an experiment stands, including trials that look
+stale (RUNNING without a recent heartbeat, or run by a process that is gone)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hpstudy._errors import UsageError
+from hpstudy.config._schema import STRATEGIES
+from hpstudy.runner._recover import GRACE_PERIOD, stale_reason
+from hpstudy.runner._resume import experiment_studies
+from hpstudy.runner._storage import TrialReader, open_storage
+from hpstudy.runner._studies import StudyCounts, StudyInfo
+from hpstudy.runner._writer import worker_id
+
+
+@dataclass(frozen=True)
+class StudyStatus:
+    """One line of ``hpstudy status``."""
+
+    info: StudyInfo
+    counts: StudyCounts
+    retried: int  # trials that re-run an interrupted or stale one
+    stale: list[str]  # why each RUNNING trial that looks stale does
+
+
+def experiment_status(storage_url: str, experiment: str) -> list[StudyStatus]:
+    """Per study of ``experiment``: counts, retries and trials that look stale."""
+    storage = open_storage(storage_url, create=False)
+    infos = experiment_studies(storage, experiment)
+    if not infos:
+        raise UsageError(
+            f"experiment '{experiment}' not found in {storage_url}; run 'hpstudy list --storage {storage_url}'"
+        )
+    reader = TrialReader(storage)
+    me = worker_id()
+    order = {s: i for i, s in enumerate(STRATEGIES)}
+    rows = []
+    for info in sorted(infos, key=lambda i: (i.task, i.seed, order.get(i.strategy, 99))):
+        trials = storage.get_all_trials(info.study_id, deepcopy=False)
+        numbers = {t._trial_id: t.number for t in trials}
+        stale = []
+        for trial_id, worker, age in reader.running_health(info.study_id):
+            reason = stale_reason(worker, age, me, GRACE_PERIOD)
+            if reason is not None:
+                stale.append(f"trial {numbers.get(trial_id, '?')}: {reason}")
+        retried = sum("retry_of" in t.user_attrs for t in trials)
+        rows.append(StudyStatus(info, StudyCounts.of(trials, info.direction), retried, stale))
+    return rows
