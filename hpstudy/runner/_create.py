@@ -246,4 +246,4 @@ def create_experiment(
     infos = create_studies(config, storage, data, plan)
     if not run:
         return infos, []
-    return infos, run_with_jobs(config, storage_url, infos, progress, n_jobs, data)
+    return infos, run_with_jobs(config, storage, storage_url, infos, progress, n_jobs, data)

@@ -15,7 +15,12 @@ import copy
 from typing import Any
 
 import optuna
-from optuna.distributions import BaseDistribution
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 from optuna.storages import InMemoryStorage
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
@@ -69,16 +74,26 @@ class LocalStudy:
 
     # -- synchronisation ------------------------------------------------------------------
 
-    def sync(self) -> None:
-        """Bring the copy up to date with the storage (one cheap query when nothing changed)."""
+    def sync(self, own: tuple[int, int] | None = None) -> None:
+        """Bring the copy up to date with the storage (one cheap query when nothing changed).
+
+        Args:
+            own: (trial id, number) of a RUNNING trial this process just created without
+                parameters; it is added without reading it back.
+        """
         if self._stale:
             self._reset()
+        elif own is not None and own[1] == self._n:
+            self._append(_blank(*own))  # nobody created a trial since the last sync
+            return
         rows = self.reader.poll(self.stored_study_id)
         changed = {tid for tid, number, state in rows if self._stored_state.get(number) != state}
-        if not changed:
-            return
-        fetched = sorted(self.reader.fetch(self.stored_study_id, changed), key=lambda t: t.number)
-        for trial in fetched:
+        if own is not None:
+            changed.discard(own[0])
+        trials = self.reader.fetch(self.stored_study_id, changed) if changed else []
+        if own is not None:
+            trials.append(_blank(*own))
+        for trial in sorted(trials, key=lambda t: t.number):
             if trial.number < self._n:
                 self._update(trial)
             elif trial.number == self._n:
@@ -140,28 +155,24 @@ class LocalStudy:
     # -- sampling and pruning -------------------------------------------------------------
 
     def sample(
-        self, distributions: dict[str, BaseDistribution]
+        self, number: int, distributions: dict[str, BaseDistribution]
     ) -> tuple[int, dict[str, Any], dict[str, Any]]:
-        """Ask the sampler for a new trial.
+        """Ask the sampler for the parameters of stored trial ``number``.
+
+        The trial was created RUNNING (without parameters) in storage first and synced here,
+        so its number is the stored one even when other workers create trials concurrently.
 
         Returns:
             (local trial id, params, system attrs the sampler wrote, e.g. GridSampler's grid_id).
         """
-        trial = self.study.ask(fixed_distributions=distributions)
-        self._n += 1
-        frozen = self.storage.get_trial(trial._trial_id)
-        return trial._trial_id, dict(frozen.params), dict(frozen.system_attrs)
-
-    def stored_as(self, local_id: int, trial_id: int, number: int) -> None:
-        """Record that the sampled trial ``local_id`` was stored as ``trial_id``/``number``."""
-        if self.storage.get_trial(local_id).number != number:
-            self._stale = True  # another worker took the number we predicted: rebuild
-        self._stored_state[number] = TrialState.RUNNING
-        self._stored_id[number] = trial_id
-
-    def invalidate(self) -> None:
-        """Rebuild from storage on the next sync (a sampled trial was not stored)."""
-        self._stale = True
+        local_id = self.local_id(number)
+        # What Study.ask() does for a trial it did not create itself.
+        self.sampler.before_trial(self.study, self.storage.get_trial(local_id))
+        trial = optuna.Trial(self.study, local_id)
+        for name, dist in distributions.items():
+            _suggest(trial, name, dist)
+        frozen = self.storage.get_trial(local_id)
+        return local_id, dict(frozen.params), dict(frozen.system_attrs)
 
     def local_id(self, number: int) -> int:
         return self.storage.get_trial_id_from_study_id_trial_number(self._study_id, number)
@@ -193,3 +204,23 @@ class LocalStudy:
             self.storage.set_trial_user_attr(local_id, key, v)
         self.storage.set_trial_state_values(local_id, state, None if value is None else [value])
         self._stored_state[self.storage.get_trial(local_id).number] = state
+
+
+def _blank(trial_id: int, number: int) -> FrozenTrial:
+    """A RUNNING trial without parameters yet, as this process just stored it."""
+    return FrozenTrial(
+        number=number, state=TrialState.RUNNING, value=None, values=None,
+        datetime_start=None, datetime_complete=None, params={}, distributions={},
+        user_attrs={}, system_attrs={}, intermediate_values={}, trial_id=trial_id,
+    )  # fmt: skip
+
+
+def _suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> Any:
+    """Suggest ``name`` from ``dist`` through Optuna's public API."""
+    if isinstance(dist, FloatDistribution):
+        return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(name, dist.choices)
+    raise TypeError(f"unsupported distribution {dist!r}")

@@ -308,4 +308,6 @@ def resume_experiment(
         to_run = prepare_resume(
             config, infos, storage, data, from_file=from_file, n_trials=n_trials
         )
-    return config, run_with_jobs(config, storage_url, to_run, progress or Progress(), n_jobs, data)
+    return config, run_with_jobs(
+        config, storage, storage_url, to_run, progress or Progress(), n_jobs, data
+    )

@@ -168,17 +168,18 @@ def run_study(
             reason = "all configurations run" if counts.running == 0 else "others finishing"
             break
         else:
-            local_id, params, system_attrs = local.sample(dists)
+            # Claim a number first (budget-guarded), then sample for it on the synced copy:
+            # numbers never clash with other workers' trials.
             stored = writer.add_trial(
-                info.study_id, TrialState.RUNNING, params, dists,
-                system_attrs=system_attrs, budget=info.budget,
-            )  # fmt: skip
+                info.study_id, TrialState.RUNNING, {}, {}, budget=info.budget
+            )
             if stored is None:  # the budget is taken by trials running elsewhere
-                local.invalidate()
                 reason = "others finishing"
                 break
             trial_id, number = stored
-            local.stored_as(local_id, trial_id, number)
+            local.sync(own=stored)
+            local_id, params, system_attrs = local.sample(number, dists)
+            writer.set_params(trial_id, params, dists, system_attrs)
         _run_trial(ctx, info, task_data, fixed, number, trial_id, local, local_id)
     ctx.progress.study_finished(info.name, reason)
     return StudyResult(info.name, info.budget, counts, reason)

@@ -135,6 +135,18 @@ class TrialWriter:
             return None
         return trial_id, number
 
+    def set_params(
+        self,
+        trial_id: int,
+        params: Mapping[str, Any],
+        distributions: Mapping[str, BaseDistribution],
+        system_attrs: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Store the sampled parameters (and sampler system attrs) of a claimed trial."""
+        with self.engine.begin() as conn:
+            _insert_params(conn, trial_id, params, distributions)
+            _insert_attrs(conn, _SYSTEM_ATTRS, trial_id, system_attrs or {})
+
     def claim(self, trial_id: int) -> bool:
         """Move a WAITING trial to RUNNING (one atomic UPDATE); False when another worker won."""
         with self.engine.begin() as conn:
@@ -268,19 +280,7 @@ def _insert_trial(
     ).inserted_primary_key
     assert key is not None
     trial_id = int(key[0])
-    if params:
-        conn.execute(
-            insert(models.TrialParamModel.__table__),
-            [
-                {
-                    "trial_id": trial_id,
-                    "param_name": name,
-                    "param_value": distributions[name].to_internal_repr(value),
-                    "distribution_json": distribution_to_json(distributions[name]),
-                }
-                for name, value in params.items()
-            ],
-        )
+    _insert_params(conn, trial_id, params, distributions)
     _insert_attrs(conn, _USER_ATTRS, trial_id, user_attrs)
     _insert_attrs(conn, _SYSTEM_ATTRS, trial_id, system_attrs)
     number = conn.execute(
@@ -290,6 +290,25 @@ def _insert_trial(
     ).scalar_one()
     conn.execute(update(_TRIALS).where(_TRIALS.c.trial_id == trial_id).values(number=number))
     return trial_id, int(number)
+
+
+def _insert_params(
+    conn: Any,
+    trial_id: int,
+    params: Mapping[str, Any],
+    distributions: Mapping[str, BaseDistribution],
+) -> None:
+    if params:
+        rows = [
+            {
+                "trial_id": trial_id,
+                "param_name": name,
+                "param_value": distributions[name].to_internal_repr(value),
+                "distribution_json": distribution_to_json(distributions[name]),
+            }
+            for name, value in params.items()
+        ]
+        conn.execute(insert(models.TrialParamModel.__table__), rows)
 
 
 def _used_budget(conn: Any, study_id: int) -> int:

@@ -23,6 +23,16 @@ def _stored(direction: str, n_completed: int, values: list[float]) -> optuna.Stu
     return study
 
 
+def _new_trial(stored: optuna.Study, local: LocalStudy) -> int:
+    """Store a RUNNING trial without parameters (as the runner does), sync, sample for it."""
+    trial_id = stored._storage.create_new_trial(stored._study_id)  # RUNNING, no parameters
+    number = stored._storage.get_trial(trial_id).number
+    local.sync()
+    local_id, params, _ = local.sample(number, DIST)
+    assert 0 <= params["x"] <= 1 and local.storage.get_trial(local_id).number == number
+    return local_id
+
+
 def _local(stored: optuna.Study, pruner: optuna.pruners.BasePruner) -> LocalStudy:
     local = LocalStudy(
         TrialReader(stored._storage), stored._study_id, stored.study_name,
@@ -36,23 +46,24 @@ def _local(stored: optuna.Study, pruner: optuna.pruners.BasePruner) -> LocalStud
 def test_median_pruner_prunes_a_poor_trial_without_storage() -> None:
     stored = _stored("maximize", 3, [0.5, 0.7, 0.8, 0.9])
     local = _local(stored, optuna.pruners.MedianPruner(2, 1))
-    local_id, params, _ = local.sample(DIST)
-    assert 0 <= params["x"] <= 1
+    local_id = _new_trial(stored, local)
     assert not local.should_prune(local_id, 1, 0.6)  # warm-up step
     assert local.should_prune(local_id, 2, 0.1)  # far below the median 0.7 at step 2
-    assert stored.trials[-1].number == 2  # nothing was written to the stored study
+    assert stored.trials[-1].intermediate_values == {}  # nothing was written to the stored study
 
 
 def test_good_trial_is_not_pruned() -> None:
-    local = _local(_stored("minimize", 3, [5.0, 4.0, 3.0]), optuna.pruners.MedianPruner(2, 0))
-    local_id, _, _ = local.sample(DIST)
+    stored = _stored("minimize", 3, [5.0, 4.0, 3.0])
+    local = _local(stored, optuna.pruners.MedianPruner(2, 0))
+    local_id = _new_trial(stored, local)
     assert not local.should_prune(local_id, 1, 1.0)
     assert not local.should_prune(local_id, 2, 1.0)
 
 
 def test_successive_halving_rung_attrs_are_collected_for_storage() -> None:
-    local = _local(_stored("maximize", 0, [1.0]), optuna.pruners.SuccessiveHalvingPruner(1, 2))
-    local_id, _, _ = local.sample(DIST)
+    stored = _stored("maximize", 0, [1.0])
+    local = _local(stored, optuna.pruners.SuccessiveHalvingPruner(1, 2))
+    local_id = _new_trial(stored, local)
     local.should_prune(local_id, 1, 0.5)
     assert local.system_attrs(local_id)["completed_rung_0"] == 0.5
 
@@ -63,9 +74,9 @@ def test_waiting_trials_keep_their_numbers_and_are_never_popped_by_the_sampler()
     local = _local(stored, optuna.pruners.NopPruner())
     assert [n for _, n in local.waiting()] == [3]
     assert [t.state for t in local.stored_trials()][-1] == TrialState.WAITING
-    local_id, _, _ = local.sample(DIST)
-    assert local.storage.get_trial(local_id).number == 4
+    local_id = _new_trial(stored, local)
     assert local.storage.get_trial(local.local_id(3)).state == TrialState.RUNNING
+    assert local.storage.get_trial(local_id).number == 4
 
 
 def test_trials_finished_by_another_worker_reach_the_copy() -> None:

@@ -1,0 +1,95 @@
+"""Benchmark worker processes: trials per minute with ``--n-jobs 2`` against ``--n-jobs 1``.
+
+Runs the real command, ``hpstudy -q create studies/quickstart.toml --n-trials N --n-jobs J``,
+on a fresh SQLite file per run (the quickstart tasks: digits and diabetes, all four core
+strategies), alternating J = 1 and J = 2 so machine noise hits both alike. Wall time is the
+whole command, process start-up included. Overhead with several workers is the share of
+worker time not spent inside ``train()``: (J x wall - sum of trial seconds) / sum of trial
+seconds, start-up, storage, sampling and the idle tail included.
+
+Run:  .venv/bin/python benchmarks/bench_parallel.py [--n-trials 40] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_once(n_jobs: int, n_trials: int, workdir: Path, tag: str) -> dict[str, float]:
+    db = workdir / f"{tag}.db"
+    url = f"sqlite:///{db}"
+    cmd = [
+        sys.executable,
+        "-m",
+        "hpstudy",
+        "-q",
+        "create",
+        str(ROOT / "studies" / "quickstart.toml"),
+        "--storage",
+        url,
+        "--n-trials",
+        str(n_trials),
+        "--n-jobs",
+        str(n_jobs),
+    ]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr}")
+    trials = [
+        t
+        for s in optuna.get_all_study_summaries(url)
+        for t in optuna.load_study(study_name=s.study_name, storage=url).get_trials(deepcopy=False)
+    ]
+    seconds = sum(t.user_attrs.get("seconds", 0.0) for t in trials)
+    return {
+        "wall": wall,
+        "trials": len(trials),
+        "per_minute": 60 * len(trials) / wall,
+        "overhead": (n_jobs * wall - seconds) / seconds,
+        "workers": len({t.user_attrs.get("worker") for t in trials}),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-trials", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    runs: dict[int, list[dict[str, float]]] = {1: [], 2: []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.repeats):
+            for n_jobs in (1, 2):
+                result = run_once(n_jobs, args.n_trials, Path(tmp), f"j{n_jobs}r{r}")
+                runs[n_jobs].append(result)
+                print(
+                    f"--n-jobs {n_jobs} run {r}: {result['trials']:.0f} trials in {result['wall']:.1f} s = "
+                    f"{result['per_minute']:.0f} trials/min, overhead {100 * result['overhead']:.1f}% "
+                    f"({result['workers']:.0f} worker processes ran trials)"
+                )
+    one = statistics.median(r["per_minute"] for r in runs[1])
+    two = statistics.median(r["per_minute"] for r in runs[2])
+    print(
+        f"trials/min: --n-jobs 1 {one:.0f}, --n-jobs 2 {two:.0f} -> speed-up {two / one:.2f}x (target >= 1.7x)"
+    )
+    print(
+        "overhead (median): --n-jobs 1 "
+        f"{100 * statistics.median(r['overhead'] for r in runs[1]):.1f}%, --n-jobs 2 "
+        f"{100 * statistics.median(r['overhead'] for r in runs[2]):.1f}% of trial time (target <= 5%)"
+    )
+
+
+if __name__ == "__main__":
+    main()

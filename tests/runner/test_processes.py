@@ -1,0 +1,217 @@
+"""Real processes: kill -9, SIGINT and SIGTERM mid-trial, then resume; four processes on one
+SQLite file; three workers on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from hpstudy.runner import resume_experiment
+from hpstudy.runner._studies import counts_toward_budget
+from tests.conftest import tiny_study_text
+
+pytestmark = pytest.mark.slow
+
+# Trials of ~0.2-0.5 s (digits, 25 epochs, no pruning or early stopping): easy to hit mid-trial.
+SLOW = (
+    tiny_study_text(strategies=("manual", "grid", "random"), n_trials=4, pruner="none")
+    .replace('name = "iris"\ndataset = "iris"', 'name = "digits"\ndataset = "digits"')
+    .replace("max_epochs = 3", "max_epochs = 25")
+    .replace('[[tasks]]\nname = "diabetes"\ndataset = "diabetes"\n', "")
+)
+
+
+def _hpstudy(*args: str) -> list[str]:
+    return [sys.executable, "-m", "hpstudy", *args]
+
+
+def _states(db: Path) -> Counter[str]:
+    with sqlite3.connect(db) as conn:
+        return Counter(state for (state,) in conn.execute("SELECT state FROM trials"))
+
+
+def _wait_until_mid_trial(db: Path, proc: subprocess.Popen[bytes], min_complete: int = 2) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        if db.exists():
+            try:
+                states = _states(db)
+            except sqlite3.OperationalError:
+                states = Counter()
+            if states["COMPLETE"] >= min_complete and states["RUNNING"] == 1:
+                time.sleep(0.05)  # into the epochs of the running trial
+                return
+        time.sleep(0.02)
+    raise AssertionError("no trial was running in time")
+
+
+def _finished_before(url: str) -> set[tuple[str, int, float | None]]:
+    out = set()
+    for summary in optuna.get_all_study_summaries(url):
+        study = optuna.load_study(study_name=summary.study_name, storage=url)
+        out |= {
+            (summary.study_name, t.number, t.value)
+            for t in study.trials
+            if t.state == TrialState.COMPLETE
+        }
+    return out
+
+
+def _assert_exact_experiment(
+    url: str, n_manual: int = 2, grid_size: int = 4, budget: int = 4
+) -> None:
+    """Budgets met exactly, nothing RUNNING, each grid point and manual config finished once."""
+    for summary in optuna.get_all_study_summaries(url):
+        study = optuna.load_study(study_name=summary.study_name, storage=url)
+        trials = study.get_trials(deepcopy=False)
+        assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)], (
+            summary.study_name
+        )
+        counted = [t for t in trials if counts_toward_budget(t)]
+        strategy = study.user_attrs["strategy"]
+        expected = {"manual": n_manual, "grid": min(grid_size, budget)}.get(strategy, budget)
+        assert len(counted) == expected, (
+            summary.study_name,
+            [(t.number, t.state, t.user_attrs) for t in trials],
+        )
+        if strategy == "grid":
+            assert sorted(t.system_attrs["grid_id"] for t in counted) == list(range(expected))
+        if strategy == "manual":
+            assert sorted(t.user_attrs["manual_index"] for t in counted) == list(range(n_manual))
+        for t in trials:  # every non-counted trial is a failure that was queued again
+            if not counts_toward_budget(t):
+                assert t.state == TrialState.FAIL
+                assert any(c.user_attrs.get("retry_of") == t.number for c in trials)
+
+
+@pytest.fixture
+def slow_study(tmp_path: Path) -> Path:
+    path = tmp_path / "slow.toml"
+    path.write_text(SLOW)
+    return path
+
+
+@pytest.mark.parametrize(
+    "sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=["kill-9", "sigint", "sigterm"]
+)
+def test_signal_mid_trial_then_resume_gives_exactly_the_experiment(
+    tmp_path: Path, slow_study: Path, sig: signal.Signals
+) -> None:
+    db = tmp_path / "db.sqlite"
+    url = f"sqlite:///{db}"
+    proc = subprocess.Popen(
+        _hpstudy("create", str(slow_study), "--storage", url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    _wait_until_mid_trial(db, proc)
+    before = _finished_before(url)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    if sig == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+        assert _states(db)["RUNNING"] == 1  # the zombie Optuna alone would keep forever
+    else:
+        assert proc.returncode == 130, stderr.decode()
+        text = stderr.decode()
+        assert "recorded as FAIL (interrupted)" in text
+        assert f"resume with: hpstudy resume tiny --storage {url}" in text
+        assert _states(db)["RUNNING"] == 0
+        failed = [
+            t
+            for s in optuna.get_all_study_summaries(url)
+            for t in optuna.load_study(study_name=s.study_name, storage=url).trials
+            if t.state == TrialState.FAIL
+        ]
+        assert len(failed) == 1 and failed[0].user_attrs["fail_reason"].startswith("interrupted")
+    resume_experiment("tiny", url)
+    assert before <= _finished_before(url)  # no finished trial lost
+    _assert_exact_experiment(url)
+
+
+def test_four_processes_share_one_sqlite_file(tmp_path: Path) -> None:
+    study = tmp_path / "s.toml"
+    study.write_text(tiny_study_text(strategies=("manual", "grid", "random", "tpe"), n_trials=6))
+    db = tmp_path / "db.sqlite"
+    url = f"sqlite:///{db}"
+    done = subprocess.run(
+        _hpstudy("-q", "create", str(study), "--storage", url, "--n-jobs", "4"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "locked" not in done.stderr.lower()
+    for summary in optuna.get_all_study_summaries(url):
+        trials = optuna.load_study(study_name=summary.study_name, storage=url).trials
+        assert not [t for t in trials if t.state == TrialState.FAIL]  # no "database is locked"
+    _assert_exact_experiment(url, grid_size=4, budget=6)
+    workers = {
+        t.user_attrs["worker"]
+        for s in optuna.get_all_study_summaries(url)
+        for t in optuna.load_study(study_name=s.study_name, storage=url).trials
+    }
+    assert len(workers) >= 2  # the trials really were shared out
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    base = os.environ.get("HPSTUDY_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("HPSTUDY_TEST_POSTGRES_URL is not set (.ci/run sets it)")
+    import sqlalchemy
+
+    name = f"hpstudy_test_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    url = base.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+def test_three_workers_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    study = tmp_path / "s.toml"
+    study.write_text(tiny_study_text(strategies=("manual", "grid", "random", "tpe"), n_trials=6))
+    created = subprocess.run(
+        _hpstudy("create", str(study), "--storage", postgres_url, "--no-run"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert created.returncode == 0, created.stderr
+    workers = [
+        subprocess.Popen(
+            _hpstudy("-q", "worker", "tiny", "--storage", postgres_url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(3)
+    ]
+    for w in workers:
+        _, err = w.communicate(timeout=300)
+        assert w.returncode == 0, err.decode()
+    _assert_exact_experiment(postgres_url, grid_size=4, budget=6)
+    ran = Counter(
+        t.user_attrs["worker"]
+        for s in optuna.get_all_study_summaries(postgres_url)
+        for t in optuna.load_study(study_name=s.study_name, storage=postgres_url).trials
+    )
+    assert len(ran) == 3  # every worker took part
