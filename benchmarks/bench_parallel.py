@@ -53,10 +53,15 @@ def run_once(n_jobs: int, n_trials: int, workdir: Path, tag: str) -> dict[str, f
         for t in optuna.load_study(study_name=s.study_name, storage=url).get_trials(deepcopy=False)
     ]
     seconds = sum(t.user_attrs.get("seconds", 0.0) for t in trials)
+    # Steady state: from the first trial's start to the last trial's end (start-up excluded).
+    span = (
+        max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)
+    ).total_seconds()
     return {
         "wall": wall,
         "trials": len(trials),
         "per_minute": 60 * len(trials) / wall,
+        "steady_per_minute": 60 * len(trials) / span,
         "overhead": (n_jobs * wall - seconds) / seconds,
         "workers": len({t.user_attrs.get("worker") for t in trials}),
     }
@@ -76,7 +81,7 @@ def main() -> None:
                 runs[n_jobs].append(result)
                 print(
                     f"--n-jobs {n_jobs} run {r}: {result['trials']:.0f} trials in {result['wall']:.1f} s = "
-                    f"{result['per_minute']:.0f} trials/min, overhead {100 * result['overhead']:.1f}% "
+                    f"{result['per_minute']:.0f} trials/min ({result['steady_per_minute']:.0f} once started), overhead {100 * result['overhead']:.1f}% "
                     f"({result['workers']:.0f} worker processes ran trials)"
                 )
     one = statistics.median(r["per_minute"] for r in runs[1])

@@ -179,13 +179,13 @@ def run_studies(
     """Run each study in turn (tasks, then seeds, then strategies) until its budget is met.
 
     SIGTERM is handled like Ctrl-C: the running trial is recorded and re-queued, and
-    :class:`~hpstudy.Interrupted` is raised.
+    :class:`~hpstudy.Interrupted` is raised; further signals are ignored meanwhile.
     """
     torch.set_num_threads(config.training.torch_threads)
     if announce:
         progress.experiment_started([(i.name, i.budget) for i in infos])
     writer = TrialWriter(storage)
-    with Heartbeat(writer) as heartbeat, _sigterm_as_interrupt():
+    with Heartbeat(writer) as heartbeat, _interrupt_once():
         ctx = WorkerContext(
             storage, config, data, progress, writer, TrialReader(storage), heartbeat
         )
@@ -201,20 +201,27 @@ def run_studies(
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt (in the main thread) for the duration."""
+def _interrupt_once() -> Iterator[None]:
+    """SIGINT and SIGTERM raise KeyboardInterrupt once; later ones are ignored, so a second
+    Ctrl-C (or a SIGTERM racing a terminal's Ctrl-C) cannot cut short the recording of the
+    interrupted trial. Main thread only; the previous handlers come back afterwards."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    fired = False
 
     def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        nonlocal fired
+        if not fired:
+            fired = True
+            raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def create_experiment(

@@ -151,10 +151,14 @@ def run_parallel(
             except queue.Empty:
                 continue
             except KeyboardInterrupt:
-                # From a terminal the workers got the same Ctrl-C; if only this process got
-                # it, tell them. Then wait while they record their running trials.
-                interrupted = True
-                forward_sigterm(signal.SIGTERM, None)
+                # From a terminal the workers got the same Ctrl-C and are recording their
+                # running trials; if only this process got it, tell them after a moment.
+                if not interrupted:
+                    interrupted = True
+                    deadline = time.monotonic() + 3.0
+                    while time.monotonic() < deadline and any(w.is_alive() for w in workers):
+                        time.sleep(0.05)
+                    forward_sigterm(signal.SIGTERM, None)
     finally:
         signal.signal(signal.SIGTERM, previous)
         for w in workers:

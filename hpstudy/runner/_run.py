@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -233,13 +230,13 @@ def _run_trial(
         fail(f"diverged: {e}")
         return
     except KeyboardInterrupt:
-        with _signals_deferred():  # a second Ctrl-C must not cut the bookkeeping short
-            stored = copy.copy(frozen)
-            stored._trial_id, stored.number = trial_id, number
-            requeued = writer.fail_and_requeue(
-                info.study_id, stored, "interrupted: Ctrl-C or SIGTERM during the trial",
-                intermediate=reporter.unflushed(), user_attrs=spent(),
-            )  # fmt: skip
+        # Further signals are ignored meanwhile (see run_studies).
+        stored = copy.copy(frozen)
+        stored._trial_id, stored.number = trial_id, number
+        requeued = writer.fail_and_requeue(
+            info.study_id, stored, "interrupted: Ctrl-C or SIGTERM during the trial",
+            intermediate=reporter.unflushed(), user_attrs=spent(),
+        )  # fmt: skip
         again = (
             f"; its configuration is queued again as trial {requeued}"
             if requeued is not None
@@ -284,17 +281,3 @@ def _best_after(local: LocalStudy, direction: str) -> float | None:
     return best_value(
         local.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), direction
     )
-
-
-@contextlib.contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """Ignore SIGINT/SIGTERM while storage is being made consistent (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

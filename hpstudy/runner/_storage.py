@@ -156,4 +156,5 @@ class TrialReader:
         """The full trials ``trial_ids`` (params, values, attrs, intermediate values)."""
         if self._rdb is None:
             return [self.storage.get_trial(t) for t in trial_ids]
-        return self._rdb._get_trials(study_id, None, set(trial_ids), max(trial_ids))
+        # Optuna returns the included ids *and* every id above the bound: make the bound huge.
+        return self._rdb._get_trials(study_id, None, set(trial_ids), 2**31 - 1)

@@ -215,3 +215,23 @@ def test_three_workers_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
         for t in optuna.load_study(study_name=s.study_name, storage=postgres_url).trials
     )
     assert len(ran) == 3  # every worker took part
+
+
+def test_ctrl_c_to_the_process_group_of_parallel_workers(tmp_path: Path, slow_study: Path) -> None:
+    """A terminal's Ctrl-C reaches the parent and every worker; all record and re-queue."""
+    db = tmp_path / "db.sqlite"
+    url = f"sqlite:///{db}"
+    proc = subprocess.Popen(
+        _hpstudy("create", str(slow_study), "--storage", url, "--n-jobs", "2"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    _wait_until_mid_trial(db, proc, min_complete=3)
+    before = _finished_before(url)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr.decode()
+    assert "resume with: hpstudy resume tiny" in stderr.decode()
+    assert _states(db)["RUNNING"] == 0
+    resume_experiment("tiny", url, n_jobs=2)
+    assert before <= _finished_before(url)
+    _assert_exact_experiment(url)

@@ -219,3 +219,45 @@ def test_timeout_stops_starting_new_trials(storage_url: str) -> None:
     for r in results:
         assert r.reason == "timeout"
         assert 0 < r.counts.finished < 10_000
+
+
+def test_a_live_worker_fails_and_requeues_a_trial_without_heartbeat(storage_url: str) -> None:
+    import sqlalchemy
+
+    from hpstudy.runner import TrialReader, TrialWriter
+    from hpstudy.runner._recover import recover_stale
+    from hpstudy.strategies import distributions
+
+    config = parse_config(tiny_study_text(strategies=("grid",), n_trials=4))
+    infos, _ = create_experiment(config, storage_url, run=False)
+    storage = open_storage(storage_url)
+    study_id = infos[0].study_id
+    writer, reader = TrialWriter(storage), TrialReader(storage)
+    # Another machine's worker claimed grid point 0, then its heartbeats stopped 90 s ago.
+    other = TrialWriter(storage)
+    other.worker = "elsewhere:4242"
+    waiting = [t for t in storage.get_all_trials(study_id) if t.state == TrialState.WAITING]
+    assert other.claim(waiting[0]._trial_id)
+    with writer.engine.begin() as conn:
+        conn.execute(
+            sqlalchemy.text(
+                "UPDATE trial_heartbeats SET heartbeat = datetime('now', '-90 seconds')"
+            )
+        )
+    assert (
+        recover_stale(reader, writer, study_id, grace=300) == []
+    )  # still within the grace period
+    assert recover_stale(reader, writer, study_id, grace=60) == [4]
+    trials = storage.get_all_trials(study_id)
+    assert trials[0].state == TrialState.FAIL
+    assert (
+        trials[0]
+        .user_attrs["fail_reason"]
+        .startswith("stale: no heartbeat from worker elsewhere:4242")
+    )
+    assert trials[4].state == TrialState.WAITING and trials[4].params == trials[0].params
+    assert (
+        trials[4].user_attrs["retry_of"] == 0
+        and trials[4].system_attrs["grid_id"] == trials[0].system_attrs["grid_id"]
+    )
+    assert set(distributions(config)) == set(trials[4].distributions)
