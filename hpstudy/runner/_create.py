@@ -139,8 +139,8 @@ def create_studies(
     if clash:
         raise UsageError(
             f"experiment {config.name!r} already has {len(clash)} of its {len(plan)} studies in this "
-            f"storage (e.g. {clash[0]}); see them with 'hpstudy list', or rename the experiment "
-            "(name = ... in the study file) or pass another --storage"
+            f"storage (e.g. {clash[0]}); continue it with 'hpstudy resume {config.name}', or rename "
+            "the experiment (name = ... in the study file), or pass another --storage"
         )
     from optuna.study import StudyDirection
 

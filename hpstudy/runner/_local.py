@@ -166,8 +166,10 @@ class LocalStudy:
             (local trial id, params, system attrs the sampler wrote, e.g. GridSampler's grid_id).
         """
         local_id = self.local_id(number)
-        # What Study.ask() does for a trial it did not create itself.
-        self.sampler.before_trial(self.study, self.storage.get_trial(local_id))
+        # What Study.ask() does, for a trial it did not create itself: drop the study's trial
+        # cache (samplers read it; TPE would otherwise see the first snapshot forever), then
+        # Trial() calls sampler.before_trial.
+        self.study._thread_local.cached_all_trials = None
         trial = optuna.Trial(self.study, local_id)
         for name, dist in distributions.items():
             _suggest(trial, name, dist)

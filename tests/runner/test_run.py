@@ -128,16 +128,18 @@ def test_unreachable_storage_is_a_storage_error() -> None:
         open_storage("postgresql://nobody@127.0.0.1:1/none")
 
 
-def test_local_pruning_makes_the_same_decisions_as_optuna_per_epoch_reporting(
-    storage_url: str,
+@pytest.mark.parametrize("strategy", ["random", "tpe"])
+def test_local_sampling_and_pruning_make_the_same_decisions_as_optuna(
+    storage_url: str, strategy: str
 ) -> None:
-    """hpstudy prunes on a local copy; Optuna's own optimize() with report/should_prune per
-    epoch on the same storage kind must reach the very same trials, states and epochs."""
+    """hpstudy samples and prunes on a local copy; Optuna's own optimize() with
+    report/should_prune per epoch must reach the very same trials, states and epochs."""
     from hpstudy.data import prepare_task
-    from hpstudy.strategies import derive_seed
+    from hpstudy.strategies import derive_seed, make_sampler
     from hpstudy.training import train
 
-    text = tiny_study_text(strategies=("random",), n_trials=12).replace(
+    n_trials = 14  # TPE: 10 random start-up trials, then 4 TPE proposals
+    text = tiny_study_text(strategies=(strategy,), n_trials=n_trials).replace(
         "max_epochs = 3", "max_epochs = 6"
     )
     text = text.replace("low = 1e-3", "low = 1e-5").replace(
@@ -145,12 +147,12 @@ def test_local_pruning_makes_the_same_decisions_as_optuna_per_epoch_reporting(
     )
     config = parse_config(text)
     create_experiment(config, storage_url, run=True)
-    ours = optuna.load_study(study_name="tiny.iris.random.s0", storage=storage_url).trials
+    ours = optuna.load_study(study_name=f"tiny.iris.{strategy}.s0", storage=storage_url).trials
 
     data = prepare_task(config.tasks[0], 0)
     study = optuna.create_study(
         storage=storage_url, study_name="reference", direction="maximize",
-        sampler=optuna.samplers.RandomSampler(seed=derive_seed(0, 0, "random")),
+        sampler=make_sampler(strategy, config, derive_seed(0, 0, strategy)),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
     )  # fmt: skip
 
@@ -171,7 +173,7 @@ def test_local_pruning_makes_the_same_decisions_as_optuna_per_epoch_reporting(
             raise optuna.TrialPruned()
         return result.score
 
-    study.optimize(objective, n_trials=12)
+    study.optimize(objective, n_trials=n_trials)
     reference = study.trials
     assert any(t.state == TrialState.PRUNED for t in reference)
     assert [(t.params, t.state, t.intermediate_values) for t in ours] == [
