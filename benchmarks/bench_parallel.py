@@ -89,6 +89,11 @@ def main() -> None:
     print(
         f"trials/min: --n-jobs 1 {one:.0f}, --n-jobs 2 {two:.0f} -> speed-up {two / one:.2f}x (target >= 1.7x)"
     )
+    one_s = statistics.median(r["steady_per_minute"] for r in runs[1])
+    two_s = statistics.median(r["steady_per_minute"] for r in runs[2])
+    print(
+        f"once started (first trial start to last trial end): {one_s:.0f} vs {two_s:.0f} trials/min -> {two_s / one_s:.2f}x"
+    )
     print(
         "overhead (median): --n-jobs 1 "
         f"{100 * statistics.median(r['overhead'] for r in runs[1]):.1f}%, --n-jobs 2 "

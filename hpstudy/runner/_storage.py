@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -153,8 +154,85 @@ class TrialReader:
         return out
 
     def fetch(self, study_id: int, trial_ids: set[int]) -> list[FrozenTrial]:
-        """The full trials ``trial_ids`` (params, values, attrs, intermediate values)."""
+        """The full trials ``trial_ids`` (params, values, attrs, intermediate values).
+
+        On RDB storages: six plain queries, the rows Optuna's ORM loader reads (which costs
+        ~6 ms for a single trial on SQLite against ~1 ms here), built into the same
+        FrozenTrials.
+        """
+        if not trial_ids:
+            return []
         if self._rdb is None:
             return [self.storage.get_trial(t) for t in trial_ids]
-        # Optuna returns the included ids *and* every id above the bound: make the bound huge.
-        return self._rdb._get_trials(study_id, None, set(trial_ids), 2**31 - 1)
+        from optuna.distributions import json_to_distribution
+        from optuna.storages._rdb import models
+        from sqlalchemy import select
+
+        ids = sorted(trial_ids)
+        tables = {
+            "trials": models.TrialModel.__table__,
+            "values": models.TrialValueModel.__table__,
+            "params": models.TrialParamModel.__table__,
+            "user": models.TrialUserAttributeModel.__table__,
+            "system": models.TrialSystemAttributeModel.__table__,
+            "steps": models.TrialIntermediateValueModel.__table__,
+        }
+        with self._rdb.engine.connect() as conn:
+            rows = {
+                name: conn.execute(select(t).where(t.c.trial_id.in_(ids))).mappings().all()
+                for name, t in tables.items()
+            }
+        by_id: dict[int, dict[str, Any]] = {}
+        for r in rows["trials"]:
+            by_id[r["trial_id"]] = {
+                "row": r, "values": {}, "params": [], "user": {}, "system": {}, "steps": {},
+            }  # fmt: skip
+        for r in rows["values"]:
+            by_id[r["trial_id"]]["values"][r["objective"]] = (
+                models.TrialValueModel.stored_repr_to_value(r["value"], r["value_type"])
+            )
+        for r in sorted(rows["params"], key=lambda r: r["param_id"]):
+            by_id[r["trial_id"]]["params"].append(r)
+        for kind in ("user", "system"):
+            for r in rows[kind]:
+                by_id[r["trial_id"]][kind][r["key"]] = json.loads(r["value_json"])
+        for r in rows["steps"]:
+            by_id[r["trial_id"]]["steps"][r["step"]] = (
+                models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(
+                    r["intermediate_value"], r["intermediate_value_type"]
+                )
+            )
+        trials = []
+        for trial_id, d in by_id.items():
+            row = d["row"]
+            if row["study_id"] != study_id:
+                continue
+            dists = {
+                p["param_name"]: json_to_distribution(p["distribution_json"]) for p in d["params"]
+            }
+            values = [d["values"][k] for k in sorted(d["values"])] if d["values"] else None
+            trials.append(
+                FrozenTrial(
+                    number=row["number"],
+                    state=row["state"],
+                    value=None,
+                    values=values,
+                    datetime_start=_local_time(row["datetime_start"]),
+                    datetime_complete=_local_time(row["datetime_complete"]),
+                    params={
+                        p["param_name"]: dists[p["param_name"]].to_external_repr(p["param_value"])
+                        for p in d["params"]
+                    },
+                    distributions=dists,
+                    user_attrs=d["user"],
+                    system_attrs=d["system"],
+                    intermediate_values=d["steps"],
+                    trial_id=trial_id,
+                )
+            )
+        return sorted(trials, key=lambda t: t.number)
+
+
+def _local_time(utc: datetime | None) -> datetime | None:
+    """Optuna stores naive UTC and hands out naive local time."""
+    return None if utc is None else utc.replace(tzinfo=UTC).astimezone().replace(tzinfo=None)

@@ -263,3 +263,25 @@ def test_a_live_worker_fails_and_requeues_a_trial_without_heartbeat(storage_url:
         and trials[4].system_attrs["grid_id"] == trials[0].system_attrs["grid_id"]
     )
     assert set(distributions(config)) == set(trials[4].distributions)
+
+
+def test_fast_fetch_builds_the_trials_optuna_builds(storage_url: str) -> None:
+    from hpstudy.runner import TrialReader
+
+    text = tiny_study_text(strategies=("manual", "grid"), n_trials=4).replace(
+        "lr = 0.01", "lr = 0.099"
+    )
+    text = text.replace("high = 1e-1", "high = 10.0").replace("lr = 0.099", "lr = 10.0")
+    text = text.replace(
+        "batch_size = 32", 'batch_size = 32\noptimizer = "sgd"'
+    )  # a FAIL trial too
+    infos, _ = create_experiment(parse_config(text), storage_url)
+    storage = open_storage(storage_url)
+    for info in infos:
+        expected = storage.get_all_trials(info.study_id)
+        got = TrialReader(storage).fetch(info.study_id, {t._trial_id for t in expected})
+        assert got == expected
+        assert [t.datetime_start for t in got] == [t.datetime_start for t in expected]
+    assert any(
+        t.state == TrialState.FAIL for i in infos for t in storage.get_all_trials(i.study_id)
+    )
