@@ -291,27 +291,7 @@ def resume(
     ] = False,
 ) -> None:
     """Continue every study of EXPERIMENT until its budget is met (stale and interrupted trials are re-run)."""
-    from hpstudy.runner import resolve_storage_url, resume_experiment
-
-    url = resolve_storage_url(storage)
-    if n_trials is not None and n_trials < 1:
-        _call(
-            lambda: (_ for _ in ()).throw(ConfigError(f"--n-trials must be >= 1, got {n_trials}"))
-        )
-
-    def work() -> Any:
-        progress = _live_progress()
-        try:
-            return resume_experiment(
-                experiment, url, force=force, n_trials=n_trials, n_jobs=n_jobs, progress=progress
-            )
-        finally:
-            progress.close()
-
-    config, results = _call(
-        work, resume_hint=lambda: f"hpstudy resume {experiment} --storage {url}"
-    )
-    _print_results(config.name, url, results)
+    _resume_and_print("resume", experiment, storage, force=force, n_trials=n_trials, n_jobs=n_jobs)
 
 
 @app.command()
@@ -321,6 +301,10 @@ def worker(
     n_jobs: NJobsOption = 1,
 ) -> None:
     """Join a running experiment from this machine: run its remaining trials alongside other workers."""
+    _resume_and_print("worker", experiment, storage, n_jobs=n_jobs, join=True)
+
+
+def _resume_and_print(verb: str, experiment: str, storage: str | None, **options: Any) -> None:
     from hpstudy.runner import resolve_storage_url, resume_experiment
 
     url = resolve_storage_url(storage)
@@ -328,12 +312,12 @@ def worker(
     def work() -> Any:
         progress = _live_progress()
         try:
-            return resume_experiment(experiment, url, n_jobs=n_jobs, join=True, progress=progress)
+            return resume_experiment(experiment, url, progress=progress, **options)
         finally:
             progress.close()
 
     config, results = _call(
-        work, resume_hint=lambda: f"hpstudy worker {experiment} --storage {url}"
+        work, resume_hint=lambda: f"hpstudy {verb} {experiment} --storage {url}"
     )
     _print_results(config.name, url, results)
 

@@ -296,6 +296,8 @@ def resume_experiment(
     from hpstudy.runner._parallel import run_with_jobs
     from hpstudy.runner._storage import open_storage
 
+    if n_trials is not None and n_trials < 1:
+        raise ConfigError(f"--n-trials must be >= 1, got {n_trials}")
     storage = open_storage(storage_url, create=False)
     config, infos, from_file = resolve_experiment(target, storage, storage_url)
     if from_file:
