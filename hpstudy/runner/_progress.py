@@ -98,9 +98,9 @@ class RichProgress(Progress):
             self._add(name, budget, start=True)
         task = self._tasks[name]
         self._progress.start_task(task)
-        self._progress.update(
-            task, total=budget, completed=finished, best=_fmt(best), now="starting"
-        )
+        # Several workers announce the same study: never move its bar backwards.
+        done = max(finished, int(self._progress.tasks[task].completed))
+        self._progress.update(task, total=budget, completed=done, best=_fmt(best), now="starting")
 
     def trial_started(self, name: str, number: int, max_epochs: int) -> None:
         self._max_epochs = max_epochs

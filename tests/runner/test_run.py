@@ -285,3 +285,17 @@ def test_fast_fetch_builds_the_trials_optuna_builds(storage_url: str) -> None:
     assert any(
         t.state == TrialState.FAIL for i in infos for t in storage.get_all_trials(i.study_id)
     )
+
+
+def test_live_flush_of_running_epochs_writes_each_epoch_once(
+    storage_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hpstudy.runner import _run
+
+    monkeypatch.setattr(_run, "LIVE_FLUSH_SECONDS", 0.0)  # flush after every epoch
+    create_experiment(
+        parse_config(tiny_study_text(strategies=("random",), n_trials=2)), storage_url
+    )
+    for name in ("tiny.iris.random.s0", "tiny.diabetes.random.s0"):
+        for t in optuna.load_study(study_name=name, storage=storage_url).trials:
+            assert sorted(t.intermediate_values) == list(range(1, t.user_attrs["epochs"] + 1))
