@@ -25,8 +25,10 @@ if TYPE_CHECKING:
         Progress,
         RichProgress,
         create_experiment,
+        experiment_status,
         list_studies,
         open_storage,
+        resume_experiment,
     )
 
 _LAZY = {
@@ -36,6 +38,8 @@ _LAZY = {
     "Progress": "hpstudy.runner",
     "RichProgress": "hpstudy.runner",
     "create_experiment": "hpstudy.runner",
+    "experiment_status": "hpstudy.runner",
+    "resume_experiment": "hpstudy.runner",
     "list_studies": "hpstudy.runner",
     "open_storage": "hpstudy.runner",
 }
@@ -52,10 +56,12 @@ __all__ = [
     "UsageError",
     "__version__",
     "create_experiment",
+    "experiment_status",
     "list_studies",
     "load_config",
     "open_storage",
     "parse_config",
+    "resume_experiment",
 ]
 
 
