@@ -281,6 +281,7 @@ def test_fast_fetch_builds_the_trials_optuna_builds(storage_url: str) -> None:
         expected = storage.get_all_trials(info.study_id)
         got = TrialReader(storage).fetch(info.study_id, {t._trial_id for t in expected})
         assert got == expected
+        assert TrialReader(storage).fetch(info.study_id, None) == expected
         assert [t.datetime_start for t in got] == [t.datetime_start for t in expected]
     assert any(
         t.state == TrialState.FAIL for i in infos for t in storage.get_all_trials(i.study_id)

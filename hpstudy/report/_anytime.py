@@ -1,0 +1,151 @@
+"""Anytime performance: best-so-far validation score against trials, epochs and seconds, and
+the compute each study needed to reach a target score.
+
+Pure functions of trial records (no storage, no drawing), so they are tested with exact
+numbers. Compute counts every trial, pruned and failed ones included: a strategy whose trials
+are pruned early pays less per trial, and comparing by trial number alone would hide that.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """What the report needs of one finished trial.
+
+    Attributes:
+        number: Trial number (order of creation).
+        state: ``"COMPLETE"``, ``"PRUNED"`` or ``"FAIL"``.
+        value: Validation score of a COMPLETE trial (``None`` otherwise).
+        epochs: Epochs trained (the compute measure).
+        seconds: Training seconds.
+    """
+
+    number: int
+    state: str
+    value: float | None
+    epochs: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class AnytimeCurve:
+    """Best-so-far score after each trial of one study, with the compute spent so far."""
+
+    trials: np.ndarray  # 1, 2, ..., n
+    epochs: np.ndarray  # cumulative epochs after each trial
+    seconds: np.ndarray  # cumulative training seconds after each trial
+    best: np.ndarray  # best COMPLETE score so far (nan before the first one)
+
+
+def anytime_curve(records: Sequence[TrialRecord], direction: str) -> AnytimeCurve:
+    """Best-so-far curve of one study's trials, in trial-number order."""
+    ordered = sorted(records, key=lambda r: r.number)
+    best = math.nan
+    bests = []
+    for r in ordered:
+        value = r.value if r.state == "COMPLETE" and r.value is not None else math.nan
+        if not math.isnan(value) and (
+            math.isnan(best) or (value > best if direction == "maximize" else value < best)
+        ):
+            best = value
+        bests.append(best)
+    return AnytimeCurve(
+        trials=np.arange(1, len(ordered) + 1),
+        epochs=np.cumsum([r.epochs for r in ordered]).astype(float),
+        seconds=np.cumsum([r.seconds for r in ordered]),
+        best=np.asarray(bests, dtype=float),
+    )
+
+
+def step_at(curve_x: np.ndarray, curve_y: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Value of the step function (x_i, y_i) at each point of ``grid`` (nan before x_0)."""
+    idx = np.searchsorted(curve_x, grid, side="right") - 1
+    out = np.full(len(grid), np.nan)
+    ok = idx >= 0
+    out[ok] = curve_y[idx[ok]]
+    return out
+
+
+@dataclass(frozen=True)
+class Band:
+    """Median and interquartile range over seeds, on a common x grid."""
+
+    x: np.ndarray
+    median: np.ndarray
+    q25: np.ndarray
+    q75: np.ndarray
+
+
+def seed_band(curves: Sequence[AnytimeCurve], axis: str, points: int = 200) -> Band:
+    """Median and IQR over seeds of best-so-far curves against ``axis`` (trials, epochs or
+    seconds). Each seed's curve is read as a step function on a shared grid; seeds that have
+    not reached a grid point yet (or have no COMPLETE trial yet) do not count there."""
+    xs = [getattr(c, axis) for c in curves if len(c.trials)]
+    if not xs:
+        empty = np.array([])
+        return Band(empty, empty, empty, empty)
+    top = max(float(x[-1]) for x in xs)
+    if axis == "trials":
+        grid = np.arange(1, int(top) + 1, dtype=float)
+    else:
+        grid = np.linspace(min(float(x[0]) for x in xs), top, points)
+    stacked = np.vstack([step_at(getattr(c, axis), c.best, grid) for c in curves if len(c.trials)])
+    # A seed whose curve ended before a grid point has finished: it keeps its last best.
+    for row, c in zip(stacked, [c for c in curves if len(c.trials)], strict=True):
+        row[grid > getattr(c, axis)[-1]] = c.best[-1]
+    with np.errstate(all="ignore"):
+        valid = ~np.isnan(stacked)
+        median = np.array(
+            [
+                np.median(col[ok]) if ok.any() else np.nan
+                for col, ok in zip(stacked.T, valid.T, strict=True)
+            ]
+        )
+        q25 = np.array(
+            [
+                np.percentile(col[ok], 25) if ok.any() else np.nan
+                for col, ok in zip(stacked.T, valid.T, strict=True)
+            ]
+        )
+        q75 = np.array(
+            [
+                np.percentile(col[ok], 75) if ok.any() else np.nan
+                for col, ok in zip(stacked.T, valid.T, strict=True)
+            ]
+        )
+    return Band(grid, median, q25, q75)
+
+
+@dataclass(frozen=True)
+class ComputeToTarget:
+    """Compute a study spent until its best-so-far first reached a target (``None``: never)."""
+
+    target: float
+    trials: int | None
+    epochs: float | None
+    seconds: float | None
+
+
+def compute_to_target(curve: AnytimeCurve, target: float, direction: str) -> ComputeToTarget:
+    """Trials, epochs and seconds until the best-so-far score reaches ``target``."""
+    reached = curve.best >= target if direction == "maximize" else curve.best <= target
+    reached &= ~np.isnan(curve.best)
+    if not reached.any():
+        return ComputeToTarget(target, None, None, None)
+    i = int(np.argmax(reached))
+    return ComputeToTarget(
+        target, int(curve.trials[i]), float(curve.epochs[i]), float(curve.seconds[i])
+    )
+
+
+def relaxed_target(reference: float, direction: str, fraction: float = 0.99) -> float:
+    """``fraction`` of a reference score, in the direction that makes it easier to reach
+    (99% of grid's accuracy, or 1/0.99 of grid's RMSE)."""
+    return reference * fraction if direction == "maximize" else reference / fraction

@@ -1,0 +1,89 @@
+"""Collect an experiment's studies and trials from storage into plain records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from optuna.trial import FrozenTrial, TrialState
+
+from hpstudy._errors import UsageError
+from hpstudy.report._anytime import TrialRecord
+from hpstudy.runner._resume import experiment_studies
+from hpstudy.runner._storage import TrialReader, open_storage
+from hpstudy.runner._studies import StudyCounts, StudyInfo, counts_toward_budget
+
+
+def to_record(trial: FrozenTrial) -> TrialRecord | None:
+    """The report's view of a trial; ``None`` for trials that are not finished or were
+    re-run (an interrupted or stale trial's compute is counted by its retry)."""
+    if not trial.state.is_finished() or not counts_toward_budget(trial):
+        return None
+    value = trial.value if trial.state == TrialState.COMPLETE else None
+    return TrialRecord(
+        number=trial.number,
+        state=trial.state.name,
+        value=value,
+        epochs=int(trial.user_attrs.get("epochs", 0)),
+        seconds=float(trial.user_attrs.get("seconds", 0.0)),
+    )
+
+
+@dataclass(frozen=True)
+class StudyData:
+    """One study: its description, trial records and full trials, and what is missing."""
+
+    info: StudyInfo
+    records: list[TrialRecord]
+    trials: list[FrozenTrial]
+    counts: StudyCounts
+
+    @property
+    def missing(self) -> str | None:
+        """A plain sentence when the study has not met its budget, else ``None``."""
+        c = self.counts
+        if c.finished >= self.info.budget:
+            return None
+        parts = [f"{c.finished} of {self.info.budget} trials finished"]
+        if c.running:
+            parts.append(f"{c.running} running")
+        if c.waiting:
+            parts.append(f"{c.waiting} waiting")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class ExperimentData:
+    """Every study of one experiment."""
+
+    experiment: str
+    studies: list[StudyData]
+
+    def tasks(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for s in self.studies:
+            seen.setdefault(s.info.task, None)
+        return list(seen)
+
+    def of(self, task: str, strategy: str | None = None) -> list[StudyData]:
+        return [
+            s
+            for s in self.studies
+            if s.info.task == task and (strategy is None or s.info.strategy == strategy)
+        ]
+
+
+def collect_experiment(storage_url: str, experiment: str) -> ExperimentData:
+    """Read every study and finished trial of ``experiment`` (one batch of queries per study)."""
+    storage = open_storage(storage_url, create=False)
+    infos = experiment_studies(storage, experiment)
+    if not infos:
+        raise UsageError(
+            f"experiment '{experiment}' not found in {storage_url}; run 'hpstudy list --storage {storage_url}'"
+        )
+    reader = TrialReader(storage)
+    studies = []
+    for info in sorted(infos, key=lambda i: (i.task, i.strategy, i.seed)):
+        trials = reader.fetch(info.study_id, None)
+        records = [r for r in map(to_record, trials) if r is not None]
+        studies.append(StudyData(info, records, trials, StudyCounts.of(trials, info.direction)))
+    return ExperimentData(experiment, studies)
