@@ -365,6 +365,65 @@ def status(
         err.print(f"warning: {line}; 'hpstudy resume {experiment}' re-runs it", markup=False)
 
 
+@app.command()
+def report(
+    experiment: Annotated[str, typer.Argument(help="Experiment name.")],
+    storage: StorageOption = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="HTML file [default: reports/EXPERIMENT.html]."),
+    ] = None,
+    no_test: Annotated[
+        bool, typer.Option("--no-test", help="Skip the held-out test scores (no retraining).")
+    ] = False,
+) -> None:
+    """Write one offline HTML report: which strategy won, for how much compute, on held-out test data, and is it real."""
+    from hpstudy.report import write_report
+    from hpstudy.runner import resolve_storage_url
+
+    url = resolve_storage_url(storage)
+    path, summaries = _call(
+        lambda: write_report(url, experiment, output, retrain=not no_test, progress=_retrain_note)
+    )
+    for summary in summaries:
+        out.print(f"{summary.task}: {summary.verdict}")
+    out.print(f"report: {path}")
+
+
+@app.command()
+def export(
+    experiment: Annotated[str, typer.Argument(help="Experiment name.")],
+    storage: StorageOption = None,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="csv (trials + a .summary.csv beside) or json.")
+    ] = "csv",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="File [default: reports/EXPERIMENT.csv or .json]."),
+    ] = None,
+    no_test: Annotated[
+        bool, typer.Option("--no-test", help="Skip the held-out test scores (no retraining).")
+    ] = False,
+) -> None:
+    """Export one row per trial (every parameter, value, epochs, seconds) and the summary table."""
+    from hpstudy.report import export_experiment
+    from hpstudy.runner import resolve_storage_url
+
+    url = resolve_storage_url(storage)
+    paths = _call(
+        lambda: export_experiment(
+            url, experiment, fmt, output, retrain=not no_test, progress=_retrain_note
+        )
+    )
+    for path in paths:
+        out.print(f"wrote {path}")
+
+
+def _retrain_note(study: str) -> None:
+    if not _state["quiet"]:
+        err.print(f"scoring the best configuration of {study} on its test split", markup=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

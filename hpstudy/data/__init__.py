@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from hpstudy.data._datasets import RawData, load_data
-from hpstudy.data._prepare import Fold, TaskData, make_preprocessor, prepare_task, split_indices
+from hpstudy.data._prepare import (
+    Fold,
+    TaskData,
+    make_preprocessor,
+    prepare_final,
+    prepare_task,
+    split_indices,
+)
 
 __all__ = [
     "Fold",
@@ -11,6 +18,7 @@ __all__ = [
     "TaskData",
     "load_data",
     "make_preprocessor",
+    "prepare_final",
     "prepare_task",
     "split_indices",
 ]

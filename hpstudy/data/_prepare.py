@@ -146,9 +146,8 @@ def make_fold(raw: RawData, y: np.ndarray, train: np.ndarray, valid: np.ndarray)
     )
 
 
-def prepare_task(task: TaskConfig, seed: int, raw: RawData | None = None) -> TaskData:
-    """Load (unless given), split for ``seed`` and preprocess the data of ``task``."""
-    raw = raw or load_data(task)
+def _encoded(task: TaskConfig, raw: RawData) -> tuple[RawData, np.ndarray, int, str]:
+    """Categoricals as strings, the target encoded (class indices or floats), and the metric."""
     raw = RawData(X=_categorical_as_str(raw.X), y=raw.y, kind=raw.kind)
     if raw.kind == "classification":
         y = LabelEncoder().fit_transform(raw.y.astype(str) if raw.y.dtype == object else raw.y)
@@ -165,6 +164,12 @@ def prepare_task(task: TaskConfig, seed: int, raw: RawData | None = None) -> Tas
             f"task {task.name!r}: metric {metric!r} is for {METRICS[metric][0]}, but the target "
             f"looks like {raw.kind}; set kind = {METRICS[metric][0]!r} or another metric"
         )
+    return raw, np.asarray(y), n_classes, metric
+
+
+def prepare_task(task: TaskConfig, seed: int, raw: RawData | None = None) -> TaskData:
+    """Load (unless given), split for ``seed`` and preprocess the data of ``task``."""
+    raw, y, n_classes, metric = _encoded(task, raw or load_data(task))
     train, valid, test = split_indices(y, raw.kind, seed, task.test_size, task.val_size)
     if task.cv_folds:
         pool = np.concatenate([train, valid])
@@ -188,3 +193,12 @@ def prepare_task(task: TaskConfig, seed: int, raw: RawData | None = None) -> Tas
         folds=folds,
         test_index=test,
     )
+
+
+def prepare_final(task: TaskConfig, seed: int, raw: RawData | None = None) -> TaskData:
+    """Seed ``seed``'s split for the final evaluation: train+validation to train on, the test
+    split (never seen during search) to score on, preprocessing fitted on train+validation."""
+    raw, y, n_classes, metric = _encoded(task, raw or load_data(task))
+    train, valid, test = split_indices(y, raw.kind, seed, task.test_size, task.val_size)
+    fold = make_fold(raw, y, np.sort(np.concatenate([train, valid])), test)
+    return TaskData(raw.kind, metric, fold.X_train.shape[1], n_classes, (fold,), test)

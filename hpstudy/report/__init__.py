@@ -2,8 +2,9 @@
 
 The data half lives here first: collecting an experiment from storage (``_collect.py``),
 anytime curves and compute-to-target (``_anytime.py``) and statistics across seeds
-(``_stats.py``), pure functions tested with exact numbers. Figures, held-out test scores, the
-HTML page and export are the rest of issue #4.
+(``_stats.py``), pure functions tested with exact numbers; held-out test scores cached in the
+storage (``_test_scores.py``); summaries and verdict sentences (``_summary.py``); the drawing
+half: Plotly figures (``_figures.py``), the offline HTML page (``_html.py``) and export.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from hpstudy.report._anytime import (
     seed_band,
 )
 from hpstudy.report._collect import ExperimentData, StudyData, collect_experiment, to_record
+from hpstudy.report._export import export_experiment
+from hpstudy.report._html import analyze, write_report
 from hpstudy.report._stats import Comparison, compare_strategies, holm
+from hpstudy.report._summary import SummaryRow, TaskSummary
 
 __all__ = [
     "AnytimeCurve",
@@ -28,13 +32,18 @@ __all__ = [
     "ComputeToTarget",
     "ExperimentData",
     "StudyData",
+    "SummaryRow",
+    "TaskSummary",
     "TrialRecord",
+    "analyze",
     "anytime_curve",
     "collect_experiment",
     "compare_strategies",
     "compute_to_target",
+    "export_experiment",
     "holm",
     "relaxed_target",
     "seed_band",
     "to_record",
+    "write_report",
 ]

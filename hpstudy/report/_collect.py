@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
@@ -36,6 +37,7 @@ class StudyData:
     records: list[TrialRecord]
     trials: list[FrozenTrial]
     counts: StudyCounts
+    attrs: dict[str, Any]
 
     @property
     def missing(self) -> str | None:
@@ -85,5 +87,8 @@ def collect_experiment(storage_url: str, experiment: str) -> ExperimentData:
     for info in sorted(infos, key=lambda i: (i.task, i.strategy, i.seed)):
         trials = reader.fetch(info.study_id, None)
         records = [r for r in map(to_record, trials) if r is not None]
-        studies.append(StudyData(info, records, trials, StudyCounts.of(trials, info.direction)))
+        attrs = storage.get_study_user_attrs(info.study_id)
+        studies.append(
+            StudyData(info, records, trials, StudyCounts.of(trials, info.direction), attrs)
+        )
     return ExperimentData(experiment, studies)

@@ -1,0 +1,259 @@
+"""The report's figures (Plotly), drawn from the data half. Smoke-tested; the numbers behind
+them are tested in ``_anytime`` and ``_stats``. Every figure caps the points it draws, so a
+report of 10,000 trials stays small and quick to open."""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+import numpy as np
+import optuna
+import plotly.graph_objects as go
+from optuna.trial import FrozenTrial, TrialState
+from plotly.subplots import make_subplots
+
+from hpstudy.report._anytime import anytime_curve, seed_band
+from hpstudy.report._collect import ExperimentData
+
+MAX_POINTS = 2000  # per scatter / parallel-coordinates figure
+MAX_CURVES = 30  # learning curves per strategy
+COLORS = {
+    "manual": "#7f7f7f",
+    "grid": "#1f77b4",
+    "random": "#ff7f0e",
+    "tpe": "#2ca02c",
+    "gp": "#d62728",
+    "cmaes": "#9467bd",
+    "qmc": "#8c564b",
+}
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _sample(items: list[Any], n: int, seed: int = 0) -> list[Any]:
+    return items if len(items) <= n else random.Random(seed).sample(items, n)
+
+
+def anytime_figure(data: ExperimentData, task: str) -> go.Figure:
+    """Best-so-far validation score against trials, epochs and seconds: median over seeds
+    with the interquartile band; manual picks as a reference line."""
+    studies = data.of(task)
+    metric, direction = studies[0].info.metric, studies[0].info.direction
+    axes = [
+        ("trials", "trials"),
+        ("epochs", "compute (epochs trained)"),
+        ("seconds", "training seconds"),
+    ]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in axes], shared_yaxes=True)
+    strategies = list(dict.fromkeys(s.info.strategy for s in studies))
+    for strategy in strategies:
+        color = COLORS.get(strategy, "#333333")
+        curves = [anytime_curve(s.records, direction) for s in data.of(task, strategy)]
+        if strategy == "manual":
+            bests = [c.best[-1] for c in curves if len(c.best) and not math.isnan(c.best[-1])]
+            if bests:
+                for col in (1, 2, 3):
+                    fig.add_hline(
+                        y=float(np.median(bests)),
+                        line_dash="dot",
+                        line_color=color,
+                        row=1,
+                        col=col,
+                    )
+                fig.add_trace(
+                    go.Scatter(
+                        x=[None],
+                        y=[None],
+                        mode="lines",
+                        line={"dash": "dot", "color": color},
+                        name="manual picks (median best)",
+                    )
+                )
+            continue
+        for col, (axis, _) in enumerate(axes, start=1):
+            band = seed_band(curves, axis)
+            if not len(band.x):
+                continue
+            show = col == 1
+            fig.add_trace(
+                go.Scatter(
+                    x=band.x,
+                    y=band.q75,
+                    mode="lines",
+                    line={"width": 0},
+                    showlegend=False,
+                    hoverinfo="skip",
+                ),
+                row=1,
+                col=col,
+            )
+            fig.add_trace(
+                go.Scatter(x=band.x, y=band.q25, mode="lines", line={"width": 0}, fill="tonexty", fillcolor=_rgba(color, 0.2), showlegend=False, hoverinfo="skip"),
+                row=1, col=col,
+            )  # fmt: skip
+            fig.add_trace(
+                go.Scatter(x=band.x, y=band.median, mode="lines", line={"color": color, "width": 2}, name=strategy, legendgroup=strategy, showlegend=show),
+                row=1, col=col,
+            )  # fmt: skip
+    fig.update_yaxes(title_text=f"best validation {metric}", row=1, col=1)
+    fig.update_layout(
+        title=f"{task}: best-so-far validation {metric} (median over seeds, band = interquartile range)",
+        height=420,
+    )
+    return fig
+
+
+def _complete_trials(data: ExperimentData, task: str) -> list[FrozenTrial]:
+    trials = [
+        t
+        for s in data.of(task)
+        if s.info.strategy != "manual"
+        for t in s.trials
+        if t.state == TrialState.COMPLETE and t.value is not None
+    ]
+    return _sample(trials, MAX_POINTS)
+
+
+def importance_figure(data: ExperimentData, task: str) -> go.Figure | None:
+    """Hyperparameter importance (Optuna's default evaluator) over the task's complete trials."""
+    trials = _complete_trials(data, task)
+    params = sorted({p for t in trials for p in t.params})
+    if len(trials) < 4 or len(params) < 2:
+        return None
+    trials = [t for t in trials if set(t.params) == set(params)]
+    maximize = data.of(task)[0].info.direction == "maximize"
+    study = optuna.create_study(
+        direction=optuna.study.StudyDirection.MAXIMIZE
+        if maximize
+        else optuna.study.StudyDirection.MINIMIZE
+    )
+    study.add_trials(trials)
+    try:
+        importances = optuna.importance.get_param_importances(study)
+    except (RuntimeError, ValueError):
+        return None
+    names = list(importances)[::-1]
+    fig = go.Figure(go.Bar(x=[importances[n] for n in names], y=names, orientation="h"))
+    fig.update_layout(
+        title=f"{task}: hyperparameter importance ({len(trials)} complete trials)",
+        height=120 + 30 * len(names),
+        xaxis_title="importance",
+    )
+    return fig
+
+
+def parallel_figure(data: ExperimentData, task: str) -> go.Figure | None:
+    """Parallel coordinates of the searched hyperparameters and the validation score."""
+    trials = _complete_trials(data, task)
+    params = sorted({p for t in trials for p in t.params})
+    trials = [t for t in trials if set(t.params) == set(params)]
+    if not trials or not params:
+        return None
+    metric = data.of(task)[0].info.metric
+    dims = []
+    for p in params:
+        values = [t.params[p] for t in trials]
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            log = all(v > 0 for v in values) and max(values) / min(values) > 50
+            dims.append(
+                {
+                    "label": f"log10 {p}" if log else p,
+                    "values": np.log10(values) if log else values,
+                }
+            )
+        else:
+            labels = sorted({str(v) for v in values})
+            dims.append(
+                {
+                    "label": p,
+                    "values": [labels.index(str(v)) for v in values],
+                    "tickvals": list(range(len(labels))),
+                    "ticktext": labels,
+                }
+            )
+    scores = [float(t.value) for t in trials]  # type: ignore[arg-type]
+    dims.append({"label": metric, "values": scores})
+    fig = go.Figure(
+        go.Parcoords(
+            line={"color": scores, "colorscale": "Viridis", "showscale": True}, dimensions=dims
+        )
+    )
+    fig.update_layout(
+        title=f"{task}: hyperparameters and validation {metric} ({len(trials)} complete trials)",
+        height=420,
+    )
+    return fig
+
+
+def slice_figure(data: ExperimentData, task: str) -> go.Figure | None:
+    """Validation score against each hyperparameter, one panel per hyperparameter."""
+    trials = _complete_trials(data, task)
+    params = sorted({p for t in trials for p in t.params})
+    if not trials or not params:
+        return None
+    metric = data.of(task)[0].info.metric
+    fig = make_subplots(rows=1, cols=len(params), subplot_titles=params, shared_yaxes=True)
+    for col, p in enumerate(params, start=1):
+        pts = [(t.params[p], t.value) for t in trials if p in t.params]
+        fig.add_trace(
+            go.Scatter(
+                x=[str(x) if isinstance(x, str) else x for x, _ in pts],
+                y=[y for _, y in pts],
+                mode="markers",
+                marker={"size": 5, "opacity": 0.5},
+                showlegend=False,
+            ),
+            row=1,
+            col=col,
+        )
+        values = [x for x, _ in pts]
+        if (
+            all(isinstance(v, int | float) for v in values)
+            and values
+            and min(values) > 0
+            and max(values) / min(values) > 50
+        ):
+            fig.update_xaxes(type="log", row=1, col=col)
+    fig.update_yaxes(title_text=f"validation {metric}", row=1, col=1)
+    fig.update_layout(title=f"{task}: validation {metric} by hyperparameter", height=380)
+    return fig
+
+
+def learning_figure(data: ExperimentData, task: str) -> go.Figure | None:
+    """Per-epoch validation curves of trials at the first seed; pruned trials marked."""
+    studies = data.of(task)
+    seed = min(s.info.seed for s in studies)
+    fig = go.Figure()
+    shown: set[str] = set()
+    for s in studies:
+        if s.info.seed != seed:
+            continue
+        color = COLORS.get(s.info.strategy, "#333333")
+        for t in _sample([t for t in s.trials if t.intermediate_values], MAX_CURVES, seed=1):
+            steps = sorted(t.intermediate_values)
+            pruned = t.state == TrialState.PRUNED
+            key = f"{s.info.strategy} ({'pruned' if pruned else t.state.name.lower()})"
+            fig.add_trace(
+                go.Scatter(
+                    x=steps, y=[t.intermediate_values[k] for k in steps], mode="lines+markers" if pruned else "lines",
+                    line={"color": color, "dash": "dot" if pruned else "solid", "width": 1},
+                    marker={"symbol": "x", "size": 4}, opacity=0.6, name=key, legendgroup=key, showlegend=key not in shown,
+                    hovertext=f"trial {t.number}",
+                )
+            )  # fmt: skip
+            shown.add(key)
+    if not fig.data:
+        return None
+    metric = studies[0].info.metric
+    fig.update_layout(
+        title=f"{task}: learning curves at seed {seed} (dotted with x = pruned)",
+        xaxis_title="epoch",
+        yaxis_title=f"validation {metric}",
+        height=420,
+    )
+    return fig
