@@ -132,10 +132,10 @@ def importance_figure(data: ExperimentData, task: str) -> go.Figure | None:
         if maximize
         else optuna.study.StudyDirection.MINIMIZE
     )
-    study.add_trials(trials)
     try:
+        study.add_trials(trials)
         importances = optuna.importance.get_param_importances(study)
-    except (RuntimeError, ValueError):
+    except (RuntimeError, ValueError):  # too few distinct values to rank: no figure
         return None
     names = list(importances)[::-1]
     fig = go.Figure(go.Bar(x=[importances[n] for n in names], y=names, orientation="h"))
