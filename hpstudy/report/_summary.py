@@ -150,49 +150,50 @@ def _fmt_p(c: Comparison) -> str:
 
 
 def verdict_sentence(summary: TaskSummary) -> str:
-    """One plain sentence from the numbers, e.g. random vs grid compute and test difference."""
+    """One plain sentence from the numbers: how fast each strategy reached grid's best
+    validation score (in grid's compute), and whether its test score differs from grid's."""
     rows = {r.strategy: r for r in summary.rows}
     parts = []
-    if "grid" in rows and rows["grid"].epochs.n:
-        grid_epochs = rows["grid"].epochs.median
+    grid = rows.get("grid")
+    if grid is not None and grid.epochs.n and grid.epochs.median > 0:
+        total = grid.epochs.median
         for strategy in ("random", "tpe", "gp", "cmaes", "qmc"):
             row = rows.get(strategy)
             if row is None:
                 continue
             name = STRATEGY_NAMES[strategy]
-            reached = row.to_grid_best_epochs
-            if reached.n == row.seeds and reached.n and grid_epochs > 0:
+            best, near = row.to_grid_best_epochs, row.to_grid_99_epochs
+            if best.n == row.seeds and best.n:
                 parts.append(
-                    f"{name} reached grid's best validation {summary.metric} with {100 * reached.median / grid_epochs:.0f}% of grid's compute (median over {reached.n} seeds)"
+                    f"{name} reached grid's best validation {summary.metric} with {100 * best.median / total:.0f}% of grid's compute (median, {best.n} seeds)"
                 )
-            elif row.to_grid_99_epochs.n and grid_epochs > 0:
+            elif near.n:
                 parts.append(
-                    f"{name} reached grid's best validation {summary.metric} in {reached.n} of {row.seeds} seeds and 99% of it "
-                    f"in {row.to_grid_99_epochs.n}, with {100 * row.to_grid_99_epochs.median / grid_epochs:.0f}% of grid's compute"
+                    f"{name} reached grid's best validation {summary.metric} in {best.n} of {row.seeds} seeds, and 99% of it in "
+                    f"{near.n} with {100 * near.median / total:.0f}% of grid's compute"
                 )
             else:
                 parts.append(
                     f"{name} did not reach 99% of grid's best validation {summary.metric}"
                 )
-    test_parts = []
     for c in summary.comparisons:
-        if c.baseline != "grid":
+        if c.baseline != "grid" or c.strategy == "manual":
             continue
-        what = {"better": "better than", "worse": "worse than"}.get(c.verdict)
         name = STRATEGY_NAMES.get(c.strategy, c.strategy)
+        what = {"better": "significantly better than", "worse": "significantly worse than"}.get(
+            c.verdict
+        )
         if what:
-            test_parts.append(
-                f"{name}'s test {summary.metric} is significantly {what} grid's ({_fmt_p(c)})"
-            )
+            parts.append(f"{name}'s test {summary.metric} is {what} grid's ({_fmt_p(c)})")
         elif c.verdict == "inconclusive":
-            test_parts.append(
-                f"the test-score difference between {name} and grid is inconclusive ({_fmt_p(c)}: too few seeds to tell)"
+            parts.append(
+                f"{name} vs grid on test {summary.metric}: inconclusive ({_fmt_p(c)}; too few seeds for any test to tell)"
             )
         else:
-            test_parts.append(
-                f"the test-score difference between {name} and grid is not significant ({_fmt_p(c)})"
+            parts.append(
+                f"{name} vs grid on test {summary.metric}: no significant difference ({_fmt_p(c)})"
             )
-    sentence = "; ".join(parts + test_parts)
-    if not sentence:
+    if not parts:
         return "Not enough finished studies to compare strategies yet."
+    sentence = "; ".join(parts)
     return sentence[0].upper() + sentence[1:] + "."
