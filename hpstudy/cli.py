@@ -419,6 +419,71 @@ def export(
         out.print(f"wrote {path}")
 
 
+@app.command()
+def best(
+    experiment: Annotated[str, typer.Argument(help="Experiment name.")],
+    storage: StorageOption = None,
+    task: Annotated[str | None, typer.Option("--task", "-t", help="Only this task.")] = None,
+    strategy: Annotated[
+        str | None, typer.Option("--strategy", "-s", help="Only this strategy's studies.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")] = False,
+) -> None:
+    """Print the best configuration of each task (by validation score) and its scores."""
+    import json
+
+    from hpstudy.report import best_configurations
+    from hpstudy.runner import resolve_storage_url
+
+    url = resolve_storage_url(storage)
+    found = _call(lambda: best_configurations(url, experiment, task, strategy))
+    if as_json:
+        print(json.dumps([b.as_dict() for b in found], indent=1))
+        return
+    for b in found:
+        tests = (
+            f"; test {b.metric} {sum(b.test_scores) / len(b.test_scores):.4g} (mean of {len(b.test_scores)} retrainings)"
+            if b.test_scores
+            else "; no test score yet ('hpstudy report' computes it)"
+        )
+        out.print(
+            f"{b.task}: validation {b.metric} {b.value:.4g} ({b.direction}){tests}", markup=False
+        )
+        out.print(f"  from {b.study} trial {b.trial}", markup=False)
+        for k, v in b.params.items():
+            out.print(f"  {k} = {v!r}", markup=False)
+
+
+@app.command()
+def dashboard(
+    storage: StorageOption = None,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            help="Address to bind; other than loopback exposes unauthenticated write endpoints.",
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 8080,
+) -> None:
+    """Browse the studies in optuna-dashboard (started on the same storage)."""
+    from hpstudy._dashboard import check_dashboard_storage, is_loopback, run_dashboard
+    from hpstudy.runner import resolve_storage_url
+
+    url = resolve_storage_url(storage)
+    _call(lambda: check_dashboard_storage(url))
+    shown = f"[{host}]" if ":" in host else host
+    err.print(
+        f"optuna-dashboard for {url} at http://{shown}:{port}/ (Ctrl-C to stop)", markup=False
+    )
+    if not is_loopback(host):
+        err.print(
+            f"warning: {host} is reachable from other machines and the dashboard has unauthenticated write endpoints",
+            markup=False,
+        )
+    _call(lambda: run_dashboard(url, host, port))
+
+
 def _retrain_note(study: str) -> None:
     if not _state["quiet"]:
         err.print(f"scoring the best configuration of {study} on its test split", markup=False)

@@ -19,6 +19,7 @@ from hpstudy.report._anytime import (
     relaxed_target,
     seed_band,
 )
+from hpstudy.report._best import BestConfiguration, best_configurations
 from hpstudy.report._collect import ExperimentData, StudyData, collect_experiment, to_record
 from hpstudy.report._export import export_experiment
 from hpstudy.report._html import analyze, write_report
@@ -27,6 +28,7 @@ from hpstudy.report._summary import SummaryRow, TaskSummary
 
 __all__ = [
     "AnytimeCurve",
+    "BestConfiguration",
     "Band",
     "Comparison",
     "ComputeToTarget",
@@ -37,6 +39,7 @@ __all__ = [
     "TrialRecord",
     "analyze",
     "anytime_curve",
+    "best_configurations",
     "collect_experiment",
     "compare_strategies",
     "compute_to_target",

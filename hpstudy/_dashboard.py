@@ -1,0 +1,56 @@
+"""``hpstudy dashboard``: optuna-dashboard on the same storage, bound to loopback by default."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+from hpstudy._errors import DependencyError, UsageError
+
+_logger = logging.getLogger("hpstudy")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_dashboard_storage(storage_url: str) -> None:
+    """Refuse a storage with no hpstudy study (the dashboard would show nothing, or crash on
+    an empty database) with :class:`UsageError`."""
+    from hpstudy.runner import list_studies
+
+    rows, others = list_studies(storage_url)
+    if not rows:
+        raise UsageError(
+            f"no hpstudy studies in {storage_url}"
+            + (f" ({others} other studies)" if others else "")
+            + "; create some with 'hpstudy create studies/quickstart.toml' or pass --storage"
+        )
+
+
+def run_dashboard(storage_url: str, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Serve optuna-dashboard for ``storage_url`` until interrupted.
+
+    Raises:
+        UsageError: See :func:`check_dashboard_storage`.
+        DependencyError: optuna-dashboard is not installed.
+    """
+    check_dashboard_storage(storage_url)
+    try:
+        import optuna_dashboard
+    except ImportError as e:
+        raise DependencyError(
+            "optuna-dashboard is not installed: pip install optuna-dashboard"
+        ) from e
+    if not is_loopback(host):
+        _logger.warning(
+            "serving on %s: optuna-dashboard has unauthenticated write endpoints (rename, delete, tell); "
+            "anyone who reaches this address can change the studies",
+            host,
+        )
+    optuna_dashboard.run_server(storage_url, host=host, port=port)

@@ -1,0 +1,78 @@
+"""``hpstudy best``: the best configuration of each task (optionally of one strategy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hpstudy._errors import UsageError
+from hpstudy.report._collect import collect_experiment
+from hpstudy.report._test_scores import best_trial
+
+
+@dataclass(frozen=True)
+class BestConfiguration:
+    """The best COMPLETE trial of a task (over the chosen strategies and every seed)."""
+
+    task: str
+    study: str
+    strategy: str
+    seed: int
+    trial: int
+    metric: str
+    direction: str
+    value: float
+    params: dict[str, Any]  # every hyperparameter, fixed ones included
+    test_scores: list[float] | None  # cached by a report, if any
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def best_configurations(
+    storage_url: str, experiment: str, task: str | None = None, strategy: str | None = None
+) -> list[BestConfiguration]:
+    """The best configuration per task of ``experiment`` by validation score."""
+    from hpstudy.runner._resume import _stored_config
+
+    data = collect_experiment(storage_url, experiment)
+    tasks = data.tasks()
+    if task is not None and task not in tasks:
+        raise UsageError(
+            f"task '{task}' is not in experiment '{experiment}'; its tasks are {', '.join(tasks)}"
+        )
+    strategies = sorted({s.info.strategy for s in data.studies})
+    if strategy is not None and strategy not in strategies:
+        raise UsageError(
+            f"strategy '{strategy}' is not in experiment '{experiment}'; its strategies are {', '.join(strategies)}"
+        )
+    fixed = _stored_config(data.studies[0].info, storage_url).fixed_params()
+    out = []
+    for name in [task] if task else tasks:
+        candidates = []
+        for study in data.of(name, strategy):
+            trial = best_trial(study)
+            if trial is not None:
+                candidates.append((study, trial))
+        if not candidates:
+            continue
+        maximize = candidates[0][0].info.direction == "maximize"
+        study, trial = (max if maximize else min)(candidates, key=lambda c: c[1].value)  # type: ignore[arg-type,return-value]
+        cached = study.attrs.get("test_scores")
+        tests = (
+            cached["scores"]
+            if isinstance(cached, dict) and cached.get("trial") == trial.number
+            else None
+        )
+        out.append(
+            BestConfiguration(
+                task=name, study=study.info.name, strategy=study.info.strategy, seed=study.info.seed,
+                trial=trial.number, metric=study.info.metric, direction=study.info.direction,
+                value=float(trial.value), params={**fixed, **trial.params}, test_scores=tests,  # type: ignore[arg-type]
+            )
+        )  # fmt: skip
+    if not out:
+        raise UsageError(
+            f"experiment '{experiment}' has no complete trial yet; run 'hpstudy resume {experiment}'"
+        )
+    return out
