@@ -21,6 +21,7 @@ from hpstudy._version import __version__
 
 if TYPE_CHECKING:
     from hpstudy.config import ExperimentConfig, load_config, parse_config
+    from hpstudy.report import best_configurations, export_experiment, write_report
     from hpstudy.runner import (
         Progress,
         RichProgress,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
         open_storage,
         resume_experiment,
     )
+    from hpstudy.saved_model import load_model, train_best
 
 _LAZY = {
     "ExperimentConfig": "hpstudy.config",
@@ -38,6 +40,11 @@ _LAZY = {
     "Progress": "hpstudy.runner",
     "RichProgress": "hpstudy.runner",
     "create_experiment": "hpstudy.runner",
+    "load_model": "hpstudy.saved_model",
+    "train_best": "hpstudy.saved_model",
+    "write_report": "hpstudy.report",
+    "export_experiment": "hpstudy.report",
+    "best_configurations": "hpstudy.report",
     "experiment_status": "hpstudy.runner",
     "resume_experiment": "hpstudy.runner",
     "list_studies": "hpstudy.runner",
@@ -55,13 +62,18 @@ __all__ = [
     "StorageError",
     "UsageError",
     "__version__",
+    "best_configurations",
     "create_experiment",
+    "export_experiment",
     "experiment_status",
     "list_studies",
     "load_config",
+    "load_model",
     "open_storage",
     "parse_config",
     "resume_experiment",
+    "train_best",
+    "write_report",
 ]
 
 

@@ -484,6 +484,56 @@ def dashboard(
     _call(lambda: run_dashboard(url, host, port))
 
 
+@app.command("train-best")
+def train_best(
+    experiment: Annotated[str, typer.Argument(help="Experiment name.")],
+    storage: StorageOption = None,
+    task: Annotated[
+        str | None,
+        typer.Option("--task", "-t", help="The task (required when the experiment has several)."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Model folder [default: models/EXPERIMENT-TASK]."),
+    ] = None,
+) -> None:
+    """Retrain the best configuration on train+validation and save the model (no pickle)."""
+    from hpstudy.runner import resolve_storage_url
+    from hpstudy.saved_model import train_best as _train_best
+
+    url = resolve_storage_url(storage)
+    path, meta = _call(lambda: _train_best(url, experiment, task, output))
+    scores = ", ".join(f"{k} {v:.4g}" for k, v in meta["scores"].items())
+    out.print(
+        f"saved {path} ({meta['task']}, {scores}); use it with: hpstudy predict {path} data.csv",
+        markup=False,
+    )
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Argument(help="A model folder saved by train-best.")],
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV with the model's input columns (the target column may be there too)."
+        ),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write predictions here (CSV) instead of stdout."),
+    ] = None,
+) -> None:
+    """Predict new rows with a saved model."""
+    from hpstudy.saved_model import predict_csv
+
+    path, predictions = _call(lambda: predict_csv(model, data, output))
+    if path is None:
+        sys.stdout.write(predictions.to_csv(index=False))
+    else:
+        out.print(f"wrote {len(predictions)} predictions to {path}", markup=False)
+
+
 def _retrain_note(study: str) -> None:
     if not _state["quiet"]:
         err.print(f"scoring the best configuration of {study} on its test split", markup=False)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
 from hpstudy._backprop import FlatMLP
 from hpstudy.data import Fold, TaskData
@@ -51,6 +52,7 @@ class TrainResult:
     pruned: bool
     history: list[float] = field(default_factory=list)
     n_params: int = 0
+    models: list[nn.Module] = field(default_factory=list, repr=False)  # one per fold, trained
 
 
 def resolve_device(device: str) -> torch.device:
@@ -203,4 +205,5 @@ def train(
         pruned=pruned,
         history=history,
         n_params=n_params,
+        models=[run.model for run in runs],
     )

@@ -7,6 +7,7 @@ strategy at seed k shares. The test part is kept aside: search never sees it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,7 @@ class Fold:
     y_valid: np.ndarray
     y_mean: float = 0.0
     y_std: float = 1.0
+    preprocessor: Any = None  # the fitted ColumnTransformer (to save a final model)
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,13 @@ def make_fold(raw: RawData, y: np.ndarray, train: np.ndarray, valid: np.ndarray)
     X_train = np.ascontiguousarray(pre.fit_transform(raw.X.iloc[train]), dtype=np.float32)
     X_valid = np.ascontiguousarray(pre.transform(raw.X.iloc[valid]), dtype=np.float32)
     if raw.kind == "classification":
-        return Fold(X_train, y[train].astype(np.int64), X_valid, y[valid].astype(np.int64))
+        return Fold(
+            X_train,
+            y[train].astype(np.int64),
+            X_valid,
+            y[valid].astype(np.int64),
+            preprocessor=pre,
+        )
     y_train = y[train].astype(np.float64)
     mean, std = float(y_train.mean()), float(y_train.std()) or 1.0
     return Fold(
@@ -143,7 +151,14 @@ def make_fold(raw: RawData, y: np.ndarray, train: np.ndarray, valid: np.ndarray)
         ((y[valid] - mean) / std).astype(np.float32),
         y_mean=mean,
         y_std=std,
+        preprocessor=pre,
     )
+
+
+def class_labels(raw: RawData) -> list[str]:
+    """The class labels in the order of the encoded class indices."""
+    y = raw.y.astype(str) if raw.y.dtype == object else raw.y
+    return [str(c) for c in LabelEncoder().fit(y).classes_]
 
 
 def _encoded(task: TaskConfig, raw: RawData) -> tuple[RawData, np.ndarray, int, str]:

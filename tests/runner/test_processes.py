@@ -42,7 +42,9 @@ def _states(db: Path) -> Counter[str]:
         return Counter(state for (state,) in conn.execute("SELECT state FROM trials"))
 
 
-def _wait_until_mid_trial(db: Path, proc: subprocess.Popen[bytes], min_complete: int = 2) -> None:
+def _wait_until_mid_trial(
+    db: Path, proc: subprocess.Popen[bytes], min_complete: int = 2, running: int = 1
+) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the run ended before it could be interrupted"
@@ -51,7 +53,7 @@ def _wait_until_mid_trial(db: Path, proc: subprocess.Popen[bytes], min_complete:
                 states = _states(db)
             except sqlite3.OperationalError:
                 states = Counter()
-            if states["COMPLETE"] >= min_complete and states["RUNNING"] == 1:
+            if states["COMPLETE"] >= min_complete and states["RUNNING"] == running:
                 time.sleep(0.05)  # into the epochs of the running trial
                 return
         time.sleep(0.02)
@@ -225,7 +227,7 @@ def test_ctrl_c_to_the_process_group_of_parallel_workers(tmp_path: Path, slow_st
         _hpstudy("create", str(slow_study), "--storage", url, "--n-jobs", "2"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
-    _wait_until_mid_trial(db, proc, min_complete=3)
+    _wait_until_mid_trial(db, proc, min_complete=3, running=2)  # both workers mid-trial
     before = _finished_before(url)
     os.killpg(proc.pid, signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
