@@ -22,7 +22,7 @@ demo: venv
 	else \
 		$(BIN)/hpstudy create studies/quickstart.toml; \
 	fi
-	@echo "Results are in storage/hpstudy.db: '$(BIN)/hpstudy list' lists them; '$(BIN)/optuna-dashboard sqlite:///storage/hpstudy.db' browses them."
+	@echo "Results are in storage/hpstudy.db: '$(BIN)/hpstudy report quickstart' writes the comparison, '$(BIN)/hpstudy dashboard' browses every trial."
 
 test: venv
 	$(BIN)/pytest -q
