@@ -210,7 +210,7 @@ def _print_results(experiment: str, url: str, results: list[Any]) -> None:
             f"{n_failed} trial(s) failed; their reasons are in the trial user attr 'fail_reason' (optuna-dashboard shows it)"
         )
     out.print(
-        f"results: {url}  (list: hpstudy list --storage {url}; browse: optuna-dashboard {url})"
+        f"results: {url}  (report: hpstudy report {experiment} --storage {url}; browse: hpstudy dashboard --storage {url})"
     )
 
 

@@ -101,3 +101,30 @@ def test_report_of_unknown_experiment_exits_2(storage_url: str) -> None:
     )
     result = runner.invoke(app, ["report", "nope", "--storage", storage_url])
     assert result.exit_code == 2 and "experiment 'nope' not found" in result.stderr
+
+
+def test_best_prints_the_best_configuration_per_task(storage_url: str) -> None:
+    create_experiment(
+        parse_config(tiny_study_text(strategies=("grid", "random"), n_trials=3)), storage_url
+    )
+    result = runner.invoke(app, ["best", "tiny", "--storage", storage_url, "--json"])
+    assert result.exit_code == 0, result.output
+    found = {b["task"]: b for b in json.loads(result.stdout)}
+    assert set(found) == {"iris", "diabetes"}
+    iris = found["iris"]
+    assert {"n_layers", "n_units", "lr", "dropout", "optimizer"} <= set(iris["params"])
+    from hpstudy.report import collect_experiment
+
+    values = [
+        r.value
+        for s in collect_experiment(storage_url, "tiny").of("iris")
+        for r in s.records
+        if r.value is not None
+    ]
+    assert iris["value"] == max(values) and iris["test_scores"] is None
+    narrowed = runner.invoke(
+        app, ["best", "tiny", "--storage", storage_url, "--task", "iris", "--strategy", "random"]
+    )
+    assert narrowed.exit_code == 0 and narrowed.stdout.startswith("iris: validation accuracy")
+    wrong = runner.invoke(app, ["best", "tiny", "--storage", storage_url, "--task", "wine"])
+    assert wrong.exit_code == 2 and "task 'wine' is not in experiment 'tiny'" in wrong.stderr
