@@ -43,6 +43,9 @@ StorageOption = Annotated[
 ]
 
 
+NoTestOption = Annotated[
+    bool, typer.Option("--no-test", help="Skip the held-out test scores (no retraining).")
+]
 NJobsOption = Annotated[
     int,
     typer.Option(
@@ -373,9 +376,7 @@ def report(
         Path | None,
         typer.Option("--output", "-o", help="HTML file [default: reports/EXPERIMENT.html]."),
     ] = None,
-    no_test: Annotated[
-        bool, typer.Option("--no-test", help="Skip the held-out test scores (no retraining).")
-    ] = False,
+    no_test: NoTestOption = False,
 ) -> None:
     """Write one offline HTML report: which strategy won, for how much compute, on held-out test data, and is it real."""
     from hpstudy.report import write_report
@@ -401,9 +402,7 @@ def export(
         Path | None,
         typer.Option("--output", "-o", help="File [default: reports/EXPERIMENT.csv or .json]."),
     ] = None,
-    no_test: Annotated[
-        bool, typer.Option("--no-test", help="Skip the held-out test scores (no retraining).")
-    ] = False,
+    no_test: NoTestOption = False,
 ) -> None:
     """Export one row per trial (every parameter, value, epochs, seconds) and the summary table."""
     from hpstudy.report import export_experiment

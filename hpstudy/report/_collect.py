@@ -7,9 +7,8 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
-from hpstudy._errors import UsageError
 from hpstudy.report._anytime import TrialRecord
-from hpstudy.runner._resume import experiment_studies
+from hpstudy.runner._resume import require_experiment
 from hpstudy.runner._storage import TrialReader, open_storage
 from hpstudy.runner._studies import StudyCounts, StudyInfo, counts_toward_budget
 
@@ -77,11 +76,7 @@ class ExperimentData:
 def collect_experiment(storage_url: str, experiment: str) -> ExperimentData:
     """Read every study and finished trial of ``experiment`` (one batch of queries per study)."""
     storage = open_storage(storage_url, create=False)
-    infos = experiment_studies(storage, experiment)
-    if not infos:
-        raise UsageError(
-            f"experiment '{experiment}' not found in {storage_url}; run 'hpstudy list --storage {storage_url}'"
-        )
+    infos = require_experiment(storage, experiment, storage_url)
     reader = TrialReader(storage)
     studies = []
     for info in sorted(infos, key=lambda i: (i.task, i.strategy, i.seed)):

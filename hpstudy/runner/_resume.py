@@ -38,6 +38,16 @@ def experiment_studies(storage: BaseStorage, experiment: str) -> list[StudyInfo]
     return [i for i in infos if i is not None and i.experiment == experiment]
 
 
+def require_experiment(storage: BaseStorage, experiment: str, storage_url: str) -> list[StudyInfo]:
+    """The studies of ``experiment``; :class:`UsageError` when there are none."""
+    infos = experiment_studies(storage, experiment)
+    if not infos:
+        raise UsageError(
+            f"experiment '{experiment}' not found in {storage_url}; run 'hpstudy list --storage {storage_url}'"
+        )
+    return infos
+
+
 def _stored_config(info: StudyInfo, storage_url: str) -> ExperimentConfig:
     base = Path(info.study_file_path).parent if info.study_file_path else Path.cwd()
     try:

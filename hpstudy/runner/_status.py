@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hpstudy._errors import UsageError
 from hpstudy.config._schema import STRATEGIES
 from hpstudy.runner._recover import GRACE_PERIOD, stale_reason
-from hpstudy.runner._resume import experiment_studies
+from hpstudy.runner._resume import require_experiment
 from hpstudy.runner._storage import TrialReader, open_storage
 from hpstudy.runner._studies import StudyCounts, StudyInfo
 from hpstudy.runner._writer import worker_id
@@ -27,11 +26,7 @@ class StudyStatus:
 def experiment_status(storage_url: str, experiment: str) -> list[StudyStatus]:
     """Per study of ``experiment``: counts, retries and trials that look stale."""
     storage = open_storage(storage_url, create=False)
-    infos = experiment_studies(storage, experiment)
-    if not infos:
-        raise UsageError(
-            f"experiment '{experiment}' not found in {storage_url}; run 'hpstudy list --storage {storage_url}'"
-        )
+    infos = require_experiment(storage, experiment, storage_url)
     reader = TrialReader(storage)
     me = worker_id()
     order = {s: i for i, s in enumerate(STRATEGIES)}
