@@ -219,8 +219,10 @@ def test_three_workers_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
     assert len(ran) == 3  # every worker took part
 
 
-def test_ctrl_c_to_the_process_group_of_parallel_workers(tmp_path: Path, slow_study: Path) -> None:
+def test_ctrl_c_to_the_process_group_of_parallel_workers(tmp_path: Path) -> None:
     """A terminal's Ctrl-C reaches the parent and every worker; all record and re-queue."""
+    slow_study = tmp_path / "slow.toml"
+    slow_study.write_text(SLOW.replace("n_trials = 4", "n_trials = 8"))  # long enough to catch
     db = tmp_path / "db.sqlite"
     url = f"sqlite:///{db}"
     proc = subprocess.Popen(
@@ -236,4 +238,4 @@ def test_ctrl_c_to_the_process_group_of_parallel_workers(tmp_path: Path, slow_st
     assert _states(db)["RUNNING"] == 0
     resume_experiment("tiny", url, n_jobs=2)
     assert before <= _finished_before(url)
-    _assert_exact_experiment(url)
+    _assert_exact_experiment(url, budget=8)
