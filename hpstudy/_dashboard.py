@@ -53,4 +53,9 @@ def run_dashboard(storage_url: str, host: str = "127.0.0.1", port: int = 8080) -
             "anyone who reaches this address can change the studies",
             host,
         )
-    optuna_dashboard.run_server(storage_url, host=host, port=port)
+    try:
+        optuna_dashboard.run_server(storage_url, host=host, port=port)
+    except OSError as e:  # the port is taken, or the host is not an address of this machine
+        raise UsageError(
+            f"cannot serve on {host}:{port} ({e.strerror or e}); pass another --port or --host"
+        ) from e

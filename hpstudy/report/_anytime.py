@@ -86,7 +86,8 @@ class Band:
 def seed_band(curves: Sequence[AnytimeCurve], axis: str, points: int = 200) -> Band:
     """Median and IQR over seeds of best-so-far curves against ``axis`` (trials, epochs or
     seconds). Each seed's curve is read as a step function on a shared grid; seeds that have
-    not reached a grid point yet (or have no COMPLETE trial yet) do not count there."""
+    not reached a grid point yet (or have no COMPLETE trial yet) do not count there, and the band
+    starts where at least half of the seeds have a score."""
     xs = [getattr(c, axis) for c in curves if len(c.trials)]
     if not xs:
         empty = np.array([])
@@ -102,6 +103,8 @@ def seed_band(curves: Sequence[AnytimeCurve], axis: str, points: int = 200) -> B
         row[grid > getattr(c, axis)[-1]] = c.best[-1]
     with np.errstate(all="ignore"):
         valid = ~np.isnan(stacked)
+        # Where fewer than half of the seeds have a score yet, a median would be one lucky seed.
+        valid &= valid.sum(axis=0) >= math.ceil(len(stacked) / 2)
         median = np.array(
             [
                 np.median(col[ok]) if ok.any() else np.nan

@@ -73,3 +73,14 @@ def test_seed_band_on_epochs_uses_a_shared_grid() -> None:
     assert band.x.tolist() == [5.0, 8.75, 12.5, 16.25, 20.0]
     # at 5 epochs only b has a score; at 20 both have finished: median of 0.9 and 0.7
     assert band.median[0] == pytest.approx(0.6) and band.median[-1] == pytest.approx(0.8)
+
+
+def test_band_starts_where_half_of_the_seeds_have_a_score() -> None:
+    early = anytime_curve([_r(0, "COMPLETE", 0.1, 1), _r(1, "COMPLETE", 0.2, 1)], "maximize")
+    late = [
+        anytime_curve([_r(0, "PRUNED", None, 1), _r(1, "COMPLETE", v, 1)], "maximize")
+        for v in (0.8, 0.9)
+    ]
+    band = seed_band([early, *late], "trials")
+    assert math.isnan(band.median[0])  # only one of three seeds has a score after one trial
+    assert band.median[1] == pytest.approx(0.8)
