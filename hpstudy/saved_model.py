@@ -199,7 +199,15 @@ def train_best(
     )
     params["epochs"] = int(trial.user_attrs.get("best_epoch") or params["epochs"])
     seed = derive_seed(best.seed, 0, "test")  # the first of the report's test retrainings
-    result = train(params, data, seed=seed, max_epochs=params["epochs"], patience=0, device="cpu")
+    # the same device as the report's retraining, so the test score is the same
+    result = train(
+        params,
+        data,
+        seed=seed,
+        max_epochs=params["epochs"],
+        patience=0,
+        device=config.training.device,
+    )
     network = result.models[0].cpu()
     fold = data.folds[0]
     if raw.kind == "classification":
