@@ -53,27 +53,30 @@ def _reach(s: Spread, seeds: int) -> str:
     return f"{s.median:.0f} ({s.n}/{seeds} seeds)"
 
 
+def _table(css_class: str, head: list[str], rows: list[list[str]]) -> str:
+    """An HTML table; ``head`` is escaped here, cells must already be safe HTML."""
+    header = "".join(f"<th>{_e(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{css_class}"><tr>{header}</tr>{body}</table>'
+
+
 def summary_table(summary: TaskSummary) -> str:
     head = [
         "strategy", "seeds", f"best validation {summary.metric}", f"test {summary.metric}",
         "trials", "epochs", "seconds", "epochs to grid's best", "trials to grid's best",
         "epochs to 99% of grid's best", "pruned", "failed",
     ]  # fmt: skip
-    rows = []
-    for r in summary.rows:
-        cells = [
+    rows = [
+        [
             _e(r.strategy), str(r.seeds), _spread(r.best_valid), _spread(r.test), _spread(r.trials, True),
             _spread(r.epochs, True), _spread(r.seconds), _reach(r.to_grid_best_epochs, r.seeds),
             _reach(r.to_grid_best_trials, r.seeds), _reach(r.to_grid_99_epochs, r.seeds), str(r.pruned), str(r.failed),
-        ]  # fmt: skip
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        ]
+        for r in summary.rows
+    ]  # fmt: skip
     return (
-        '<table class="summary"><tr>'
-        + "".join(f"<th>{_e(h)}</th>" for h in head)
-        + "</tr>"
-        + "".join(rows)
-        + "</table>"
-        '<p class="note">Median over seeds [min, max]. Test: the best configuration of each seed, retrained on '
+        _table("summary", head, rows)
+        + '<p class="note">Median over seeds [min, max]. Test: the best configuration of each seed, retrained on '
         "train+validation with several training seeds and scored on the test split the search never saw. "
         "Compute counts every trial (pruned and failed too).</p>"
     )
@@ -93,27 +96,16 @@ def comparison_table(summary: TaskSummary) -> str:
         "p (Holm)",
         "verdict",
     ]
-    rows = []
-    for c in summary.comparisons:
-        cells = [
-            _e(c.strategy),
-            _e(c.baseline),
-            _e(c.test),
-            str(c.n),
-            _num(c.median_difference),
-            _num(c.effect_size),
-            _num(c.p_value),
-            _num(c.p_holm),
-            _e(c.verdict),
+    rows = [
+        [
+            _e(c.strategy), _e(c.baseline), _e(c.test), str(c.n), _num(c.median_difference),
+            _num(c.effect_size), _num(c.p_value), _num(c.p_holm), _e(c.verdict),
         ]
-        rows.append("<tr>" + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
+        for c in summary.comparisons
+    ]  # fmt: skip
     return (
-        '<table class="stats"><tr>'
-        + "".join(f"<th>{_e(h)}</th>" for h in head)
-        + "</tr>"
-        + "".join(rows)
-        + "</table>"
-        '<p class="note">Differences are signed so that positive means the strategy is better. Paired by seed '
+        _table("stats", head, rows)
+        + '<p class="note">Differences are signed so that positive means the strategy is better. Paired by seed '
         "(Wilcoxon signed-rank) where seeds are shared, else Mann-Whitney U; Holm correction over each task's "
         "comparisons. 'inconclusive': too few seeds for any difference to reach p &lt; 0.05.</p>"
     )
