@@ -168,36 +168,25 @@ def train_best(
     from hpstudy.data._datasets import load_data
     from hpstudy.data._prepare import class_labels
     from hpstudy.model import output_size
-    from hpstudy.report import best_configurations
-    from hpstudy.runner._resume import _stored_config, experiment_studies
-    from hpstudy.runner._storage import open_storage
+    from hpstudy.report._best import best_of
+    from hpstudy.report._collect import collect_experiment
+    from hpstudy.runner._resume import _stored_config
     from hpstudy.strategies import derive_seed
     from hpstudy.training import train
 
-    bests = best_configurations(storage_url, experiment, task)
+    data_collected = collect_experiment(storage_url, experiment)
+    config = _stored_config(data_collected.studies[0].info, storage_url)
+    bests = best_of(data_collected, config, task)
     if task is None and len(bests) > 1:
         raise UsageError(
             f"experiment '{experiment}' has several tasks ({', '.join(b.task for b in bests)}); choose one with --task"
         )
     best = bests[0]
-    info = next(
-        i
-        for i in experiment_studies(open_storage(storage_url, create=False), experiment)
-        if i.name == best.study
-    )
-    config = _stored_config(info, storage_url)
     task_config = config.task(best.task)
     raw = load_data(task_config)
     data = prepare_final(task_config, best.seed, raw)
     params = dict(best.params)
-    trial = next(
-        t
-        for t in open_storage(storage_url, create=False).get_all_trials(
-            info.study_id, deepcopy=False
-        )
-        if t.number == best.trial
-    )
-    params["epochs"] = int(trial.user_attrs.get("best_epoch") or params["epochs"])
+    params["epochs"] = int(best.best_epoch or params["epochs"])
     seed = derive_seed(best.seed, 0, "test")  # the first of the report's test retrainings
     # the same device as the report's retraining, so the test score is the same
     result = train(

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpstudy._errors import UsageError
-from hpstudy.report._collect import collect_experiment
+from hpstudy.config import ExperimentConfig
+from hpstudy.report._collect import ExperimentData, collect_experiment
 from hpstudy.report._test_scores import best_trial
 
 
@@ -23,6 +24,7 @@ class BestConfiguration:
     direction: str
     value: float
     params: dict[str, Any]  # every hyperparameter, fixed ones included
+    best_epoch: int | None  # the epoch of its best validation score
     test_scores: list[float] | None  # cached by a report, if any
 
     def as_dict(self) -> dict[str, Any]:
@@ -36,6 +38,18 @@ def best_configurations(
     from hpstudy.runner._resume import _stored_config
 
     data = collect_experiment(storage_url, experiment)
+    config = _stored_config(data.studies[0].info, storage_url)
+    return best_of(data, config, task, strategy)
+
+
+def best_of(
+    data: ExperimentData,
+    config: ExperimentConfig,
+    task: str | None = None,
+    strategy: str | None = None,
+) -> list[BestConfiguration]:
+    """The best configuration per task of collected ``data`` (see :func:`best_configurations`)."""
+    experiment = data.experiment
     tasks = data.tasks()
     if task is not None and task not in tasks:
         raise UsageError(
@@ -46,7 +60,7 @@ def best_configurations(
         raise UsageError(
             f"strategy '{strategy}' is not in experiment '{experiment}'; its strategies are {', '.join(strategies)}"
         )
-    fixed = _stored_config(data.studies[0].info, storage_url).fixed_params()
+    fixed = config.fixed_params()
     out = []
     for name in [task] if task else tasks:
         candidates = []
@@ -68,7 +82,8 @@ def best_configurations(
             BestConfiguration(
                 task=name, study=study.info.name, strategy=study.info.strategy, seed=study.info.seed,
                 trial=trial.number, metric=study.info.metric, direction=study.info.direction,
-                value=float(trial.value), params={**fixed, **trial.params}, test_scores=tests,  # type: ignore[arg-type]
+                value=float(trial.value), params={**fixed, **trial.params},  # type: ignore[arg-type]
+                best_epoch=trial.user_attrs.get("best_epoch"), test_scores=tests,
             )
         )  # fmt: skip
     if not out:

@@ -196,12 +196,9 @@ class LocalStudy:
         state: TrialState,
         value: float | None,
         user_attrs: dict[str, Any],
-        intermediate: dict[int, float] | None = None,
     ) -> None:
-        """Finish the trial locally, as it was just stored, so no read is needed for it."""
-        for step, v in (intermediate or {}).items():
-            if step not in self.storage.get_trial(local_id).intermediate_values:
-                self.storage.set_trial_intermediate_value(local_id, step, v)
+        """Finish the trial locally, as it was just stored, so no read is needed for it (its
+        epochs are already here: ``should_prune`` recorded each one)."""
         for key, v in user_attrs.items():
             self.storage.set_trial_user_attr(local_id, key, v)
         self.storage.set_trial_state_values(local_id, state, None if value is None else [value])
