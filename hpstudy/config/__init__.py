@@ -5,6 +5,7 @@ from __future__ import annotations
 from hpstudy.config._load import load_config, parse_config
 from hpstudy.config._schema import (
     BUILTIN_DATASETS,
+    DEFAULT_MARGINS,
     HYPERPARAMETERS,
     METRICS,
     STRATEGIES,
@@ -12,6 +13,7 @@ from hpstudy.config._schema import (
     ExperimentConfig,
     ParamConfig,
     PrunerConfig,
+    ReportConfig,
     TaskConfig,
     TrainingConfig,
     study_name,
@@ -19,6 +21,7 @@ from hpstudy.config._schema import (
 
 __all__ = [
     "BUILTIN_DATASETS",
+    "DEFAULT_MARGINS",
     "HYPERPARAMETERS",
     "METRICS",
     "STRATEGIES",
@@ -26,6 +29,7 @@ __all__ = [
     "ExperimentConfig",
     "ParamConfig",
     "PrunerConfig",
+    "ReportConfig",
     "TaskConfig",
     "TrainingConfig",
     "load_config",
