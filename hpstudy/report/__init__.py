@@ -24,7 +24,8 @@ from hpstudy.report._collect import ExperimentData, StudyData, collect_experimen
 from hpstudy.report._export import export_experiment
 from hpstudy.report._html import analyze, write_report
 from hpstudy.report._stats import Comparison, compare_strategies, holm
-from hpstudy.report._summary import SummaryRow, TaskSummary
+from hpstudy.report._summary import SummaryRow, TaskSummary, headline
+from hpstudy.report._verdict import Verdict, hodges_lehmann
 
 __all__ = [
     "AnytimeCurve",
@@ -37,6 +38,7 @@ __all__ = [
     "SummaryRow",
     "TaskSummary",
     "TrialRecord",
+    "Verdict",
     "analyze",
     "anytime_curve",
     "best_configurations",
@@ -44,6 +46,8 @@ __all__ = [
     "compare_strategies",
     "compute_to_target",
     "export_experiment",
+    "headline",
+    "hodges_lehmann",
     "holm",
     "relaxed_target",
     "seed_band",

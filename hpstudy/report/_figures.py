@@ -257,3 +257,77 @@ def learning_figure(data: ExperimentData, task: str) -> go.Figure | None:
         height=420,
     )
     return fig
+
+
+def forest_figure(summaries: list[Any]) -> go.Figure | None:
+    """Difference vs the baseline with its CI, per task and strategy; the margin band shaded.
+
+    Each task is drawn in units of its own margin (difference / margin), so tasks with
+    different metrics share one axis: -1 is the non-inferiority bound."""
+    rows = [
+        (s, v)
+        for s in summaries
+        for v in s.verdicts
+        if v.seeds and s.margin > 0 and not math.isnan(v.difference)
+    ]
+    if not rows:
+        return None
+    labels = [f"{s.task}: {s.label(v.strategy)} vs {s.label(v.baseline)}" for s, v in rows]
+    fig = go.Figure()
+    fig.add_vrect(x0=-1, x1=1, fillcolor="rgba(44,160,44,0.12)", line_width=0)
+    fig.add_vline(x=0, line_color="#555", line_width=1)
+    fig.add_vline(x=-1, line_dash="dash", line_color="#d62728", line_width=1)
+    for (s, v), label in zip(rows, labels, strict=True):
+        m = s.margin
+        fig.add_trace(
+            go.Scatter(
+                x=[v.difference / m], y=[label], mode="markers",
+                error_x={"type": "data", "symmetric": False, "array": [(v.ci_high - v.difference) / m], "arrayminus": [(v.difference - v.ci_low) / m]},
+                marker={"color": COLORS.get(v.strategy, "#333333"), "size": 10}, showlegend=False,
+                hovertext=f"{v.verdict}: {v.difference:+.4g} [{v.ci_low:+.4g}, {v.ci_high:+.4g}] {s.metric}, margin {m:.4g}",
+            )
+        )  # fmt: skip
+    fig.update_layout(
+        title="Test score difference vs the baseline (positive = better), in units of each task's margin; "
+        "shaded: within the margin; dashed: the non-inferiority bound",
+        xaxis_title="difference / margin (95% CI)",
+        height=160 + 40 * len(rows),
+    )
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def equal_compute_figure(summaries: list[Any]) -> go.Figure | None:
+    """Test score difference vs the full baseline when each strategy stops at a fraction of
+    the baseline's compute, per task (in units of the task's margin), with 95% CIs."""
+    fig = go.Figure()
+    for s in summaries:
+        if not s.equal or not s.margin > 0:
+            continue
+        for strategy in dict.fromkeys(e.strategy for e in s.equal):
+            pts = sorted(
+                (e for e in s.equal if e.strategy == strategy and e.seeds), key=lambda e: e.fraction
+            )
+            if not pts:
+                continue
+            m = s.margin
+            fig.add_trace(
+                go.Scatter(
+                    x=[e.fraction for e in pts], y=[e.difference / m for e in pts], mode="lines+markers",
+                    name=f"{s.task}: {s.label(strategy)}", line={"color": COLORS.get(strategy, "#333333")},
+                    error_y={"type": "data", "symmetric": False, "array": [(e.ci_high - e.difference) / m for e in pts],
+                             "arrayminus": [(e.difference - e.ci_low) / m for e in pts]},
+                )
+            )  # fmt: skip
+    if not fig.data:
+        return None
+    fig.add_hline(y=-1, line_dash="dash", line_color="#d62728")
+    fig.update_xaxes(type="log", tickvals=[1 / 16, 1 / 8, 1 / 4, 1 / 2, 1], ticktext=["1/16", "1/8", "1/4", "1/2", "1"])
+    fig.update_layout(
+        title="Quality at equal compute: test score of the pick at a fraction of the baseline's epochs, "
+        "minus the full baseline's (in margins; dashed: non-inferiority bound)",
+        xaxis_title="fraction of the baseline's total epochs (same seed)",
+        yaxis_title="difference / margin",
+        height=420,
+    )
+    return fig
