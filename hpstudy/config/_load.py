@@ -267,12 +267,15 @@ class _Validator:
             return None
         if _is_number(value) and value > 0:
             return float(value)
-        if isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?%", value.strip()):
-            if 0 < float(value.strip()[:-1]) < 100:
-                return value.strip()
+        if (
+            isinstance(value, str)
+            and re.fullmatch(r"\d+(\.\d+)?%", value.strip())
+            and 0 < float(value.strip()[:-1]) < 100
+        ):
+            return value.strip()
         self.bad(
             f"{prefix}.margin",
-            f'must be a number > 0 in the metric\'s units (e.g. 0.005) or a percentage of the baseline\'s score (e.g. "1%"), got {_fmt(value)}',
+            f"must be a number > 0 in the metric's units (e.g. 0.005) or a percentage of the baseline's score (e.g. \"1%\"), got {_fmt(value)}",
         )
         return None
 

@@ -86,8 +86,10 @@ class Band:
 def seed_band(curves: Sequence[AnytimeCurve], axis: str, points: int = 200) -> Band:
     """Median and IQR over seeds of best-so-far curves against ``axis`` (trials, epochs or
     seconds). Each seed's curve is read as a step function on a shared grid; seeds that have
-    not reached a grid point yet (or have no COMPLETE trial yet) do not count there, and the band
-    starts where at least half of the seeds have a score."""
+    not reached a grid point yet (or have no COMPLETE trial yet) have no value there, and the band
+    starts where every seed has one: each seed's curve is monotone, so the median and quartiles
+    of all of them are too (a median over the seeds that happen to have a value is not: a late
+    seed joining with a worse score would pull it the wrong way)."""
     xs = [getattr(c, axis) for c in curves if len(c.trials)]
     if not xs:
         empty = np.array([])
@@ -103,8 +105,7 @@ def seed_band(curves: Sequence[AnytimeCurve], axis: str, points: int = 200) -> B
         row[grid > getattr(c, axis)[-1]] = c.best[-1]
     with np.errstate(all="ignore"):
         valid = ~np.isnan(stacked)
-        # Where fewer than half of the seeds have a score yet, a median would be one lucky seed.
-        valid &= valid.sum(axis=0) >= math.ceil(len(stacked) / 2)
+        valid &= valid.all(axis=0)
         median = np.array(
             [
                 np.median(col[ok]) if ok.any() else np.nan

@@ -33,8 +33,11 @@ UNITS = ("epochs", "seconds", "trials")
 
 
 def reaches(value: float | None, target: float, direction: str) -> bool:
+    """Whether ``value`` is at least as good as ``target`` (any value beats a ``nan`` target)."""
     if value is None or math.isnan(value):
         return False
+    if math.isnan(target):
+        return True
     return value >= target if direction == "maximize" else value <= target
 
 
@@ -109,9 +112,9 @@ def pick_at_budget(
         spent += _cost(r, unit)
         if spent > budget * (1 + 1e-9):
             break
-        if r.state == "COMPLETE" and r.value is not None:
-            if math.isnan(best) or (r.value > best if direction == "maximize" else r.value < best):
-                best, pick = r.value, r.number
+        value = r.value if r.state == "COMPLETE" else None
+        if value is not None and value != best and reaches(value, best, direction):
+            best, pick = value, r.number
     return pick
 
 

@@ -128,7 +128,13 @@ def comparison_table(summary: TaskSummary) -> str:
 def compute_table(summary: TaskSummary) -> str:
     if not summary.compute:
         return ""
-    head = ["strategy", "unit", f"compute to target / {summary.label(summary.baseline)}'s expected [95% CI]", "seeds", "never reached"]
+    head = [
+        "strategy",
+        "unit",
+        f"compute to target / {summary.label(summary.baseline)}'s expected [95% CI]",
+        "seeds",
+        "never reached",
+    ]
     rows = [
         [_e(summary.label(c.strategy)), _e(c.unit), _ci(c.estimate, c.ci_low, c.ci_high, signed=False), str(c.seeds), str(c.censored)]
         for c in summary.compute
@@ -147,7 +153,14 @@ def compute_table(summary: TaskSummary) -> str:
 def equal_compute_table(summary: TaskSummary) -> str:
     if not summary.equal:
         return ""
-    head = ["strategy", "fraction of baseline's epochs", f"test {summary.metric}", "difference vs full baseline [95% CI]", "p non-inferiority", "seeds"]
+    head = [
+        "strategy",
+        "fraction of baseline's epochs",
+        f"test {summary.metric}",
+        "difference vs full baseline [95% CI]",
+        "p non-inferiority",
+        "seeds",
+    ]
     rows = [
         [_e(summary.label(e.strategy)), f"1/{round(1 / e.fraction)}" if e.fraction < 1 else "1", _spread(e.test),
          _ci(e.difference, e.ci_low, e.ci_high), _num(e.p_noninferiority), str(e.seeds)]
@@ -169,7 +182,14 @@ def winners_table(summary: TaskSummary) -> str:
     if not summary.winners:
         return ""
     params = sorted({k for w in summary.winners for k in w.params})
-    head = ["strategy", "seed", "trial", f"validation {summary.metric}", f"test {summary.metric}", *params]
+    head = [
+        "strategy",
+        "seed",
+        "trial",
+        f"validation {summary.metric}",
+        f"test {summary.metric}",
+        *params,
+    ]
     rows = [
         [_e(summary.label(w.strategy)), str(w.seed), str(w.trial), _num(w.validation), _num(w.test),
          *(_e(_num(w.params[p]) if isinstance(w.params.get(p), float) else w.params.get(p, "-")) for p in params)]
@@ -218,9 +238,13 @@ def render_html(
     ]
     for fig in overview or []:
         parts.append(
-            pio.to_html(fig, include_plotlyjs=False, full_html=False, config={"displaylogo": False})
+            pio.to_html(
+                fig, include_plotlyjs=False, full_html=False, config={"displaylogo": False}
+            )
         )
-    parts.append(aggregate_html(aggregate([(s.direction, s.best_scores or {}) for s in summaries])))
+    parts.append(
+        aggregate_html(aggregate([(s.direction, s.best_scores or {}) for s in summaries]))
+    )
     for summary in summaries:
         parts.append(
             f"<h2>Task {_e(summary.task)} <span class='note'>({_e(summary.metric)}, {_e(summary.direction)})</span></h2>"

@@ -166,10 +166,10 @@ def strategy_label(strategy: str, studies: list[StudyData], grid_size: int | Non
 
 def task_baseline(config: ExperimentConfig | None, strategies: list[str]) -> str:
     """The configured baseline when it ran, else grid, else the first non-manual strategy."""
-    wanted = config.baseline() if config is not None else None
+    wanted = config.baseline() if config is not None else "grid"
     for candidate in (wanted, "grid"):
         if candidate in strategies:
-            return candidate  # type: ignore[return-value]
+            return candidate
     return next((s for s in strategies if s != "manual"), strategies[0])
 
 
@@ -307,26 +307,30 @@ def summarize_task(
         if strategy != baseline:
             smallest[strategy] = settled
     winners = []
+    sign = 1.0 if direction == "maximize" else -1.0
+    fixed = config.fixed_params() if config is not None else {}
     for strategy in strategies:
-        candidates = [(s, t) for s in data.of(task, strategy) if (t := best_trial(s)) is not None]
+        candidates = [
+            (sign * float(t.value), s, t)
+            for s in data.of(task, strategy)
+            if (t := best_trial(s)) is not None and t.value is not None
+        ]
         if candidates:
-            pick = max if direction == "maximize" else min
-            s, t = pick(candidates, key=lambda c: c[1].value)  # type: ignore[arg-type,return-value]
-            fixed = config.fixed_params() if config is not None else {}
+            _, ws, wt = max(candidates, key=lambda c: c[0])
             winners.append(
-                Winner(strategy, s.info.seed, t.number, float(t.value), best_test[s.info.name],  # type: ignore[arg-type]
-                       {**fixed, **t.params})
+                Winner(strategy, ws.info.seed, wt.number, float(wt.value or 0.0),
+                       best_test[ws.info.name], {**fixed, **wt.params})
             )  # fmt: skip
     margin_spec = (
         f"{spec} of {baseline}'s median test {metric} = {margin:.4g}"
         if isinstance(spec, str)
         else f"{margin:.4g}"
     )
-    target = f"{baseline}'s best validation {metric} {'-' if direction == 'maximize' else '+'} the margin ({val_margin:.4g}) at the same seed"
+    target_text = f"{baseline}'s best validation {metric} {'-' if direction == 'maximize' else '+'} the margin ({val_margin:.4g}) at the same seed"
     missing = [f"{s.info.name}: {s.missing}" for s in studies if s.missing]
     return TaskSummary(
         task=task, metric=metric, direction=direction, rows=rows, verdicts=verdicts, verdict="",
-        missing=missing, baseline=baseline, margin=margin, margin_spec=margin_spec, target=target,
+        missing=missing, baseline=baseline, margin=margin, margin_spec=margin_spec, target=target_text,
         compute=compute, equal=equal, smallest_fraction=smallest, winners=winners,
         best_scores={k: v for k, v in scores.items() if v},
     )  # fmt: skip

@@ -121,7 +121,9 @@ def _cached_by_trial(study: StudyData) -> dict[int, TestScore]:
                 cache[int(key)] = TestScore(int(key), [float(s) for s in scores])
     best = study.attrs.get(ATTR)
     if isinstance(best, dict) and isinstance(best.get("trial"), int) and best.get("scores"):
-        cache.setdefault(best["trial"], TestScore(best["trial"], [float(s) for s in best["scores"]]))
+        cache.setdefault(
+            best["trial"], TestScore(best["trial"], [float(s) for s in best["scores"]])
+        )
     return cache
 
 

@@ -54,7 +54,7 @@ class Interval:
     level: float
 
 
-def walsh_averages(d: Sequence[float]) -> np.ndarray:
+def walsh_averages(d: Sequence[float] | np.ndarray) -> np.ndarray:
     """(d_i + d_j) / 2 for every i <= j, sorted."""
     x = np.asarray(d, dtype=float)
     return np.sort([(x[i] + x[j]) / 2 for i, j in combinations_with_replacement(range(len(x)), 2)])
@@ -71,7 +71,7 @@ def signed_rank_null(n: int) -> np.ndarray:
     return counts / 2.0**n
 
 
-def hodges_lehmann(d: Sequence[float], confidence: float = 0.95) -> Interval:
+def hodges_lehmann(d: Sequence[float] | np.ndarray, confidence: float = 0.95) -> Interval:
     """Hodges-Lehmann estimate with its exact Wilcoxon confidence interval.
 
     The interval is [W_(c), W_(M+1-c)] of the M sorted Walsh averages, where c is the largest

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from hpstudy.report._verdict import (
+    compare_pair,
     hodges_lehmann,
     judge,
     min_seeds,
@@ -16,7 +17,6 @@ from hpstudy.report._verdict import (
     resolve_margin,
     seeds_needed,
     signed_rank_null,
-    compare_pair,
 )
 
 
@@ -110,7 +110,10 @@ def test_holm_across_the_family_can_turn_a_verdict_inconclusive() -> None:
     alone = judge([compare_pair("a", "random", "grid", d, 0.01)], "f")[0]
     assert alone.p_noninferiority == pytest.approx(1 / 64) and alone.verdict != "inconclusive"
     pair = judge(
-        [compare_pair("a", "random", "grid", d, 0.01), compare_pair("b", "random", "grid", d, 0.01)],
+        [
+            compare_pair("a", "random", "grid", d, 0.01),
+            compare_pair("b", "random", "grid", d, 0.01),
+        ],
         "f",
     )
     assert [v.p_adjusted for v in pair] == pytest.approx([2 / 64, 2 / 64])
