@@ -409,7 +409,8 @@ def verdict_sentence(summary: TaskSummary) -> str:
 
 
 def headline(summaries: list[TaskSummary]) -> str:
-    """One sentence across every task: what each searching strategy's verdicts are."""
+    """One sentence across every task: each searching strategy's verdict per task, and the
+    smallest fraction of the baseline's compute at which it was already non-inferior."""
     by_strategy: dict[str, list[str]] = {}
     baselines = sorted({s.label(s.baseline) for s in summaries})
     for s in summaries:
@@ -421,6 +422,10 @@ def headline(summaries: list[TaskSummary]) -> str:
                 if v.verdict == "inconclusive" and v.seeds_needed
                 else ""
             )
+            f = (s.smallest_fraction or {}).get(v.strategy)
+            if f is not None:
+                share = "all" if f == 1 else f"1/{round(1 / f)}"
+                word += f" (and non-inferior to the full {s.label(s.baseline)} with {share} of its epochs)"
             by_strategy.setdefault(v.strategy, []).append(f"{word} on {s.task}")
     if not by_strategy:
         return "Not enough finished studies with test scores to compare strategies yet."
