@@ -1,8 +1,9 @@
 """Report: collect an experiment's trials, compare strategies, and (next) draw the HTML report.
 
 The data half lives here first: collecting an experiment from storage (``_collect.py``),
-anytime curves and compute-to-target (``_anytime.py``) and statistics across seeds
-(``_stats.py``), pure functions tested with exact numbers; held-out test scores cached in the
+anytime curves and compute-to-target (``_anytime.py``), verdicts against a margin
+(``_verdict.py``), compute like with like (``_compute.py``) and ranks across tasks
+(``_aggregate.py``), pure functions tested with exact numbers; held-out test scores cached in the
 storage (``_test_scores.py``); summaries and verdict sentences (``_summary.py``); the drawing
 half: Plotly figures (``_figures.py``), the offline HTML page (``_html.py``) and export.
 """
@@ -23,7 +24,7 @@ from hpstudy.report._best import BestConfiguration, best_configurations
 from hpstudy.report._collect import ExperimentData, StudyData, collect_experiment, to_record
 from hpstudy.report._export import export_experiment
 from hpstudy.report._html import analyze, write_report
-from hpstudy.report._stats import Comparison, compare_strategies, holm
+from hpstudy.report._stats import holm
 from hpstudy.report._summary import SummaryRow, TaskSummary, headline
 from hpstudy.report._verdict import Verdict, hodges_lehmann
 
@@ -31,7 +32,6 @@ __all__ = [
     "AnytimeCurve",
     "BestConfiguration",
     "Band",
-    "Comparison",
     "ComputeToTarget",
     "ExperimentData",
     "StudyData",
@@ -43,7 +43,6 @@ __all__ = [
     "anytime_curve",
     "best_configurations",
     "collect_experiment",
-    "compare_strategies",
     "compute_to_target",
     "export_experiment",
     "headline",
