@@ -434,5 +434,5 @@ def headline(summaries: list[TaskSummary]) -> str:
     return (
         f"Against {' / '.join(baselines)} on held-out test scores, within each task's margin: "
         + "; ".join(parts)
-        + f" (Holm over these {n} comparisons)."
+        + (f" (Holm over these {n} comparisons)." if n > 1 else " (one comparison).")
     )
