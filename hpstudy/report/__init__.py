@@ -13,11 +13,8 @@ from __future__ import annotations
 from hpstudy.report._anytime import (
     AnytimeCurve,
     Band,
-    ComputeToTarget,
     TrialRecord,
     anytime_curve,
-    compute_to_target,
-    relaxed_target,
     seed_band,
 )
 from hpstudy.report._best import BestConfiguration, best_configurations
@@ -32,7 +29,6 @@ __all__ = [
     "AnytimeCurve",
     "BestConfiguration",
     "Band",
-    "ComputeToTarget",
     "ExperimentData",
     "StudyData",
     "SummaryRow",
@@ -43,12 +39,10 @@ __all__ = [
     "anytime_curve",
     "best_configurations",
     "collect_experiment",
-    "compute_to_target",
     "export_experiment",
     "headline",
     "hodges_lehmann",
     "holm",
-    "relaxed_target",
     "seed_band",
     "to_record",
     "write_report",

@@ -1,5 +1,5 @@
 """Anytime performance: best-so-far validation score against trials, epochs and seconds, and
-the compute each study needed to reach a target score.
+its median over seeds (compute to reach a target lives in ``_compute.py``).
 
 Pure functions of trial records (no storage, no drawing), so they are tested with exact
 numbers. Compute counts every trial, pruned and failed ones included: a strategy whose trials
@@ -125,31 +125,3 @@ def seed_band(curves: Sequence[AnytimeCurve], axis: str, points: int = 200) -> B
             ]
         )
     return Band(grid, median, q25, q75)
-
-
-@dataclass(frozen=True)
-class ComputeToTarget:
-    """Compute a study spent until its best-so-far first reached a target (``None``: never)."""
-
-    target: float
-    trials: int | None
-    epochs: float | None
-    seconds: float | None
-
-
-def compute_to_target(curve: AnytimeCurve, target: float, direction: str) -> ComputeToTarget:
-    """Trials, epochs and seconds until the best-so-far score reaches ``target``."""
-    reached = curve.best >= target if direction == "maximize" else curve.best <= target
-    reached &= ~np.isnan(curve.best)
-    if not reached.any():
-        return ComputeToTarget(target, None, None, None)
-    i = int(np.argmax(reached))
-    return ComputeToTarget(
-        target, int(curve.trials[i]), float(curve.epochs[i]), float(curve.seconds[i])
-    )
-
-
-def relaxed_target(reference: float, direction: str, fraction: float = 0.99) -> float:
-    """``fraction`` of a reference score, in the direction that makes it easier to reach
-    (99% of grid's accuracy, or 1/0.99 of grid's RMSE)."""
-    return reference * fraction if direction == "maximize" else reference / fraction

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from hpstudy.report import TrialRecord, anytime_curve, compute_to_target, relaxed_target, seed_band
+from hpstudy.report import TrialRecord, anytime_curve, seed_band
 
 
 def _r(
@@ -35,17 +35,6 @@ def test_best_so_far_counts_every_trial_as_compute() -> None:
 def test_minimize_keeps_the_lowest() -> None:
     curve = anytime_curve(RECORDS, "minimize")
     assert curve.best[1:].tolist() == [0.70, 0.70, 0.70, 0.70]
-
-
-def test_compute_to_reach_a_target() -> None:
-    curve = anytime_curve(RECORDS, "maximize")
-    hit = compute_to_target(curve, 0.80, "maximize")
-    assert (hit.trials, hit.epochs, hit.seconds) == (3, 23.0, pytest.approx(4.5))
-    assert compute_to_target(curve, 0.95, "maximize").trials is None
-    assert relaxed_target(0.9, "maximize") == pytest.approx(0.891)
-    assert relaxed_target(50.0, "minimize") == pytest.approx(50.0 / 0.99)
-    low = anytime_curve(RECORDS, "minimize")
-    assert compute_to_target(low, relaxed_target(0.70, "minimize"), "minimize").trials == 2
 
 
 def test_seed_band_median_and_quartiles_on_trials() -> None:
