@@ -4,7 +4,7 @@ The data half lives here first: collecting an experiment from storage (``_collec
 anytime curves and compute-to-target (``_anytime.py``), verdicts against a margin
 (``_verdict.py``), compute like with like (``_compute.py``) and ranks across tasks
 (``_aggregate.py``), pure functions tested with exact numbers; held-out test scores cached in the
-storage (``_test_scores.py``); summaries and verdict sentences (``_summary.py``); the drawing
+storage (``_test_scores.py``); summaries (``_summary.py``) and verdict sentences (``_sentences.py``); the drawing
 half: Plotly figures (``_figures.py``), the offline HTML page (``_html.py``) and export.
 """
 
@@ -21,8 +21,9 @@ from hpstudy.report._best import BestConfiguration, best_configurations
 from hpstudy.report._collect import ExperimentData, StudyData, collect_experiment, to_record
 from hpstudy.report._export import export_experiment
 from hpstudy.report._html import analyze, write_report
+from hpstudy.report._sentences import headline
 from hpstudy.report._stats import holm
-from hpstudy.report._summary import SummaryRow, TaskSummary, headline
+from hpstudy.report._summary import SummaryRow, TaskSummary
 from hpstudy.report._verdict import Verdict, hodges_lehmann
 
 __all__ = [

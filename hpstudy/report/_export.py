@@ -13,7 +13,8 @@ from typing import Any
 
 from hpstudy._errors import ConfigError
 from hpstudy.report._collect import ExperimentData
-from hpstudy.report._summary import TaskSummary, headline
+from hpstudy.report._sentences import headline
+from hpstudy.report._summary import TaskSummary
 from hpstudy.report._verdict import RULE
 
 TRIAL_COLUMNS = [

@@ -17,15 +17,8 @@ from typing import Any
 
 from hpstudy.report._aggregate import Aggregate, aggregate
 from hpstudy.report._collect import ExperimentData, collect_experiment
-from hpstudy.report._summary import (
-    HEADLINE_FAMILY,
-    Scores,
-    Spread,
-    TaskSummary,
-    headline,
-    picks_needed,
-    summarize,
-)
+from hpstudy.report._sentences import HEADLINE_FAMILY, headline, summarize
+from hpstudy.report._summary import Scores, Spread, TaskSummary, picks_needed
 from hpstudy.report._test_scores import test_scores
 from hpstudy.report._verdict import RULE
 

@@ -1,11 +1,12 @@
-"""Per task: a summary row per strategy, each strategy judged against the baseline (effect, CI,
-verdict), compute compared like with like, quality at equal compute, the winning
-configurations, and plain sentences: one per task and one across every task."""
+"""Per task: a summary row per strategy, each strategy's raw comparison with the baseline
+(effect, CI, p-values), compute compared like with like, quality at equal compute and the
+winning configurations. The verdicts over the whole family and the sentences that state them
+are in ``_sentences.py``."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,25 +31,11 @@ from hpstudy.report._verdict import (
     Verdict,
     compare_pair,
     hodges_lehmann,
-    judge,
     paired_differences,
     resolve_margin,
 )
 
-STRATEGY_NAMES = {
-    "manual": "manual picks",
-    "grid": "grid search",
-    "random": "random search",
-    "tpe": "TPE",
-    "gp": "GP",
-    "cmaes": "CMA-ES",
-    "qmc": "QMC",
-}
 Scores = dict[str, dict[int, TestScore]]  # study name -> trial number -> test scores
-
-
-def seeds_text(n: int) -> str:
-    return f"{n} seed" if n == 1 else f"{n} seeds"
 
 
 @dataclass(frozen=True)
@@ -200,7 +187,7 @@ def summarize_task(
     data: ExperimentData, task: str, tests: Scores, config: ExperimentConfig | None = None
 ) -> TaskSummary:
     """Summary rows, raw comparisons against the baseline (verdicts come from
-    :func:`summarize`, which adjusts over every task) and compute comparisons of ``task``."""
+    ``_sentences.summarize``, which adjusts over every task) and compute comparisons of ``task``."""
     studies = data.of(task)
     metric, direction = studies[0].info.metric, studies[0].info.direction
     strategies = list(dict.fromkeys(s.info.strategy for s in studies))
@@ -334,105 +321,3 @@ def summarize_task(
         compute=compute, equal=equal, smallest_fraction=smallest, winners=winners,
         best_scores={k: v for k, v in scores.items() if v},
     )  # fmt: skip
-
-
-HEADLINE_FAMILY = "every searching strategy against the baseline, on every task"
-MANUAL_FAMILY = "manual picks against the baseline, on every task"
-
-
-def summarize(
-    data: ExperimentData, tests: Scores, config: ExperimentConfig | None = None
-) -> list[TaskSummary]:
-    """Every task's summary, with verdicts Holm-adjusted over the family the headline rests on
-    (every searching strategy against the baseline on every task; manual picks apart)."""
-    raw = [summarize_task(data, task, tests, config) for task in data.tasks()]
-    searching = [v for s in raw for v in s.verdicts if v.strategy != "manual"]
-    manual = [v for s in raw for v in s.verdicts if v.strategy == "manual"]
-    judged = {
-        (v.task, v.strategy): v
-        for v in judge(searching, HEADLINE_FAMILY) + judge(manual, MANUAL_FAMILY)
-    }
-    out = []
-    for s in raw:
-        s = replace(s, verdicts=[judged[(v.task, v.strategy)] for v in s.verdicts])
-        out.append(replace(s, verdict=verdict_sentence(s)))
-    return out
-
-
-def verdict_phrase(v: Verdict, label: str) -> str:
-    name = STRATEGY_NAMES.get(v.strategy, v.strategy)
-    ci = f"{v.difference:+.3g} [{v.ci_low:+.3g}, {v.ci_high:+.3g}]"
-    if v.seeds == 0:
-        return f"{name} vs {label}: no paired test scores yet"
-    if v.verdict == "inconclusive":
-        need = (
-            f"about {v.seeds_needed} seeds would settle it"
-            if v.seeds_needed
-            else "no number of seeds would settle it"
-        )
-        return f"{name} is inconclusive against {label} ({ci}, {seeds_text(v.seeds)}; {need})"
-    return f"{name} is {v.verdict} to {label} ({ci}, {seeds_text(v.seeds)})"
-
-
-def verdict_sentence(summary: TaskSummary) -> str:
-    """One plain sentence per task: each searching strategy's verdict against the baseline on
-    test scores, and its compute to reach the target relative to the baseline's."""
-    label = summary.label(summary.baseline)
-    parts = []
-    for v in summary.verdicts:
-        if v.strategy == "manual":
-            continue
-        part = verdict_phrase(v, label)
-        epochs = next(
-            (c for c in summary.compute or [] if c.strategy == v.strategy and c.unit == "epochs"),
-            None,
-        )
-        if epochs is not None and not math.isnan(epochs.estimate):
-            bound = (
-                f" ({epochs.censored} of {seeds_text(epochs.seeds)} never reached it: a lower bound)"
-                if epochs.censored
-                else ""
-            )
-            part += (
-                f", and needs {epochs.estimate:.2g}x [{epochs.ci_low:.2g}, {epochs.ci_high:.2g}] "
-                f"{label}'s expected epochs to reach the compute target{bound}"
-            )
-        parts.append(part)
-    if not parts:
-        return f"Nothing to compare yet: {label} is the only searching strategy with results."
-    sentence = (
-        f"Test {summary.metric}, difference vs {label} (positive = better) with 95% CI, margin {summary.margin_spec}: "
-        + "; ".join(parts)
-        + f" (compute target: {summary.target})"
-    )
-    return sentence + "."
-
-
-def headline(summaries: list[TaskSummary]) -> str:
-    """One sentence across every task: each searching strategy's verdict per task, and the
-    smallest fraction of the baseline's compute at which it was already non-inferior."""
-    by_strategy: dict[str, list[str]] = {}
-    baselines = sorted({s.label(s.baseline) for s in summaries})
-    for s in summaries:
-        for v in s.verdicts:
-            if v.strategy == "manual" or v.seeds == 0:
-                continue
-            word = v.verdict + (
-                f" (about {v.seeds_needed} seeds would settle it)"
-                if v.verdict == "inconclusive" and v.seeds_needed
-                else ""
-            )
-            f = (s.smallest_fraction or {}).get(v.strategy)
-            if f is not None:
-                share = "all" if f == 1 else f"1/{round(1 / f)}"
-                word += f" (and non-inferior to the full {s.label(s.baseline)} with {share} of its epochs)"
-            by_strategy.setdefault(v.strategy, []).append(f"{word} on {s.task}")
-    if not by_strategy:
-        return "Not enough finished studies with test scores to compare strategies yet."
-    parts = [f"{STRATEGY_NAMES.get(k, k)} is {', '.join(v)}" for k, v in by_strategy.items()]
-    n = sum(len(v) for v in by_strategy.values())
-    return (
-        f"Against {' / '.join(baselines)} on held-out test scores, within each task's margin: "
-        + "; ".join(parts)
-        + (f" (Holm over these {n} comparisons)." if n > 1 else " (one comparison).")
-    )

@@ -5,14 +5,8 @@ from __future__ import annotations
 import pytest
 
 from hpstudy.report._figures import equal_compute_figure, forest_figure
-from hpstudy.report._summary import (
-    EqualCompute,
-    Spread,
-    SummaryRow,
-    TaskSummary,
-    headline,
-    verdict_sentence,
-)
+from hpstudy.report._sentences import headline, verdict_sentence
+from hpstudy.report._summary import EqualCompute, Spread, SummaryRow, TaskSummary
 from hpstudy.report._verdict import compare_pair, judge
 
 
