@@ -1,11 +1,11 @@
-"""Report: collect an experiment's trials, compare strategies, and (next) draw the HTML report.
+"""Report: collect an experiment's trials, judge the strategies, and draw the HTML report.
 
-The data half lives here first: collecting an experiment from storage (``_collect.py``),
-anytime curves and compute-to-target (``_anytime.py``), verdicts against a margin
-(``_verdict.py``), compute like with like (``_compute.py``) and ranks across tasks
-(``_aggregate.py``), pure functions tested with exact numbers; held-out test scores cached in the
-storage (``_test_scores.py``); summaries (``_summary.py``) and verdict sentences (``_sentences.py``); the drawing
-half: Plotly figures (``_figures.py``), the offline HTML page (``_html.py``) and export.
+The data half: collecting an experiment from storage (``_collect.py``), best-so-far curves
+(``_anytime.py``), verdicts against a margin (``_verdict.py``), compute like with like
+(``_compute.py``) and ranks across tasks (``_aggregate.py``), pure functions tested with exact
+numbers; held-out test scores cached in the storage (``_test_scores.py``); per-task summaries
+(``_summary.py``) and the verdict sentences (``_sentences.py``). The drawing half: Plotly
+figures (``_figures.py``), the offline HTML page (``_html.py``) and the export (``_export.py``).
 """
 
 from __future__ import annotations
