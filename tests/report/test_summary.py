@@ -15,7 +15,7 @@ from hpstudy.config import parse_config
 from hpstudy.report import analyze, export_experiment, write_report
 from hpstudy.report._collect import collect_experiment
 from hpstudy.report._compute import baseline_cost_to_target, best_so_far_target
-from hpstudy.report._figures import parallel_dimensions, slice_figure
+from hpstudy.report._figures import anytime_figure, parallel_dimensions, slice_figure
 from hpstudy.runner import create_experiment
 from tests.conftest import tiny_study_text
 
@@ -165,3 +165,11 @@ def test_slices_use_a_log_axis_only_for_parameters_searched_on_one(grid_experime
     )
     assert by_title["lr"] == "log" and by_title["n_units"] == "log"
     assert by_title["n_layers"] != "log"  # searched linearly, whatever its range
+
+
+def test_best_so_far_figure_draws_each_seed_under_five_seeds(grid_experiment: str) -> None:
+    fig = anytime_figure(collect_experiment(grid_experiment, "tiny"), "iris")
+    per_seed = [t for t in fig.data if t.line.shape == "hv"]
+    assert len(per_seed) == 2 * 3 * 3  # 2 seeds x (grid, random, TPE) x 3 compute axes
+    assert not [t for t in fig.data if t.fill == "tonexty"]  # no quartile band from 2 seeds
+    assert "thin lines: each seed" in fig.layout.title.text
