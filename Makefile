@@ -7,9 +7,12 @@ BIN := $(VENV)/bin
 
 # Installs the pinned versions (constraints.txt); torch is pinned to its CPU build on this disk.
 $(BIN)/hpstudy: pyproject.toml constraints.txt
+	@echo "Installing the pinned versions into $(VENV) (2-3 minutes, once)..."
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	@# -qq: pip's own warnings about this machine's index configuration are not the user's business;
+	@# errors still show.
+	$(BIN)/pip install -qq --upgrade pip
+	$(BIN)/pip install -qq -c constraints.txt -e '.[dev]'
 	touch $@
 
 venv: $(BIN)/hpstudy

@@ -58,6 +58,25 @@ NJobsOption = Annotated[
 ]
 
 
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    from hpstudy._version import __version__
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    # Metadata only: importing torch or optuna would make --version slow.
+    deps = ", ".join(f"{n} {installed(n)}" for n in ("optuna", "torch", "optuna-dashboard"))
+    out.print(f"hpstudy {__version__} ({deps})", markup=False)
+    raise typer.Exit()
+
+
 @app.callback()
 def _main(
     verbose: Annotated[
@@ -68,6 +87,15 @@ def _main(
         bool, typer.Option("--quiet", "-q", help="No progress display; results and errors only.")
     ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print hpstudy's version and the versions it runs on, then exit.",
+        ),
+    ] = False,
 ) -> None:
     _state["debug"], _state["quiet"] = debug, quiet
     level = (
