@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint venv clean-storage
+.PHONY: demo test lint venv clean-storage screenshot
 
 # Installs the pinned versions (constraints.txt); torch is pinned to its CPU build on this disk.
 $(BIN)/hpstudy: pyproject.toml constraints.txt
@@ -31,6 +31,10 @@ test: venv
 	$(BIN)/pytest -q
 
 lint: venv
-	$(BIN)/ruff check hpstudy tests benchmarks
-	$(BIN)/ruff format --check hpstudy tests benchmarks
+	$(BIN)/ruff check hpstudy tests benchmarks scripts
+	$(BIN)/ruff format --check hpstudy tests benchmarks scripts
 	$(BIN)/mypy
+
+# The README's picture of a report (docs/report.png), taken in headless Chromium.
+screenshot: venv
+	$(BIN)/python scripts/screenshot.py
