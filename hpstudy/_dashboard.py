@@ -6,6 +6,7 @@ import ipaddress
 import logging
 
 from hpstudy._errors import DependencyError, UsageError
+from hpstudy._redact import redact_url
 
 _logger = logging.getLogger("hpstudy")
 
@@ -27,7 +28,7 @@ def check_dashboard_storage(storage_url: str) -> None:
     rows, others = list_studies(storage_url)
     if not rows:
         raise UsageError(
-            f"no hpstudy studies in {storage_url}"
+            f"no hpstudy studies in {redact_url(storage_url)}"
             + (f" ({others} other studies)" if others else "")
             + "; create some with 'hpstudy create studies/quickstart.toml' or pass --storage"
         )
