@@ -497,15 +497,24 @@ def dashboard(
         str,
         typer.Option(
             "--host",
-            help="Address to bind; other than loopback exposes unauthenticated write endpoints.",
+            help="Address to bind; other than loopback needs --allow-remote.",
         ),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 8080,
+    allow_remote: Annotated[
+        bool,
+        typer.Option(
+            "--allow-remote",
+            help="Allow a --host reachable from other machines: anyone who reaches it can rename and delete studies.",
+        ),
+    ] = False,
 ) -> None:
     """Browse the studies in optuna-dashboard (started on the same storage)."""
     from hpstudy._dashboard import check_dashboard_storage, is_loopback, run_dashboard
 
     url = _storage_url(storage)
+    if not is_loopback(host) and not allow_remote:
+        _call(lambda: _refuse_remote(host))
     _call(lambda: check_dashboard_storage(url))
     shown = f"[{host}]" if ":" in host else host
     err.print(
@@ -518,6 +527,16 @@ def dashboard(
             markup=False,
         )
     _call(lambda: run_dashboard(url, host, port))
+
+
+def _refuse_remote(host: str) -> None:
+    from hpstudy._errors import UsageError
+
+    raise UsageError(
+        f"--host {host} is reachable from other machines and optuna-dashboard has unauthenticated "
+        "endpoints that rename and delete studies; bind 127.0.0.1 (the default) and use an SSH "
+        "tunnel, or pass --allow-remote to serve it anyway"
+    )
 
 
 @app.command("train-best")
