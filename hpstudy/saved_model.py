@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from hpstudy._errors import ConfigError, HpStudyError, UsageError
+from hpstudy._paths import default_output
 
 FORMAT = "hpstudy-model/1"
 
@@ -232,7 +233,7 @@ def train_best(
         },
         "versions": {"hpstudy": hpstudy.__version__, "torch": torch.__version__},
     }
-    path = Path(output) if output else Path("models") / f"{experiment}-{best.task}"
+    path = Path(output) if output else default_output("models", (experiment, best.task))
     path.mkdir(parents=True, exist_ok=True)
     torch.save(network.state_dict(), path / "weights.pt")
     (path / "model.json").write_text(json.dumps(meta, indent=1))

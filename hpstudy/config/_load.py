@@ -7,7 +7,6 @@ once as one :class:`~hpstudy.ConfigError`.
 from __future__ import annotations
 
 import math
-import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,9 @@ from hpstudy.config._schema import (
     PrunerConfig,
     TaskConfig,
     TrainingConfig,
+    is_valid_name,
 )
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _TOP_KEYS = {
     "name",
     "description",
@@ -199,7 +198,7 @@ class _Validator:
     def experiment(self, raw: dict[str, Any], source: str, text: str) -> ExperimentConfig | None:
         self.unknown_keys(raw, _TOP_KEYS, "")
         name = raw.get("name")
-        if not isinstance(name, str) or not _NAME_RE.match(name):
+        if not is_valid_name(name):
             self.bad(
                 "name",
                 f"must be a name of letters, digits, '-' and '_' (it starts every study name), got {_fmt(name)}",
@@ -349,7 +348,7 @@ class _Validator:
         n_before = len(self.problems)
         dataset, csv, target = raw.get("dataset"), raw.get("csv"), raw.get("target")
         name = raw.get("name", dataset)
-        if not isinstance(name, str) or not _NAME_RE.match(name):
+        if not is_valid_name(name):
             self.bad(
                 f"{prefix}.name",
                 f"must be a name of letters, digits, '-' and '_', got {_fmt(name)}",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -197,3 +198,14 @@ def _task_identity(task: TaskConfig) -> dict[str, Any]:
 def study_name(experiment: str, task: str, strategy: str, seed: int) -> str:
     """The readable, stable name of one study, e.g. ``digits-mlp.digits.tpe.s0``."""
     return f"{experiment}.{task}.{strategy}.s{seed}"
+
+
+# Experiment and task names: they become parts of study names and of file names, so they are
+# checked whole (``fullmatch``: ``$`` in ``re.match`` would let a trailing newline through).
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def is_valid_name(value: object) -> bool:
+    """Whether ``value`` is a name of letters, digits, ``-`` and ``_`` (not starting with a
+    separator): safe in a study name and as a file name, wherever it was read from."""
+    return isinstance(value, str) and _NAME_RE.fullmatch(value) is not None
