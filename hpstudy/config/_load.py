@@ -53,6 +53,8 @@ _TASK_KEYS = {
     "test_size",
     "val_size",
     "cv_folds",
+    "features",
+    "drop",
 }
 _PARAM_KEYS = {"low", "high", "log", "step", "choices", "grid"}
 # pruner type -> {setting: (check, default)}
@@ -420,12 +422,43 @@ class _Validator:
                 f"{prefix}.cv_folds",
                 f"must be 0 (one validation split) or 2-20 folds, got {_fmt(cv_folds)}",
             )
+        features, drop = self.columns(raw, prefix, target)
         if len(self.problems) > n_before:
             return None
         return TaskConfig(
             name=str(name), dataset=dataset, csv=csv_path, target=target, kind=kind, metric=metric,
-            test_size=test_size, val_size=val_size, cv_folds=cv_folds,
+            test_size=test_size, val_size=val_size, cv_folds=cv_folds, features=features, drop=drop,
         )  # fmt: skip
+
+    def columns(
+        self, raw: dict[str, Any], prefix: str, target: Any
+    ) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+        """A csv task's ``features`` (the input columns) or ``drop`` (columns to leave out)."""
+        chosen: dict[str, tuple[str, ...]] = {}
+        for key in ("features", "drop"):
+            if key not in raw:
+                continue
+            value = raw[key]
+            if raw.get("csv") is None:
+                self.bad(f"{prefix}.{key}", "is only for csv tasks")
+            elif (
+                not isinstance(value, list)
+                or not value
+                or not all(isinstance(v, str) and v for v in value)
+            ):
+                self.bad(f"{prefix}.{key}", f"must be a list of column names, got {_fmt(value)}")
+            elif len(set(value)) != len(value):
+                self.bad(f"{prefix}.{key}", f"names a column twice: {_fmt(value)}")
+            elif target in value:
+                self.bad(f"{prefix}.{key}", f"must not name the target column {target!r}")
+            else:
+                chosen[key] = tuple(value)
+        if "features" in raw and "drop" in raw:
+            self.bad(
+                prefix,
+                "give features (the columns to use) or drop (columns to leave out), not both",
+            )
+        return chosen.get("features"), chosen.get("drop", ())
 
     def space(self, table: dict[str, Any], training: TrainingConfig) -> dict[str, ParamConfig]:
         space: dict[str, ParamConfig] = {}

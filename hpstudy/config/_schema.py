@@ -105,6 +105,8 @@ class TaskConfig:
     test_size: float = 0.2
     val_size: float = 0.2
     cv_folds: int = 0
+    features: tuple[str, ...] | None = None  # csv only: the input columns (None: all but target)
+    drop: tuple[str, ...] = ()  # csv only: columns not to use as inputs
 
     def resolved_metric(self, kind: str) -> str:
         return self.metric or DEFAULT_METRIC[kind]
@@ -188,6 +190,11 @@ class ExperimentConfig:
 
 def _task_identity(task: TaskConfig) -> dict[str, Any]:
     identity = asdict(task)
+    # The chosen columns change what trials learn from; unset, they are left out so that
+    # experiments created before these keys existed keep their fingerprint.
+    for key in ("features", "drop"):
+        if not identity[key]:
+            del identity[key]
     if task.csv is not None:
         # The data themselves, not where they lie, make trials comparable.
         with open(task.csv, "rb") as f:

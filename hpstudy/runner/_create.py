@@ -64,6 +64,7 @@ def _plan(config: ExperimentConfig, data: DataCache) -> list[dict[str, Any]]:
     plan = []
     for task in config.tasks:
         prepared = data.get(task.name, config.seeds[0])  # validates the CSV, infers the kind
+        data.warn(task.name)
         for seed in config.seeds[1:]:
             data.get(task.name, seed)  # every seed's split must be possible
         fingerprint = config.fingerprint(task)

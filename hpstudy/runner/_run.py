@@ -58,6 +58,11 @@ class DataCache:
             self._prepared[key] = prepare_task(task, seed, self._raw[task_name])
         return self._prepared[key]
 
+    def warn(self, task_name: str) -> None:
+        """Log what a person should know about a loaded task's data (once, at create)."""
+        for note in self._raw[task_name].warnings:
+            _logger.warning("%s", note)
+
 
 class _EpochReporter:
     """The per-epoch hook: progress, local pruning decision, occasional live flush."""
