@@ -16,6 +16,7 @@ from hpstudy._errors import Interrupted
 from hpstudy.config._schema import ExperimentConfig
 from hpstudy.data import TaskData, prepare_task
 from hpstudy.data._datasets import RawData, load_data
+from hpstudy.model import out_of_memory_reason
 from hpstudy.runner._local import LocalStudy
 from hpstudy.runner._progress import Progress
 from hpstudy.runner._recover import HEARTBEAT_INTERVAL, Heartbeat, recover_stale
@@ -251,8 +252,9 @@ def _run_trial(
             f"interrupted during trial {number} of {info.name}, recorded as FAIL (interrupted){again}"
         ) from None
     except Exception as e:  # a bug or a bad configuration must not end the study
-        _logger.warning("trial %d of %s failed: %s: %s", number, info.name, type(e).__name__, e)
-        fail(f"error: {type(e).__name__}: {e}")
+        reason = out_of_memory_reason(e, params, task_data) or f"error: {type(e).__name__}: {e}"
+        _logger.warning("trial %d of %s failed: %s", number, info.name, reason)
+        fail(reason)
         return
     finally:
         ctx.heartbeat.beat_for(None)
