@@ -406,6 +406,9 @@ def status(
     out.print(f"{done} of {len(rows)} studies have met their budget")
     for line in stale:
         err.print(f"warning: {line}; 'hpstudy resume {experiment}' re-runs it", markup=False)
+    for row in rows:
+        if row.failures:
+            err.print(f"warning: {row.info.name}: {row.failures}", markup=False)
 
 
 @app.command()
@@ -427,6 +430,9 @@ def report(
     )
     for summary in summaries:
         out.print(f"{summary.task}: {summary.verdict}")
+        for line in summary.missing:
+            if "finished trials failed" in line:
+                err.print(f"warning: {line}", markup=False)
     out.print(f"report: {path}")
 
 

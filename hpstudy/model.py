@@ -199,7 +199,9 @@ def check_space_fits(config: ExperimentConfig, task: str, prepared: TaskData) ->
         )
 
 
-def out_of_memory_reason(error: BaseException, params: dict[str, Any], data: TaskData) -> str | None:
+def out_of_memory_reason(
+    error: BaseException, params: dict[str, Any], data: TaskData
+) -> str | None:
     """A readable ``fail_reason`` when ``error`` is an allocator's out-of-memory error (CPU
     ``MemoryError`` or "can't allocate memory", CUDA ``OutOfMemoryError``); ``None`` otherwise."""
     text = str(error)
