@@ -12,8 +12,6 @@ from collections.abc import Iterable
 
 from optuna.trial import FrozenTrial, TrialState
 
-from hpstudy.runner._studies import counts_toward_budget
-
 # The first words of a fail_reason -> what to change in the study file.
 _ADVICE = {
     "diverged": "lower space.lr (its high), or check the data for extreme values",
@@ -30,6 +28,8 @@ def _kind(reason: str) -> str:
 def failure_note(trials: Iterable[FrozenTrial]) -> str | None:
     """A sentence when trials finished and every one failed (``None`` otherwise): how many, the
     most common kind of reason with an example, and what to change."""
+    from hpstudy.runner._studies import counts_toward_budget  # runner imports this module
+
     finished = [t for t in trials if t.state.is_finished() and counts_toward_budget(t)]
     if not finished or any(t.state != TrialState.FAIL for t in finished):
         return None
