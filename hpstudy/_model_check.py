@@ -18,7 +18,7 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from hpstudy.config._schema import ACTIVATIONS, KINDS, METRICS
 
@@ -58,7 +58,7 @@ def _finite(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _str_list(v: Any) -> bool:
+def _str_list(v: Any) -> TypeGuard[list[str]]:
     return isinstance(v, list) and all(isinstance(x, str) for x in v)
 
 
@@ -172,12 +172,12 @@ def layer_widths(state: dict[str, Any], n_features: int, n_outputs: int) -> list
     Raises:
         ValueError: The tensors are not such a network.
     """
-    linear = {}
+    linear: dict[int, dict[str, tuple[int, ...]]] = {}
     for key, tensor in state.items():
-        index, _, kind = key.partition(".")
-        if not index.isdigit() or kind not in ("weight", "bias"):
+        position, _, kind = key.partition(".")
+        if not position.isdigit() or kind not in ("weight", "bias"):
             raise ValueError(f"unexpected tensor {key!r}")
-        linear.setdefault(int(index), {})[kind] = tuple(tensor.shape)
+        linear.setdefault(int(position), {})[kind] = tuple(tensor.shape)
     widths = [n_features]
     for index in sorted(linear):
         shapes = linear[index]

@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 STRATEGIES = ("manual", "grid", "random", "tpe", "gp", "cmaes", "qmc")
 CORE_STRATEGIES = ("manual", "grid", "random", "tpe")
@@ -212,7 +212,7 @@ def study_name(experiment: str, task: str, strategy: str, seed: int) -> str:
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
-def is_valid_name(value: object) -> bool:
+def is_valid_name(value: object) -> TypeGuard[str]:
     """Whether ``value`` is a name of letters, digits, ``-`` and ``_`` (not starting with a
     separator): safe in a study name and as a file name, wherever it was read from."""
     return isinstance(value, str) and _NAME_RE.fullmatch(value) is not None
