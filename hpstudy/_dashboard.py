@@ -34,13 +34,27 @@ def check_dashboard_storage(storage_url: str) -> None:
         )
 
 
-def run_dashboard(storage_url: str, host: str = "127.0.0.1", port: int = 8080) -> None:
+def check_dashboard_host(host: str, allow_remote: bool) -> None:
+    """Refuse (:class:`UsageError`) an address other machines can reach unless
+    ``allow_remote``: optuna-dashboard can rename and delete studies without authentication."""
+    if not is_loopback(host) and not allow_remote:
+        raise UsageError(
+            f"--host {host} is reachable from other machines and optuna-dashboard has "
+            "unauthenticated endpoints that rename and delete studies; bind 127.0.0.1 (the "
+            "default) and use an SSH tunnel, or pass --allow-remote to serve it anyway"
+        )
+
+
+def run_dashboard(
+    storage_url: str, host: str = "127.0.0.1", port: int = 8080, *, allow_remote: bool = False
+) -> None:
     """Serve optuna-dashboard for ``storage_url`` until interrupted.
 
     Raises:
-        UsageError: See :func:`check_dashboard_storage`.
+        UsageError: See :func:`check_dashboard_host` and :func:`check_dashboard_storage`.
         DependencyError: optuna-dashboard is not installed.
     """
+    check_dashboard_host(host, allow_remote)
     check_dashboard_storage(storage_url)
     try:
         import optuna_dashboard

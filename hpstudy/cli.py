@@ -516,11 +516,15 @@ def dashboard(
     ] = False,
 ) -> None:
     """Browse the studies in optuna-dashboard (started on the same storage)."""
-    from hpstudy._dashboard import check_dashboard_storage, is_loopback, run_dashboard
+    from hpstudy._dashboard import (
+        check_dashboard_host,
+        check_dashboard_storage,
+        is_loopback,
+        run_dashboard,
+    )
 
     url = _storage_url(storage)
-    if not is_loopback(host) and not allow_remote:
-        _call(lambda: _refuse_remote(host))
+    _call(lambda: check_dashboard_host(host, allow_remote))
     _call(lambda: check_dashboard_storage(url))
     shown = f"[{host}]" if ":" in host else host
     err.print(
@@ -532,17 +536,7 @@ def dashboard(
             f"warning: {host} is reachable from other machines and the dashboard has unauthenticated write endpoints",
             markup=False,
         )
-    _call(lambda: run_dashboard(url, host, port))
-
-
-def _refuse_remote(host: str) -> None:
-    from hpstudy._errors import UsageError
-
-    raise UsageError(
-        f"--host {host} is reachable from other machines and optuna-dashboard has unauthenticated "
-        "endpoints that rename and delete studies; bind 127.0.0.1 (the default) and use an SSH "
-        "tunnel, or pass --allow-remote to serve it anyway"
-    )
+    _call(lambda: run_dashboard(url, host, port, allow_remote=allow_remote))
 
 
 @app.command("train-best")

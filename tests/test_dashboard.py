@@ -110,3 +110,12 @@ def test_dashboard_on_loopback_needs_no_flag(tmp_path: Path, host: str) -> None:
     optuna.create_study(storage=url, study_name="someone-else")
     result = CliRunner().invoke(app, ["dashboard", "--storage", url, "--host", host])
     assert result.exit_code == 2 and "no hpstudy studies in" in result.stderr
+
+
+def test_run_dashboard_refuses_a_remote_host_without_allow_remote(tmp_path: Path) -> None:
+    from hpstudy._dashboard import run_dashboard
+    from hpstudy._errors import UsageError
+
+    with pytest.raises(UsageError, match=r"--host 0.0.0.0 is reachable .* pass --allow-remote"):
+        run_dashboard(f"sqlite:///{tmp_path / 'none.db'}", "0.0.0.0", 8080)
+    assert not (tmp_path / "none.db").exists()  # refused before the storage was touched
