@@ -119,9 +119,10 @@ def _scrub(text: str) -> str:
     return text if url is None else redact_text(text, url)
 
 
-def _storage_flag(url: str) -> str:
+def _storage_flag(url: str, note: bool = True) -> str:
     """``--storage URL`` for a command to copy, never with a password in it: a URL with one
-    is shown redacted, and ``$HPSTUDY_STORAGE`` is relied on when it holds that URL."""
+    is shown redacted (``note``: with how to put it back), and ``$HPSTUDY_STORAGE`` is relied
+    on when it holds that URL."""
     import os
     import shlex
 
@@ -134,7 +135,8 @@ def _storage_flag(url: str) -> str:
         return f" --storage {shlex.quote(url)}"
     if os.environ.get("HPSTUDY_STORAGE") == url:
         return ""  # the environment still holds it
-    return f" --storage {shlex.quote(shown)} (with the password in place of ***, or set $HPSTUDY_STORAGE)"
+    flag = f" --storage {shlex.quote(shown)}"
+    return flag + " (with the password in place of ***, or set $HPSTUDY_STORAGE)" if note else flag
 
 
 def _experiment_name(file: Path) -> str:
@@ -248,7 +250,7 @@ def _print_results(experiment: str, url: str, results: list[Any]) -> None:
         err.print(
             f"{n_failed} trial(s) failed; their reasons are in the trial user attr 'fail_reason' (optuna-dashboard shows it)"
         )
-    flag = _storage_flag(url).split(" (", 1)[0]
+    flag = _storage_flag(url, note=False)
     out.print(
         f"results: {redact_url(url)}  (report: hpstudy report {experiment}{flag}; browse: hpstudy dashboard{flag})",
         markup=False,

@@ -183,3 +183,28 @@ def test_resume_hint_never_repeats_a_password(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("HPSTUDY_STORAGE", url)
     assert _storage_flag(url) == ""  # the environment already holds it
     assert _storage_flag("sqlite:///x.db") == " --storage sqlite:///x.db"
+
+
+def test_an_interrupt_prints_a_resume_hint_without_the_password(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import typer
+
+    from hpstudy._errors import Interrupted
+    from hpstudy.cli import _call, _storage_url
+
+    monkeypatch.delenv("HPSTUDY_STORAGE", raising=False)
+    url = _storage_url(f"postgresql://postgres:{SECRET}@db.example/hp")
+
+    def interrupted() -> None:
+        raise Interrupted(f"interrupted while writing to {url}")  # even if a message quoted it
+
+    with pytest.raises(typer.Exit) as exit_info:
+        _call(interrupted, resume_hint=lambda: f"hpstudy resume tiny{_storage_flag(url)}")
+    assert exit_info.value.exit_code == 130
+    err = capsys.readouterr().err
+    assert SECRET not in err
+    assert (
+        "resume with: hpstudy resume tiny --storage 'postgresql://postgres:***@db.example/hp'"
+        in err
+    )
