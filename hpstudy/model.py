@@ -131,20 +131,44 @@ def training_bytes(
 
 def available_bytes(device: str) -> tuple[int, str]:
     """Memory a trial may use on ``device`` (``auto`` follows :func:`resolve_device`), and a
-    name for it."""
+    name for it: the GPU's memory with CUDA, else the machine's available memory, or what
+    this process's resource limits (``ulimit -d`` / ``-v``) leave if that is less."""
     import os
 
     if device in ("auto", "cuda") and torch.cuda.is_available():
         _, total = torch.cuda.mem_get_info()
         return int(total), "GPU memory"
+    have, what = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "memory"
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024, "available memory"
+                    have, what = int(line.split()[1]) * 1024, "available memory"
     except OSError:
         pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "memory"
+    left = _limit_left()
+    if left is not None and left < have:
+        return max(left, 0), "memory this process's limits leave"
+    return have, what
+
+
+def _limit_left() -> int | None:
+    """Bytes the process's data and address-space limits still allow (``None``: no limit)."""
+    import os
+    import resource
+
+    try:
+        with open("/proc/self/statm") as f:
+            size, _, _, _, _, data, _ = (int(v) for v in f.read().split())
+    except (OSError, ValueError):
+        return None
+    page = os.sysconf("SC_PAGE_SIZE")
+    left = []
+    for which, used in ((resource.RLIMIT_DATA, data), (resource.RLIMIT_AS, size)):
+        soft, _ = resource.getrlimit(which)
+        if soft != resource.RLIM_INFINITY:
+            left.append(soft - used * page)
+    return min(left) if left else None
 
 
 def largest_configuration(space: dict[str, Any], fixed: dict[str, Any]) -> dict[str, int]:
@@ -193,10 +217,38 @@ def check_space_fits(config: ExperimentConfig, task: str, prepared: TaskData) ->
         raise ConfigError(
             f"task {task!r}: the largest configuration of the space ({shown}) has "
             f"{n_params:,} parameters and needs about {size_note(need)} to train, more than "
-            f"this machine's {size_note(have)} of {what}; lower space.n_units or "
+            f"the {size_note(have)} of {what} here; lower space.n_units or "
             "space.n_layers (their high, grid or choices)",
             source=config.source,
         )
+
+
+def _estimate(params: dict[str, Any], data: TaskData) -> tuple[int, int, str]:
+    """(parameters, bytes to train, the sizes as ``key = value`` text) of one configuration."""
+    n_layers, n_units, batch = (int(params[k]) for k in ("n_layers", "n_units", "batch_size"))
+    n_params = parameter_count(
+        data.n_features, output_size(data.kind, data.n_classes), n_layers, n_units
+    )
+    need = training_bytes(
+        n_params, n_layers, n_units, batch, len(data.folds[0].y_valid), len(data.folds)
+    )
+    sizes = f"n_layers = {n_layers}, n_units = {n_units}, batch_size = {batch}"
+    return n_params, need, sizes
+
+
+def memory_shortfall(params: dict[str, Any], data: TaskData, device: str) -> str | None:
+    """A ``fail_reason`` when the configuration's estimated training memory exceeds what is
+    available now (checked before each trial, so a too-large one fails at once instead of
+    swapping or dying in the allocator); ``None`` when it fits."""
+    n_params, need, sizes = _estimate(params, data)
+    have, what = available_bytes(device)
+    if need <= have:
+        return None
+    return (
+        f"out of memory: {sizes} ({n_params:,} parameters) needs about {size_note(need)} to "
+        f"train, more than the {size_note(have)} of {what} (estimated before training); "
+        "lower n_units, n_layers or batch_size in the space"
+    )
 
 
 def out_of_memory_reason(
@@ -211,22 +263,8 @@ def out_of_memory_reason(
         or "out of memory" in text.lower()
     ):
         return None
-    n_params = parameter_count(
-        data.n_features,
-        output_size(data.kind, data.n_classes),
-        int(params["n_layers"]),
-        int(params["n_units"]),
-    )
-    need = training_bytes(
-        n_params,
-        int(params["n_layers"]),
-        int(params["n_units"]),
-        int(params["batch_size"]),
-        len(data.folds[0].y_valid),
-        len(data.folds),
-    )
+    n_params, need, sizes = _estimate(params, data)
     return (
-        f"out of memory: n_layers = {params['n_layers']}, n_units = {params['n_units']}, "
-        f"batch_size = {params['batch_size']} ({n_params:,} parameters) needs about "
-        f"{size_note(need)} to train; lower n_units, n_layers or batch_size in the space"
+        f"out of memory: {sizes} ({n_params:,} parameters) needs about {size_note(need)} to "
+        "train; lower n_units, n_layers or batch_size in the space"
     )

@@ -7,14 +7,23 @@ import json
 import resource
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from hpstudy.cli import app
-from hpstudy.model import build_mlp, count_parameters, parameter_count, training_bytes
+from hpstudy.config import parse_config
+from hpstudy.model import (
+    build_mlp,
+    count_parameters,
+    out_of_memory_reason,
+    parameter_count,
+    training_bytes,
+)
 from tests.conftest import tiny_study_text
 
 runner = CliRunner()
@@ -72,10 +81,7 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
 
-@pytest.mark.slow
-def test_a_trial_out_of_memory_fails_with_a_readable_reason(
-    tmp_path: Path, storage_url: str
-) -> None:
+def _big_manual_study(tmp_path: Path) -> Path:
     study = tmp_path / "s.toml"
     study.write_text(
         tiny_study_text(strategies=("manual",), n_trials=2)
@@ -85,7 +91,16 @@ def test_a_trial_out_of_memory_fails_with_a_readable_reason(
         .replace("n_layers = 1\nn_units = 16\n", "n_layers = 2\nn_units = 8192\n")
         .replace('[[tasks]]\nname = "diabetes"\ndataset = "diabetes"\n', "")
     )  # fmt: skip
-    created = runner.invoke(app, ["create", str(study), "--storage", storage_url, "--no-run"])
+    return study
+
+
+@pytest.mark.slow
+def test_resume_in_a_process_whose_limits_cannot_fit_the_space_is_refused(
+    tmp_path: Path, storage_url: str
+) -> None:
+    created = runner.invoke(
+        app, ["create", str(_big_manual_study(tmp_path)), "--storage", storage_url, "--no-run"]
+    )
     assert created.exit_code == 0, created.output  # 8192 units fit this machine's memory
     resumed = subprocess.run(
         [sys.executable, "-m", "hpstudy", "resume", "tiny", "--storage", storage_url],
@@ -94,14 +109,64 @@ def test_a_trial_out_of_memory_fails_with_a_readable_reason(
         text=True,
         timeout=300,
     )
-    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.returncode == 2, resumed.stderr
+    assert (
+        "the largest configuration of the space (n_layers = 2, n_units = 8192, batch_size = 32) "
+        "has 67,182,595 parameters and needs about 1.35 GB to train, more than the"
+    ) in resumed.stderr
+    assert "of memory this process's limits leave here" in resumed.stderr
     trials = optuna.load_study(study_name="tiny.iris.manual.s0", storage=storage_url).trials
-    by_units = {t.params["n_units"]: t for t in trials}
-    big, small = by_units[8192], by_units[8]
-    assert big.state == optuna.trial.TrialState.FAIL
-    assert big.user_attrs["fail_reason"].startswith(
-        "out of memory: n_layers = 2, n_units = 8192, batch_size = 32 ("
-    ), json.dumps(big.user_attrs)
-    assert "lower n_units, n_layers or batch_size" in big.user_attrs["fail_reason"]
-    assert small.state == optuna.trial.TrialState.COMPLETE  # the small one still trained
-    assert "can't allocate" not in resumed.stderr and "Traceback" not in resumed.stderr
+    assert {t.state for t in trials} == {optuna.trial.TrialState.WAITING}  # nothing ran
+
+
+_SHORTFALL = """
+import json, sys
+from hpstudy.config import parse_config
+from hpstudy.data import prepare_task
+from hpstudy.model import memory_shortfall
+from tests.conftest import tiny_study_text
+data = prepare_task(parse_config(tiny_study_text()).task("iris"), seed=0)
+print(json.dumps([
+    memory_shortfall({"n_layers": 2, "n_units": 8192, "batch_size": 32}, data, "cpu"),
+    memory_shortfall({"n_layers": 1, "n_units": 8, "batch_size": 32}, data, "cpu"),
+]))
+"""
+
+
+def test_each_trial_is_checked_against_the_memory_left_before_training() -> None:
+    checked = subprocess.run(
+        [sys.executable, "-c", _SHORTFALL],
+        preexec_fn=_limit_memory,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert checked.returncode == 0, checked.stderr
+    big, small = json.loads(checked.stdout)
+    assert big.startswith(
+        "out of memory: n_layers = 2, n_units = 8192, batch_size = 32 (67,182,595 parameters) "
+        "needs about 1.35 GB to train, more than the"
+    )
+    assert big.endswith(
+        "of memory this process's limits leave (estimated before training); "
+        "lower n_units, n_layers or batch_size in the space"
+    )
+    assert small is None
+
+
+@pytest.mark.parametrize(
+    "allocate", [lambda: torch.empty(2**58), lambda: bytearray(2**62)], ids=["torch", "python"]
+)
+def test_an_allocator_error_becomes_a_readable_reason(allocate: Callable[[], object]) -> None:
+    from hpstudy.data import prepare_task
+
+    data = prepare_task(parse_config(tiny_study_text()).task("iris"), seed=0)
+    params = {"n_layers": 3, "n_units": 512, "batch_size": 64}
+    with pytest.raises((RuntimeError, MemoryError)) as raised:
+        allocate()  # a real allocation the allocator refuses
+    reason = out_of_memory_reason(raised.value, params, data)
+    assert reason is not None and reason.startswith(
+        "out of memory: n_layers = 3, n_units = 512, batch_size = 64 (529,411 parameters) needs about"
+    )
+    assert out_of_memory_reason(ValueError("bad value"), params, data) is None

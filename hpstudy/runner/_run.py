@@ -16,7 +16,7 @@ from hpstudy._errors import Interrupted
 from hpstudy.config._schema import ExperimentConfig
 from hpstudy.data import TaskData, prepare_task
 from hpstudy.data._datasets import RawData, load_data
-from hpstudy.model import out_of_memory_reason
+from hpstudy.model import memory_shortfall, out_of_memory_reason
 from hpstudy.runner._local import LocalStudy
 from hpstudy.runner._progress import Progress
 from hpstudy.runner._recover import HEARTBEAT_INTERVAL, Heartbeat, recover_stale
@@ -221,6 +221,11 @@ def _run_trial(
         local.finish(local_id, TrialState.FAIL, None, attrs)
         progress.trial_finished(info.name, TrialState.FAIL, None, None)
 
+    too_large = memory_shortfall(params, task_data, config.training.device)
+    if too_large is not None:
+        _logger.warning("trial %d of %s failed: %s", number, info.name, too_large)
+        fail(too_large)
+        return
     ctx.heartbeat.beat_for(trial_id)
     try:
         result = train(
