@@ -156,7 +156,10 @@ def test_no_command_shows_the_password_of_a_reachable_storage(
         ["list"],
         ["status", "tiny"],
         ["resume", "tiny"],
+        ["worker", "tiny"],
+        ["best", "tiny"],
         ["report", "tiny", "--no-test"],
+        ["export", "tiny", "--no-test"],
         ["train-best", "tiny"],
         ["dashboard"],
     ],
@@ -208,3 +211,18 @@ def test_an_interrupt_prints_a_resume_hint_without_the_password(
         "resume with: hpstudy resume tiny --storage 'postgresql://postgres:***@db.example/hp'"
         in err
     )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://postgres:{SECRET}@127.0.0.1:1/none",
+        f"postgresql://postgres:{SECRET}@127.0.0.1:notaport/none",  # SQLAlchemy cannot parse it
+        f"nosuchdriver://postgres:{SECRET}@127.0.0.1/none",
+    ],
+)
+def test_a_password_in_hpstudy_storage_is_not_shown_either(url: str) -> None:
+    result = runner.invoke(app, ["list"], env={"HPSTUDY_STORAGE": url})
+    assert result.exit_code == 1, result.output
+    assert "cannot open storage" in result.stderr and "postgres:***@127.0.0.1" in result.stderr
+    assert SECRET not in result.output
