@@ -14,6 +14,7 @@ from hpstudy.config._schema import (
     PrunerConfig,
     TaskConfig,
     TrainingConfig,
+    is_valid_name,
     study_name,
 )
 
@@ -28,6 +29,7 @@ __all__ = [
     "PrunerConfig",
     "TaskConfig",
     "TrainingConfig",
+    "is_valid_name",
     "load_config",
     "parse_config",
     "study_name",

@@ -7,7 +7,6 @@ once as one :class:`~hpstudy.ConfigError`.
 from __future__ import annotations
 
 import math
-import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,9 @@ from hpstudy.config._schema import (
     PrunerConfig,
     TaskConfig,
     TrainingConfig,
+    is_valid_name,
 )
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _TOP_KEYS = {
     "name",
     "description",
@@ -54,6 +53,8 @@ _TASK_KEYS = {
     "test_size",
     "val_size",
     "cv_folds",
+    "features",
+    "drop",
 }
 _PARAM_KEYS = {"low", "high", "log", "step", "choices", "grid"}
 # pruner type -> {setting: (check, default)}
@@ -199,7 +200,7 @@ class _Validator:
     def experiment(self, raw: dict[str, Any], source: str, text: str) -> ExperimentConfig | None:
         self.unknown_keys(raw, _TOP_KEYS, "")
         name = raw.get("name")
-        if not isinstance(name, str) or not _NAME_RE.match(name):
+        if not is_valid_name(name):
             self.bad(
                 "name",
                 f"must be a name of letters, digits, '-' and '_' (it starts every study name), got {_fmt(name)}",
@@ -349,7 +350,7 @@ class _Validator:
         n_before = len(self.problems)
         dataset, csv, target = raw.get("dataset"), raw.get("csv"), raw.get("target")
         name = raw.get("name", dataset)
-        if not isinstance(name, str) or not _NAME_RE.match(name):
+        if not is_valid_name(name):
             self.bad(
                 f"{prefix}.name",
                 f"must be a name of letters, digits, '-' and '_', got {_fmt(name)}",
@@ -421,12 +422,43 @@ class _Validator:
                 f"{prefix}.cv_folds",
                 f"must be 0 (one validation split) or 2-20 folds, got {_fmt(cv_folds)}",
             )
+        features, drop = self.columns(raw, prefix, target)
         if len(self.problems) > n_before:
             return None
         return TaskConfig(
             name=str(name), dataset=dataset, csv=csv_path, target=target, kind=kind, metric=metric,
-            test_size=test_size, val_size=val_size, cv_folds=cv_folds,
+            test_size=test_size, val_size=val_size, cv_folds=cv_folds, features=features, drop=drop,
         )  # fmt: skip
+
+    def columns(
+        self, raw: dict[str, Any], prefix: str, target: Any
+    ) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+        """A csv task's ``features`` (the input columns) or ``drop`` (columns to leave out)."""
+        chosen: dict[str, tuple[str, ...]] = {}
+        for key in ("features", "drop"):
+            if key not in raw:
+                continue
+            value = raw[key]
+            if raw.get("csv") is None:
+                self.bad(f"{prefix}.{key}", "is only for csv tasks")
+            elif (
+                not isinstance(value, list)
+                or not value
+                or not all(isinstance(v, str) and v for v in value)
+            ):
+                self.bad(f"{prefix}.{key}", f"must be a list of column names, got {_fmt(value)}")
+            elif len(set(value)) != len(value):
+                self.bad(f"{prefix}.{key}", f"names a column twice: {_fmt(value)}")
+            elif target in value:
+                self.bad(f"{prefix}.{key}", f"must not name the target column {target!r}")
+            else:
+                chosen[key] = tuple(value)
+        if "features" in raw and "drop" in raw:
+            self.bad(
+                prefix,
+                "give features (the columns to use) or drop (columns to leave out), not both",
+            )
+        return chosen.get("features"), chosen.get("drop", ())
 
     def space(self, table: dict[str, Any], training: TrainingConfig) -> dict[str, ParamConfig]:
         space: dict[str, ParamConfig] = {}

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hpstudy._paths import default_output
 from hpstudy.report._collect import ExperimentData, collect_experiment
 from hpstudy.report._summary import Spread, TaskSummary, summarize_task
 from hpstudy.report._test_scores import TestScore, test_scores
@@ -218,6 +219,6 @@ def write_report(
         The report's path and each task's summary.
     """
     data, summaries = analyze(storage_url, experiment, retrain=retrain, progress=progress)
-    path = Path(output) if output else Path("reports") / f"{experiment}.html"
+    path = Path(output) if output else default_output("reports", (experiment,), ".html")
     write_atomic(path, render_html(data, summaries, draw_figures(data)))
     return path, summaries
