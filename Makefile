@@ -3,13 +3,16 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint venv clean-storage
+.PHONY: demo test lint venv clean-storage screenshot
 
 # Installs the pinned versions (constraints.txt); torch is pinned to its CPU build on this disk.
 $(BIN)/hpstudy: pyproject.toml constraints.txt
+	@echo "Installing the pinned versions into $(VENV) (2-3 minutes, once)..."
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	@# -qq: pip's own warnings about this machine's index configuration are not the user's business;
+	@# errors still show.
+	$(BIN)/pip install -qq --upgrade pip
+	$(BIN)/pip install -qq -c constraints.txt -e '.[dev]'
 	touch $@
 
 venv: $(BIN)/hpstudy
@@ -28,6 +31,10 @@ test: venv
 	$(BIN)/pytest -q
 
 lint: venv
-	$(BIN)/ruff check hpstudy tests benchmarks
-	$(BIN)/ruff format --check hpstudy tests benchmarks
+	$(BIN)/ruff check hpstudy tests benchmarks scripts
+	$(BIN)/ruff format --check hpstudy tests benchmarks scripts
 	$(BIN)/mypy
+
+# The README's picture of a report (docs/report.png), taken in headless Chromium.
+screenshot: venv
+	$(BIN)/python scripts/screenshot.py

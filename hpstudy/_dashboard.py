@@ -6,6 +6,7 @@ import ipaddress
 import logging
 
 from hpstudy._errors import DependencyError, UsageError
+from hpstudy._redact import redact_url
 
 _logger = logging.getLogger("hpstudy")
 
@@ -27,19 +28,33 @@ def check_dashboard_storage(storage_url: str) -> None:
     rows, others = list_studies(storage_url)
     if not rows:
         raise UsageError(
-            f"no hpstudy studies in {storage_url}"
+            f"no hpstudy studies in {redact_url(storage_url)}"
             + (f" ({others} other studies)" if others else "")
             + "; create some with 'hpstudy create studies/quickstart.toml' or pass --storage"
         )
 
 
-def run_dashboard(storage_url: str, host: str = "127.0.0.1", port: int = 8080) -> None:
+def check_dashboard_host(host: str, allow_remote: bool) -> None:
+    """Refuse (:class:`UsageError`) an address other machines can reach unless
+    ``allow_remote``: optuna-dashboard can rename and delete studies without authentication."""
+    if not is_loopback(host) and not allow_remote:
+        raise UsageError(
+            f"--host {host} is reachable from other machines and optuna-dashboard has "
+            "unauthenticated endpoints that rename and delete studies; bind 127.0.0.1 (the "
+            "default) and use an SSH tunnel, or pass --allow-remote to serve it anyway"
+        )
+
+
+def run_dashboard(
+    storage_url: str, host: str = "127.0.0.1", port: int = 8080, *, allow_remote: bool = False
+) -> None:
     """Serve optuna-dashboard for ``storage_url`` until interrupted.
 
     Raises:
-        UsageError: See :func:`check_dashboard_storage`.
+        UsageError: See :func:`check_dashboard_host` and :func:`check_dashboard_storage`.
         DependencyError: optuna-dashboard is not installed.
     """
+    check_dashboard_host(host, allow_remote)
     check_dashboard_storage(storage_url)
     try:
         import optuna_dashboard

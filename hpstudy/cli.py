@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hpstudy._errors import ConfigError, HpStudyError, Interrupted
+from hpstudy._redact import redact_text, redact_url
 
 app = typer.Typer(
     help="Hyperparameter studies for PyTorch MLPs: compare manual, grid, random and Bayesian search.",
@@ -30,7 +31,7 @@ app = typer.Typer(
 # Piped output is not cut to 80 columns: tables of study names would be unreadable.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-_state = {"debug": False, "quiet": False}
+_state: dict[str, Any] = {"debug": False, "quiet": False, "url": None}
 T = TypeVar("T")
 
 StorageOption = Annotated[
@@ -58,6 +59,25 @@ NJobsOption = Annotated[
 ]
 
 
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    from hpstudy._version import __version__
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    # Metadata only: importing torch or optuna would make --version slow.
+    deps = ", ".join(f"{n} {installed(n)}" for n in ("optuna", "torch", "optuna-dashboard"))
+    out.print(f"hpstudy {__version__} ({deps})", markup=False)
+    raise typer.Exit()
+
+
 @app.callback()
 def _main(
     verbose: Annotated[
@@ -68,6 +88,15 @@ def _main(
         bool, typer.Option("--quiet", "-q", help="No progress display; results and errors only.")
     ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print hpstudy's version and the versions it runs on, then exit.",
+        ),
+    ] = False,
 ) -> None:
     _state["debug"], _state["quiet"] = debug, quiet
     level = (
@@ -86,20 +115,56 @@ def _call(fn: Callable[[], T], resume_hint: Callable[[], str] | None = None) -> 
     try:
         return fn()
     except Interrupted as e:
-        err.print(f"{e}", markup=False)
+        err.print(_scrub(f"{e}"), markup=False)
         if resume_hint is not None:
             err.print(f"resume with: {resume_hint()}", markup=False)
         raise typer.Exit(130) from None
     except HpStudyError as e:
         if _state["debug"]:
-            err.print(traceback.format_exc(), markup=False)
-        err.print(f"error: {e}", markup=False)
+            err.print(_scrub(traceback.format_exc()), markup=False)
+        err.print(_scrub(f"error: {e}"), markup=False)
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         err.print("interrupted", markup=False)
         if resume_hint is not None:
             err.print(f"resume with: {resume_hint()}", markup=False)
         raise typer.Exit(130) from None
+
+
+def _storage_url(storage: str | None) -> str:
+    """The storage URL of a command (option, environment or default), remembered so that no
+    message of this command can show its password."""
+    from hpstudy.runner import resolve_storage_url
+
+    url = resolve_storage_url(storage)
+    _state["url"] = url
+    return url
+
+
+def _scrub(text: str) -> str:
+    """``text`` without the password of this command's storage URL."""
+    url = _state["url"]
+    return text if url is None else redact_text(text, url)
+
+
+def _storage_flag(url: str, note: bool = True) -> str:
+    """``--storage URL`` for a command to copy, never with a password in it: a URL with one
+    is shown redacted (``note``: with how to put it back), and ``$HPSTUDY_STORAGE`` is relied
+    on when it holds that URL."""
+    import os
+    import shlex
+
+    from hpstudy.runner import DEFAULT_STORAGE
+
+    if url == DEFAULT_STORAGE:
+        return ""
+    shown = redact_url(url)
+    if shown == url:
+        return f" --storage {shlex.quote(url)}"
+    if os.environ.get("HPSTUDY_STORAGE") == url:
+        return ""  # the environment still holds it
+    flag = f" --storage {shlex.quote(shown)}"
+    return flag + " (with the password in place of ***, or set $HPSTUDY_STORAGE)" if note else flag
 
 
 def _experiment_name(file: Path) -> str:
@@ -162,10 +227,9 @@ def create(
     from hpstudy.runner import (
         apply_overrides,
         create_experiment,
-        resolve_storage_url,
     )
 
-    url = resolve_storage_url(storage)
+    url = _storage_url(storage)
 
     def work() -> Any:
         config = apply_overrides(
@@ -180,10 +244,12 @@ def create(
             progress.close()
 
     config, (infos, results) = _call(
-        work, resume_hint=lambda: f"hpstudy resume {_experiment_name(file)} --storage {url}"
+        work, resume_hint=lambda: f"hpstudy resume {_experiment_name(file)}{_storage_flag(url)}"
     )
     if no_run:
-        out.print(f"created {len(infos)} studies of experiment '{config.name}' in {url} (not run)")
+        out.print(
+            f"created {len(infos)} studies of experiment '{config.name}' in {redact_url(url)} (not run)"
+        )
         return
     _print_results(config.name, url, results)
 
@@ -212,8 +278,10 @@ def _print_results(experiment: str, url: str, results: list[Any]) -> None:
         err.print(
             f"{n_failed} trial(s) failed; their reasons are in the trial user attr 'fail_reason' (optuna-dashboard shows it)"
         )
+    flag = _storage_flag(url, note=False)
     out.print(
-        f"results: {url}  (report: hpstudy report {experiment} --storage {url}; browse: hpstudy dashboard --storage {url})"
+        f"results: {redact_url(url)}  (report: hpstudy report {experiment}{flag}; browse: hpstudy dashboard{flag})",
+        markup=False,
     )
 
 
@@ -225,13 +293,15 @@ def list_(
     ] = None,
 ) -> None:
     """List the experiments and studies in the storage with their trial counts and best values."""
-    from hpstudy.runner import list_studies, resolve_storage_url
+    from hpstudy.runner import list_studies
 
-    url = resolve_storage_url(storage)
+    url = _storage_url(storage)
     rows, others = _call(lambda: list_studies(url, experiment))
     if not rows:
         what = f"experiment '{experiment}'" if experiment else "hpstudy studies"
-        out.print(f"no {what} in {url}" + (f" ({others} other studies)" if others else ""))
+        out.print(
+            f"no {what} in {redact_url(url)}" + (f" ({others} other studies)" if others else "")
+        )
         return
     by_experiment: dict[str, list[Any]] = {}
     for row in rows:
@@ -308,9 +378,9 @@ def worker(
 
 
 def _resume_and_print(verb: str, experiment: str, storage: str | None, **options: Any) -> None:
-    from hpstudy.runner import resolve_storage_url, resume_experiment
+    from hpstudy.runner import resume_experiment
 
-    url = resolve_storage_url(storage)
+    url = _storage_url(storage)
 
     def work() -> Any:
         progress = _live_progress()
@@ -320,7 +390,7 @@ def _resume_and_print(verb: str, experiment: str, storage: str | None, **options
             progress.close()
 
     config, results = _call(
-        work, resume_hint=lambda: f"hpstudy {verb} {experiment} --storage {url}"
+        work, resume_hint=lambda: f"hpstudy {verb} {experiment}{_storage_flag(url)}"
     )
     _print_results(config.name, url, results)
 
@@ -331,9 +401,9 @@ def status(
     storage: StorageOption = None,
 ) -> None:
     """Show each study of EXPERIMENT: finished/budget, running, pruned, failed, retried, best, stale trials."""
-    from hpstudy.runner import experiment_status, resolve_storage_url
+    from hpstudy.runner import experiment_status
 
-    url = resolve_storage_url(storage)
+    url = _storage_url(storage)
     rows = _call(lambda: experiment_status(url, experiment))
     table = Table(title=f"experiment {experiment}", title_justify="left")
     for col in (
@@ -366,6 +436,9 @@ def status(
     out.print(f"{done} of {len(rows)} studies have met their budget")
     for line in stale:
         err.print(f"warning: {line}; 'hpstudy resume {experiment}' re-runs it", markup=False)
+    for row in rows:
+        if row.failures:
+            err.print(f"warning: {row.info.name}: {row.failures}", markup=False)
 
 
 @app.command()
@@ -380,15 +453,17 @@ def report(
 ) -> None:
     """Write one offline HTML report: which strategy won, for how much compute, on held-out test data, and is it real."""
     from hpstudy.report import headline, write_report
-    from hpstudy.runner import resolve_storage_url
 
-    url = resolve_storage_url(storage)
+    url = _storage_url(storage)
     path, summaries = _call(
         lambda: write_report(url, experiment, output, retrain=not no_test, progress=_retrain_note)
     )
     out.print(headline(summaries))
     for summary in summaries:
         out.print(f"{summary.task}: {summary.verdict}")
+        for line in summary.missing:
+            if "finished trials failed" in line:
+                err.print(f"warning: {line}", markup=False)
     out.print(f"report: {path}")
 
 
@@ -407,9 +482,8 @@ def export(
 ) -> None:
     """Export one row per trial (every parameter, value, epochs, seconds) and the summary table."""
     from hpstudy.report import export_experiment
-    from hpstudy.runner import resolve_storage_url
 
-    url = resolve_storage_url(storage)
+    url = _storage_url(storage)
     paths = _call(
         lambda: export_experiment(
             url, experiment, fmt, output, retrain=not no_test, progress=_retrain_note
@@ -433,9 +507,8 @@ def best(
     import json
 
     from hpstudy.report import best_configurations
-    from hpstudy.runner import resolve_storage_url
 
-    url = resolve_storage_url(storage)
+    url = _storage_url(storage)
     found = _call(lambda: best_configurations(url, experiment, task, strategy))
     if as_json:
         print(json.dumps([b.as_dict() for b in found], indent=1))
@@ -461,27 +534,40 @@ def dashboard(
         str,
         typer.Option(
             "--host",
-            help="Address to bind; other than loopback exposes unauthenticated write endpoints.",
+            help="Address to bind; other than loopback needs --allow-remote.",
         ),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 8080,
+    allow_remote: Annotated[
+        bool,
+        typer.Option(
+            "--allow-remote",
+            help="Allow a --host reachable from other machines: anyone who reaches it can rename and delete studies.",
+        ),
+    ] = False,
 ) -> None:
     """Browse the studies in optuna-dashboard (started on the same storage)."""
-    from hpstudy._dashboard import check_dashboard_storage, is_loopback, run_dashboard
-    from hpstudy.runner import resolve_storage_url
+    from hpstudy._dashboard import (
+        check_dashboard_host,
+        check_dashboard_storage,
+        is_loopback,
+        run_dashboard,
+    )
 
-    url = resolve_storage_url(storage)
+    url = _storage_url(storage)
+    _call(lambda: check_dashboard_host(host, allow_remote))
     _call(lambda: check_dashboard_storage(url))
     shown = f"[{host}]" if ":" in host else host
     err.print(
-        f"optuna-dashboard for {url} at http://{shown}:{port}/ (Ctrl-C to stop)", markup=False
+        f"optuna-dashboard for {redact_url(url)} at http://{shown}:{port}/ (Ctrl-C to stop)",
+        markup=False,
     )
     if not is_loopback(host):
         err.print(
             f"warning: {host} is reachable from other machines and the dashboard has unauthenticated write endpoints",
             markup=False,
         )
-    _call(lambda: run_dashboard(url, host, port))
+    _call(lambda: run_dashboard(url, host, port, allow_remote=allow_remote))
 
 
 @app.command("train-best")
@@ -498,10 +584,9 @@ def train_best(
     ] = None,
 ) -> None:
     """Retrain the best configuration on train+validation and save the model (no pickle)."""
-    from hpstudy.runner import resolve_storage_url
     from hpstudy.saved_model import train_best as _train_best
 
-    url = resolve_storage_url(storage)
+    url = _storage_url(storage)
     path, meta = _call(lambda: _train_best(url, experiment, task, output))
     scores = ", ".join(f"{k} {v:.4g}" for k, v in meta["scores"].items())
     out.print(

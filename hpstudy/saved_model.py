@@ -6,7 +6,9 @@ A saved model is a folder of two files that execute no code when loaded:
 - ``model.json``: the architecture and hyperparameters, the preprocessing as plain numbers
   (per numeric column its median, mean and scale; per categorical column its most frequent
   value and categories), the target encoding (class labels, or the regression target's mean
-  and standard deviation), the input columns, the scores and the hpstudy/torch versions.
+  and standard deviation), the input columns, the scores and the hpstudy/torch versions,
+  and the digests that bind it to ``weights.pt`` (see ``hpstudy/_model_check.py``: an edit
+  to either file is refused; the digests are a checksum, not a signature).
 
 Preprocessing is re-applied from those numbers with NumPy, exactly as scikit-learn's
 imputers, scaler and one-hot encoder (unknown categories -> all zeros) do, so no pickle is
@@ -16,6 +18,7 @@ ever needed.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +27,17 @@ import numpy as np
 import pandas as pd
 
 from hpstudy._errors import ConfigError, HpStudyError, UsageError
-
-FORMAT = "hpstudy-model/1"
+from hpstudy._model_check import (
+    DIGEST_KEY,
+    FORMAT,
+    MAX_JSON_BYTES,
+    check_meta,
+    file_sha256,
+    layer_widths,
+    meta_sha256,
+    seal,
+)
+from hpstudy._paths import default_output
 
 
 class ModelError(HpStudyError):
@@ -98,7 +110,8 @@ class SavedModel:
 
         target = self.meta["target"]
         missing = [c for c in self.columns if c not in frame.columns]
-        extra = [c for c in frame.columns if c not in self.columns and c != target["column"]]
+        known = {*self.columns, target["column"], *self.meta.get("ignored_columns", [])}
+        extra = [c for c in frame.columns if c not in known]
         if missing or extra:
             problems = []
             if missing:
@@ -217,6 +230,9 @@ def train_best(
         "n_features": data.n_features,
         "n_outputs": output_size(data.kind, data.n_classes),
         "columns": [str(c) for c in raw.X.columns],
+        "ignored_columns": list(
+            raw.ignored
+        ),  # in the training file, not inputs: predict skips them
         "preprocessing": _preprocessing_spec(fold.preprocessor),
         "target": target,
         "trained_on": {
@@ -232,18 +248,28 @@ def train_best(
         },
         "versions": {"hpstudy": hpstudy.__version__, "torch": torch.__version__},
     }
-    path = Path(output) if output else Path("models") / f"{experiment}-{best.task}"
+    path = Path(output) if output else default_output("models", (experiment, best.task))
     path.mkdir(parents=True, exist_ok=True)
-    torch.save(network.state_dict(), path / "weights.pt")
-    (path / "model.json").write_text(json.dumps(meta, indent=1))
+    # each file is written whole under a temporary name, then renamed; the weights first, so
+    # a model.json always describes the weights beside it
+    tmp = path / ".weights.pt.tmp"
+    torch.save(network.state_dict(), tmp)
+    meta = seal(meta, tmp)
+    os.replace(tmp, path / "weights.pt")
+    tmp = path / ".model.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, path / "model.json")
     return path, meta
 
 
 def load_model(path: str | Path) -> SavedModel:
     """Load a model saved by :func:`train_best`; executes no code from the files.
 
+    ``model.json`` is checked against its schema and both files against its digests before
+    anything is allocated; the network's sizes come from the tensor shapes in ``weights.pt``.
+
     Raises:
-        ModelError: The folder is not a saved model, or its files are damaged or tampered with.
+        ModelError: The folder is not a saved model, or its files are damaged or were edited.
     """
     import pickle
 
@@ -252,33 +278,68 @@ def load_model(path: str | Path) -> SavedModel:
     from hpstudy.model import build_mlp
 
     path = Path(path)
-    try:
-        meta = json.loads((path / "model.json").read_text())
-    except FileNotFoundError as e:
+    json_path, weights_path = path / "model.json", path / "weights.pt"
+    if not json_path.is_file():
         raise ModelError(
             f"{path} is not a saved hpstudy model (no model.json); make one with 'hpstudy train-best'"
-        ) from e
-    except (OSError, ValueError) as e:
-        raise ModelError(f"{path / 'model.json'} is not readable JSON: {e}") from e
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelError(f"{path / 'model.json'} is not an {FORMAT} file")
+        )
+    retrain = "retrain it with 'hpstudy train-best'"
     try:
-        p = meta["params"]
+        if json_path.stat().st_size > MAX_JSON_BYTES:
+            raise ModelError(f"{json_path} is over {MAX_JSON_BYTES} bytes; not a model.json")
+        meta = json.loads(json_path.read_text())
+    except (OSError, ValueError) as e:
+        raise ModelError(f"{json_path} is not readable JSON: {e}") from e
+    version = meta.get("format") if isinstance(meta, dict) else None
+    if version == "hpstudy-model/1":
+        raise ModelError(f"{path} was saved by an older hpstudy (no digests); {retrain}")
+    if version != FORMAT:
+        raise ModelError(f"{json_path} is not an {FORMAT} file")
+    problems = check_meta(meta)
+    if problems:
+        raise ModelError(f"{json_path} is damaged or was edited: {'; '.join(problems)}; {retrain}")
+    if meta_sha256(meta) != meta[DIGEST_KEY]["model_sha256"]:
+        raise ModelError(
+            f"{json_path} is damaged or was tampered with: its content does not match its digest "
+            f"(edited after it was saved); {retrain}"
+        )
+    if not weights_path.is_file():
+        raise ModelError(f"{path} has no weights.pt; {retrain}")
+    if file_sha256(weights_path) != meta[DIGEST_KEY]["weights_sha256"]:
+        raise ModelError(
+            f"{weights_path} is damaged or was tampered with: it does not match the digest in "
+            f"model.json (edited, or from another model); {retrain}"
+        )
+    try:
+        # memory-mapped: the shapes are read before anything the size of the network exists
+        state = torch.load(weights_path, weights_only=True, map_location="cpu", mmap=True)
+        if not isinstance(state, dict):
+            raise ValueError("not a state dict")
+        widths = layer_widths(state, meta["n_features"], meta["n_outputs"])
+    except (pickle.UnpicklingError, RuntimeError, KeyError, TypeError, ValueError) as e:
+        raise ModelError(
+            f"{path} is damaged or was tampered with; refusing to load it ({type(e).__name__}: {str(e).splitlines()[0]})"
+        ) from e
+    p = meta["params"]
+    hidden = widths[1:-1]
+    if p.get("n_layers") != len(hidden) or (hidden and p.get("n_units") != hidden[0]):
+        raise ModelError(
+            f"{json_path} says n_layers = {p.get('n_layers')!r}, n_units = {p.get('n_units')!r} but "
+            f"weights.pt has {len(hidden)} hidden layer(s) of {hidden[0] if hidden else 0} units; {retrain}"
+        )
+    try:
         network = build_mlp(
-            int(meta["n_features"]), int(meta["n_outputs"]), n_layers=int(p["n_layers"]), n_units=int(p["n_units"]),
+            widths[0], widths[-1], n_layers=len(hidden), n_units=hidden[0] if hidden else 1,
             dropout=float(p["dropout"]), activation=str(p["activation"]), init="default",
         )  # fmt: skip
-        state = torch.load(path / "weights.pt", weights_only=True, map_location="cpu")
         network.load_state_dict(state)
-    except FileNotFoundError as e:
-        raise ModelError(f"{path} has no weights.pt") from e
-    except (pickle.UnpicklingError, RuntimeError, KeyError, TypeError, ValueError) as e:
+    except (RuntimeError, KeyError, TypeError, ValueError) as e:
         raise ModelError(
             f"{path} is damaged or was tampered with; refusing to load it ({type(e).__name__}: {str(e).splitlines()[0]})"
         ) from e
     for t in network.state_dict().values():
         if not bool(torch.isfinite(t).all()):
-            raise ModelError(f"{path / 'weights.pt'} holds non-finite weights")
+            raise ModelError(f"{weights_path} holds non-finite weights; {retrain}")
     return SavedModel(meta, network)
 
 

@@ -133,3 +133,20 @@ def test_optuna_cli_reads_the_storage(tmp_path: Path, storage_url: str) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "tiny.iris.random.s0" in out.stdout and "tiny.diabetes.random.s0" in out.stdout
+
+
+def test_version_names_hpstudy_and_the_versions_it_runs_on_without_importing_them() -> None:
+    from importlib.metadata import version
+
+    from hpstudy._version import __version__
+
+    code = (
+        "import sys; from hpstudy.cli import main; sys.argv = ['hpstudy', '--version']\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    rc = e.code\n"
+        "print('heavy', sorted(m for m in ('torch', 'optuna') if m in sys.modules), rc)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    first, last = done.stdout.strip().splitlines()[0], done.stdout.strip().splitlines()[-1]
+    assert first.startswith(f"hpstudy {__version__} (")
+    assert f"optuna {version('optuna')}" in first and f"torch {version('torch')}" in first
+    assert last in ("heavy [] 0", "heavy [] None")

@@ -83,3 +83,39 @@ def test_dashboard_refuses_a_storage_without_hpstudy_studies(tmp_path: Path) -> 
     result = CliRunner().invoke(app, ["dashboard", "--storage", url])
     assert result.exit_code == 2
     assert "no hpstudy studies in" in result.stderr and "(1 other studies)" in result.stderr
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.7", "example.org"])
+def test_dashboard_beyond_loopback_needs_allow_remote(tmp_path: Path, host: str) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    import optuna
+
+    optuna.create_study(storage=url, study_name="someone-else")
+    refused = CliRunner().invoke(app, ["dashboard", "--storage", url, "--host", host])
+    assert refused.exit_code == 2
+    assert f"--host {host} is reachable from other machines" in refused.stderr
+    assert "--allow-remote" in refused.stderr and "Traceback" not in refused.output
+    # with the flag it gets as far as the storage check (this storage has no hpstudy study)
+    allowed = CliRunner().invoke(
+        app, ["dashboard", "--storage", url, "--host", host, "--allow-remote"]
+    )
+    assert allowed.exit_code == 2 and "no hpstudy studies in" in allowed.stderr
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.0.2"])
+def test_dashboard_on_loopback_needs_no_flag(tmp_path: Path, host: str) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    import optuna
+
+    optuna.create_study(storage=url, study_name="someone-else")
+    result = CliRunner().invoke(app, ["dashboard", "--storage", url, "--host", host])
+    assert result.exit_code == 2 and "no hpstudy studies in" in result.stderr
+
+
+def test_run_dashboard_refuses_a_remote_host_without_allow_remote(tmp_path: Path) -> None:
+    from hpstudy._dashboard import run_dashboard
+    from hpstudy._errors import UsageError
+
+    with pytest.raises(UsageError, match=r"--host 0.0.0.0 is reachable .* pass --allow-remote"):
+        run_dashboard(f"sqlite:///{tmp_path / 'none.db'}", "0.0.0.0", 8080)
+    assert not (tmp_path / "none.db").exists()  # refused before the storage was touched

@@ -16,6 +16,7 @@ from hpstudy.config._schema import (
     ReportConfig,
     TaskConfig,
     TrainingConfig,
+    is_valid_name,
     study_name,
 )
 
@@ -32,6 +33,7 @@ __all__ = [
     "ReportConfig",
     "TaskConfig",
     "TrainingConfig",
+    "is_valid_name",
     "load_config",
     "parse_config",
     "study_name",

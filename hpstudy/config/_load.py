@@ -30,9 +30,9 @@ from hpstudy.config._schema import (
     ReportConfig,
     TaskConfig,
     TrainingConfig,
+    is_valid_name,
 )
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _TOP_KEYS = {
     "name",
     "description",
@@ -57,6 +57,8 @@ _TASK_KEYS = {
     "test_size",
     "val_size",
     "cv_folds",
+    "features",
+    "drop",
     "margin",
 }
 _PARAM_KEYS = {"low", "high", "log", "step", "choices", "grid"}
@@ -203,7 +205,7 @@ class _Validator:
     def experiment(self, raw: dict[str, Any], source: str, text: str) -> ExperimentConfig | None:
         self.unknown_keys(raw, _TOP_KEYS, "")
         name = raw.get("name")
-        if not isinstance(name, str) or not _NAME_RE.match(name):
+        if not is_valid_name(name):
             self.bad(
                 "name",
                 f"must be a name of letters, digits, '-' and '_' (it starts every study name), got {_fmt(name)}",
@@ -399,7 +401,7 @@ class _Validator:
         n_before = len(self.problems)
         dataset, csv, target = raw.get("dataset"), raw.get("csv"), raw.get("target")
         name = raw.get("name", dataset)
-        if not isinstance(name, str) or not _NAME_RE.match(name):
+        if not is_valid_name(name):
             self.bad(
                 f"{prefix}.name",
                 f"must be a name of letters, digits, '-' and '_', got {_fmt(name)}",
@@ -471,13 +473,45 @@ class _Validator:
                 f"{prefix}.cv_folds",
                 f"must be 0 (one validation split) or 2-20 folds, got {_fmt(cv_folds)}",
             )
+        features, drop = self.columns(raw, prefix, target)
         margin = self.margin(raw, prefix)
         if len(self.problems) > n_before:
             return None
         return TaskConfig(
             name=str(name), dataset=dataset, csv=csv_path, target=target, kind=kind, metric=metric,
-            test_size=test_size, val_size=val_size, cv_folds=cv_folds, margin=margin,
+            test_size=test_size, val_size=val_size, cv_folds=cv_folds, features=features, drop=drop,
+            margin=margin,
         )  # fmt: skip
+
+    def columns(
+        self, raw: dict[str, Any], prefix: str, target: Any
+    ) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+        """A csv task's ``features`` (the input columns) or ``drop`` (columns to leave out)."""
+        chosen: dict[str, tuple[str, ...]] = {}
+        for key in ("features", "drop"):
+            if key not in raw:
+                continue
+            value = raw[key]
+            if raw.get("csv") is None:
+                self.bad(f"{prefix}.{key}", "is only for csv tasks")
+            elif (
+                not isinstance(value, list)
+                or not value
+                or not all(isinstance(v, str) and v for v in value)
+            ):
+                self.bad(f"{prefix}.{key}", f"must be a list of column names, got {_fmt(value)}")
+            elif len(set(value)) != len(value):
+                self.bad(f"{prefix}.{key}", f"names a column twice: {_fmt(value)}")
+            elif target in value:
+                self.bad(f"{prefix}.{key}", f"must not name the target column {target!r}")
+            else:
+                chosen[key] = tuple(value)
+        if "features" in raw and "drop" in raw:
+            self.bad(
+                prefix,
+                "give features (the columns to use) or drop (columns to leave out), not both",
+            )
+        return chosen.get("features"), chosen.get("drop", ())
 
     def space(self, table: dict[str, Any], training: TrainingConfig) -> dict[str, ParamConfig]:
         space: dict[str, ParamConfig] = {}

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 STRATEGIES = ("manual", "grid", "random", "tpe", "gp", "cmaes", "qmc")
 CORE_STRATEGIES = ("manual", "grid", "random", "tpe")
@@ -116,6 +117,8 @@ class TaskConfig:
     test_size: float = 0.2
     val_size: float = 0.2
     cv_folds: int = 0
+    features: tuple[str, ...] | None = None  # csv only: the input columns (None: all but target)
+    drop: tuple[str, ...] = ()  # csv only: columns not to use as inputs
     # Report-only: the non-inferiority margin (metric units, or "N%" of the baseline's score).
     # Not part of what makes trials comparable, so it is left out of the fingerprint.
     margin: float | str | None = None
@@ -237,6 +240,11 @@ class ExperimentConfig:
 
 def _task_identity(task: TaskConfig) -> dict[str, Any]:
     identity = asdict(task)
+    # The chosen columns change what trials learn from; unset, they are left out so that
+    # experiments created before these keys existed keep their fingerprint.
+    for key in ("features", "drop"):
+        if not identity[key]:
+            del identity[key]
     del identity["margin"]  # report-only: existing experiments keep their fingerprint
     if task.csv is not None:
         # The data themselves, not where they lie, make trials comparable.
@@ -248,3 +256,14 @@ def _task_identity(task: TaskConfig) -> dict[str, Any]:
 def study_name(experiment: str, task: str, strategy: str, seed: int) -> str:
     """The readable, stable name of one study, e.g. ``digits-mlp.digits.tpe.s0``."""
     return f"{experiment}.{task}.{strategy}.s{seed}"
+
+
+# Experiment and task names: they become parts of study names and of file names, so they are
+# checked whole (``fullmatch``: ``$`` in ``re.match`` would let a trailing newline through).
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def is_valid_name(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a name of letters, digits, ``-`` and ``_`` (not starting with a
+    separator): safe in a study name and as a file name, wherever it was read from."""
+    return isinstance(value, str) and _NAME_RE.fullmatch(value) is not None

@@ -27,6 +27,8 @@ class RawData:
     X: pd.DataFrame
     y: np.ndarray
     kind: str
+    ignored: tuple[str, ...] = ()  # columns of the file that are not inputs (besides the target)
+    warnings: tuple[str, ...] = ()  # what a person should know about the data (shown at create)
 
 
 def load_data(task: TaskConfig) -> RawData:
@@ -34,7 +36,7 @@ def load_data(task: TaskConfig) -> RawData:
     if task.dataset is not None:
         return _load_builtin(task.dataset)
     assert task.csv is not None and task.target is not None
-    return _load_csv(task.csv, task.target, task.kind, task.name)
+    return _load_csv(task)
 
 
 def _load_builtin(name: str) -> RawData:
@@ -61,7 +63,14 @@ def _load_builtin(name: str) -> RawData:
     )
 
 
-def _load_csv(path: str, target: str, kind: str | None, task: str) -> RawData:
+def _load_csv(task_config: TaskConfig) -> RawData:
+    assert task_config.csv is not None and task_config.target is not None
+    path, target, kind, task = (
+        task_config.csv,
+        task_config.target,
+        task_config.kind,
+        task_config.name,
+    )
     try:
         frame = pd.read_csv(path)
     except (OSError, ValueError, pd.errors.ParserError) as e:
@@ -77,23 +86,135 @@ def _load_csv(path: str, target: str, kind: str | None, task: str) -> RawData:
         raise ConfigError(
             f"task {task!r}: target column {target!r} has {n} missing values; drop those rows"
         )
+    frame, ignored = _select_columns(frame, task_config)
+    notes: list[str] = []
+    empty = [str(c) for c in frame.columns if frame[c].isna().all()]
+    if empty:
+        frame = frame.drop(columns=empty)
+        ignored += tuple(empty)
+        notes.append(
+            f"task {task!r}: column(s) {', '.join(map(repr, empty))} of {path} have no value at "
+            "all; dropped (the saved model ignores them too)"
+        )
     if frame.shape[1] == 0:
         raise ConfigError(f"task {task!r}: {path} has no feature columns besides {target!r}")
     if len(frame) < 20:
         raise ConfigError(
             f"task {task!r}: {path} has {len(frame)} rows; at least 20 are needed to split it"
         )
+    if kind != "classification":
+        y_series = _numeric_target(y_series, task, target, path, stated=kind)
+        if pd.api.types.is_numeric_dtype(y_series):
+            _check_finite(y_series, f"target {target!r}", task, path)
     inferred = _infer_kind(y_series)
     if kind is None:
         kind = inferred
-    elif kind == "regression" and not pd.api.types.is_numeric_dtype(y_series):
-        raise ConfigError(
-            f"task {task!r}: kind = 'regression' but target {target!r} is not numeric; use kind = 'classification'"
-        )
+    for column in frame.columns:
+        if pd.api.types.is_numeric_dtype(frame[column]) and not pd.api.types.is_bool_dtype(
+            frame[column]
+        ):
+            _check_finite(frame[column], f"column {column!r}", task, path)
     y = y_series.to_numpy()
     if kind == "regression":
         y = y.astype(np.float64)
-    return RawData(X=frame, y=y, kind=kind)
+        if len(np.unique(y)) == 1:
+            notes.append(
+                f"task {task!r}: target {target!r} is constant ({y[0]:g} in every row); "
+                "every model predicts it exactly and there is nothing to compare"
+            )
+    if task_config.features is None:
+        notes += _identifier_like(frame, task, path)
+    return RawData(X=frame, y=y, kind=kind, ignored=ignored, warnings=tuple(notes))
+
+
+def _lines(mask: pd.Series | np.ndarray, limit: int = 5) -> str:
+    """The file's line numbers (the header is line 1) of the first rows where ``mask`` holds."""
+    rows = np.flatnonzero(np.asarray(mask))
+    shown = ", ".join(str(r + 2) for r in rows[:limit])
+    return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
+
+
+def _select_columns(frame: pd.DataFrame, task: TaskConfig) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """The task's ``features`` (or all columns but ``drop``) and the columns left out."""
+    named = task.features if task.features is not None else task.drop
+    unknown = [c for c in named if c not in frame.columns]
+    if unknown:
+        key = "features" if task.features is not None else "drop"
+        shown = ", ".join(map(str, frame.columns[:20]))
+        raise ConfigError(
+            f"task {task.name!r}: {key} names column(s) not in {task.csv}: "
+            f"{', '.join(map(repr, unknown))}; its columns are: {shown}"
+        )
+    keep = (
+        list(task.features)
+        if task.features is not None
+        else [c for c in frame.columns if c not in task.drop]
+    )
+    ignored = tuple(str(c) for c in frame.columns if c not in keep)
+    return frame[keep], ignored
+
+
+def _numeric_target(
+    y: pd.Series, task: str, target: str, path: str, stated: str | None
+) -> pd.Series:
+    """A regression (or not yet inferred) target as numbers; mostly-numeric targets with a few
+    strings are refused, naming those values and their lines."""
+    if pd.api.types.is_numeric_dtype(y):
+        return y
+    numbers = pd.to_numeric(y, errors="coerce")
+    bad = numbers.isna()
+    if stated is None and bad.mean() > 0.5:
+        return y  # labels, not numbers: classification
+    values = ", ".join(repr(v) for v in pd.unique(y[bad])[:5])
+    fix = "fix or drop those rows, or set kind = 'classification' if the target is labels"
+    raise ConfigError(
+        f"task {task!r}: target {target!r} of {path} is numeric except {int(bad.sum())} value(s) "
+        f"{values} at line(s) {_lines(bad)}; {fix}"
+    )
+
+
+# Beyond this magnitude a value's square overflows float64: standardising it gives inf/nan.
+_MAX_ABS = 1e150
+
+
+def _check_finite(values: pd.Series, what: str, task: str, path: str) -> None:
+    """Refuse infinite and overflowing numbers (missing values are fine: they are imputed)."""
+    x = values.to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        infinite = np.isinf(x)
+        huge = np.abs(np.where(infinite, 0.0, x)) > _MAX_ABS
+    if infinite.any():
+        raise ConfigError(
+            f"task {task!r}: {what} of {path} has {int(infinite.sum())} infinite value(s) at "
+            f"line(s) {_lines(infinite)}; replace them, or leave the cells empty (missing "
+            "feature values are imputed)"
+        )
+    if huge.any():
+        raise ConfigError(
+            f"task {task!r}: {what} of {path} has {int(huge.sum())} value(s) beyond 1e150 "
+            f"(largest {np.nanmax(np.abs(x)):.3g}) at line(s) {_lines(huge)}; they cannot be "
+            "standardised: rescale the column (e.g. log or a unit) or fix those rows"
+        )
+
+
+# A text column with at least this share of distinct values looks like an identifier.
+_NEAR_UNIQUE = 0.5
+
+
+def _identifier_like(frame: pd.DataFrame, task: str, path: str) -> list[str]:
+    notes = []
+    for column in frame.columns:
+        if pd.api.types.is_numeric_dtype(frame[column]):
+            continue
+        values = frame[column].dropna()
+        distinct = values.nunique()
+        if len(values) >= 20 and distinct >= _NEAR_UNIQUE * len(values):
+            notes.append(
+                f"task {task!r}: text column {column!r} of {path} has {distinct} distinct values "
+                f"in {len(values)} rows (an identifier?); it becomes about one input per value. "
+                f"Leave it out with drop = [{str(column)!r}] or list the inputs with features = [...]"
+            )
+    return notes
 
 
 def _infer_kind(y: pd.Series) -> str:

@@ -6,6 +6,7 @@ strategy at seed k shares. The test part is kept aside: search never sees it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,7 +164,7 @@ def class_labels(raw: RawData) -> list[str]:
 
 def _encoded(task: TaskConfig, raw: RawData) -> tuple[RawData, np.ndarray, int, str]:
     """Categoricals as strings, the target encoded (class indices or floats), and the metric."""
-    raw = RawData(X=_categorical_as_str(raw.X), y=raw.y, kind=raw.kind)
+    raw = dataclasses.replace(raw, X=_categorical_as_str(raw.X))
     if raw.kind == "classification":
         y = LabelEncoder().fit_transform(raw.y.astype(str) if raw.y.dtype == object else raw.y)
         n_classes = int(y.max()) + 1

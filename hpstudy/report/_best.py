@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpstudy._errors import UsageError
+from hpstudy._failures import failure_note
 from hpstudy.config import ExperimentConfig
 from hpstudy.report._collect import ExperimentData, collect_experiment
 from hpstudy.report._test_scores import best_trial
@@ -87,6 +88,15 @@ def best_of(
             )
         )  # fmt: skip
     if not out:
+        studies = [s for name in ([task] if task else tasks) for s in data.of(name, strategy)]
+        notes = [(s.info.name, failure_note(s.trials)) for s in studies]
+        if studies and all(note is not None for _, note in notes):
+            name, note = notes[0]
+            raise UsageError(
+                f"experiment '{experiment}' has no complete trial: every trial of its "
+                f"{len(studies)} studies failed ({name}: {note}); 'resume' would not help: "
+                "change the study file and create it again under a new name"
+            )
         raise UsageError(
             f"experiment '{experiment}' has no complete trial yet; run 'hpstudy resume {experiment}'"
         )

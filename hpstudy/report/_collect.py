@@ -7,6 +7,7 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
+from hpstudy._failures import failure_note
 from hpstudy.report._anytime import TrialRecord
 from hpstudy.runner._resume import require_experiment
 from hpstudy.runner._storage import TrialReader, open_storage
@@ -42,6 +43,9 @@ class StudyData:
     def missing(self) -> str | None:
         """A plain sentence when the study has not met its budget, else ``None``."""
         c = self.counts
+        failed = failure_note(self.trials)
+        if failed is not None and c.finished >= self.info.budget:
+            return failed
         if c.finished >= self.info.budget:
             return None
         parts = [f"{c.finished} of {self.info.budget} trials finished"]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hpstudy._errors import ConfigError
+from hpstudy._paths import default_output
 from hpstudy.report._collect import ExperimentData
 from hpstudy.report._sentences import headline
 from hpstudy.report._summary import TaskSummary
@@ -130,7 +131,7 @@ def export_experiment(
     if fmt not in ("csv", "json"):
         raise ConfigError(f"--format must be csv or json, got {fmt!r}")
     data, summaries = analyze(storage_url, experiment, retrain=retrain, progress=progress)
-    path = Path(output) if output else Path("reports") / f"{experiment}.{fmt}"
+    path = Path(output) if output else default_output("reports", (experiment,), f".{fmt}")
     trials, summary = trial_rows(data), summary_rows(summaries)
     if fmt == "json":
         payload = {

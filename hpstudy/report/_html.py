@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hpstudy._paths import default_output
 from hpstudy.report._aggregate import Aggregate, aggregate
 from hpstudy.report._collect import ExperimentData, collect_experiment
 from hpstudy.report._sentences import HEADLINE_FAMILY, headline, summarize
@@ -346,7 +347,7 @@ def write_report(
         The report's path and each task's summary.
     """
     data, summaries = analyze(storage_url, experiment, retrain=retrain, progress=progress)
-    path = Path(output) if output else Path("reports") / f"{experiment}.html"
+    path = Path(output) if output else default_output("reports", (experiment,), ".html")
     html_text = render_html(data, summaries, draw_figures(data), overview_figures(summaries))
     write_atomic(path, html_text)
     return path, summaries

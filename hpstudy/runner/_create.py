@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from hpstudy._errors import ConfigError, Interrupted, UsageError
 from hpstudy._version import __version__
 from hpstudy.config._schema import METRICS, ExperimentConfig, study_name
+from hpstudy.model import check_space_fits
 from hpstudy.runner._progress import Progress
 from hpstudy.runner._recover import Heartbeat
 from hpstudy.runner._run import DataCache, StudyResult, WorkerContext, run_study
@@ -64,6 +65,8 @@ def _plan(config: ExperimentConfig, data: DataCache) -> list[dict[str, Any]]:
     plan = []
     for task in config.tasks:
         prepared = data.get(task.name, config.seeds[0])  # validates the CSV, infers the kind
+        data.warn(task.name)
+        check_space_fits(config, task.name, prepared)
         for seed in config.seeds[1:]:
             data.get(task.name, seed)  # every seed's split must be possible
         fingerprint = config.fingerprint(task)

@@ -18,6 +18,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from hpstudy._errors import ConfigError, UsageError
+from hpstudy._redact import redact_url
 from hpstudy.config import ExperimentConfig, load_config, parse_config
 from hpstudy.runner._progress import Progress
 from hpstudy.runner._run import DataCache, StudyResult
@@ -43,7 +44,7 @@ def require_experiment(storage: BaseStorage, experiment: str, storage_url: str) 
     infos = experiment_studies(storage, experiment)
     if not infos:
         raise UsageError(
-            f"experiment '{experiment}' not found in {storage_url}; run 'hpstudy list --storage {storage_url}'"
+            f"experiment '{experiment}' not found in {redact_url(storage_url)}; run 'hpstudy list --storage {redact_url(storage_url)}'"
         )
     return infos
 
@@ -58,7 +59,7 @@ def _stored_config(info: StudyInfo, storage_url: str) -> ExperimentConfig:
         )
     except ConfigError as e:
         raise ConfigError(
-            f"the study file stored with experiment '{info.experiment}' in {storage_url} no longer loads "
+            f"the study file stored with experiment '{info.experiment}' in {redact_url(storage_url)} no longer loads "
             f"({e}); resume from the file instead: hpstudy resume path/to/file.toml"
         ) from e
 
@@ -80,12 +81,12 @@ def resolve_experiment(
         infos = experiment_studies(storage, target)
         if not infos:
             raise UsageError(
-                f"experiment '{target}' not found in {storage_url}; run 'hpstudy list --storage {storage_url}'"
+                f"experiment '{target}' not found in {redact_url(storage_url)}; run 'hpstudy list --storage {redact_url(storage_url)}'"
             )
         config = _stored_config(infos[0], storage_url)
     if not infos:
         raise UsageError(
-            f"experiment '{config.name}' has no studies in {storage_url}; create it first: hpstudy create {target} --storage {storage_url}"
+            f"experiment '{config.name}' has no studies in {redact_url(storage_url)}; create it first: hpstudy create {target} --storage {redact_url(storage_url)}"
         )
     return config, infos, from_file
 

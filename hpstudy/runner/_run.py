@@ -16,6 +16,7 @@ from hpstudy._errors import Interrupted
 from hpstudy.config._schema import ExperimentConfig
 from hpstudy.data import TaskData, prepare_task
 from hpstudy.data._datasets import RawData, load_data
+from hpstudy.model import memory_shortfall, out_of_memory_reason
 from hpstudy.runner._local import LocalStudy
 from hpstudy.runner._progress import Progress
 from hpstudy.runner._recover import HEARTBEAT_INTERVAL, Heartbeat, recover_stale
@@ -57,6 +58,11 @@ class DataCache:
                 self._raw[task_name] = load_data(task)
             self._prepared[key] = prepare_task(task, seed, self._raw[task_name])
         return self._prepared[key]
+
+    def warn(self, task_name: str) -> None:
+        """Log what a person should know about a loaded task's data (once, at create)."""
+        for note in self._raw[task_name].warnings:
+            _logger.warning("%s", note)
 
 
 class _EpochReporter:
@@ -215,6 +221,11 @@ def _run_trial(
         local.finish(local_id, TrialState.FAIL, None, attrs)
         progress.trial_finished(info.name, TrialState.FAIL, None, None)
 
+    too_large = memory_shortfall(params, task_data, config.training.device)
+    if too_large is not None:
+        _logger.warning("trial %d of %s failed: %s", number, info.name, too_large)
+        fail(too_large)
+        return
     ctx.heartbeat.beat_for(trial_id)
     try:
         result = train(
@@ -246,8 +257,9 @@ def _run_trial(
             f"interrupted during trial {number} of {info.name}, recorded as FAIL (interrupted){again}"
         ) from None
     except Exception as e:  # a bug or a bad configuration must not end the study
-        _logger.warning("trial %d of %s failed: %s: %s", number, info.name, type(e).__name__, e)
-        fail(f"error: {type(e).__name__}: {e}")
+        reason = out_of_memory_reason(e, params, task_data) or f"error: {type(e).__name__}: {e}"
+        _logger.warning("trial %d of %s failed: %s", number, info.name, reason)
+        fail(reason)
         return
     finally:
         ctx.heartbeat.beat_for(None)

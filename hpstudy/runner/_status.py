@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hpstudy._failures import failure_note
 from hpstudy.config._schema import STRATEGIES
 from hpstudy.runner._recover import GRACE_PERIOD, stale_reason
 from hpstudy.runner._resume import require_experiment
@@ -21,6 +22,7 @@ class StudyStatus:
     counts: StudyCounts
     retried: int  # trials that re-run an interrupted or stale one
     stale: list[str]  # why each RUNNING trial that looks stale does
+    failures: str | None = None  # when every finished trial failed: why, and what to change
 
 
 def experiment_status(storage_url: str, experiment: str) -> list[StudyStatus]:
@@ -40,5 +42,6 @@ def experiment_status(storage_url: str, experiment: str) -> list[StudyStatus]:
             if reason is not None:
                 stale.append(f"trial {numbers.get(trial_id, '?')}: {reason}")
         retried = sum("retry_of" in t.user_attrs for t in trials)
-        rows.append(StudyStatus(info, StudyCounts.of(trials, info.direction), retried, stale))
+        counts = StudyCounts.of(trials, info.direction)
+        rows.append(StudyStatus(info, counts, retried, stale, failure_note(trials)))
     return rows

@@ -14,6 +14,7 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from hpstudy._errors import StorageError
+from hpstudy._redact import redact_text, redact_url
 
 DEFAULT_STORAGE = "sqlite:///storage/hpstudy.db"
 ENV_STORAGE = "HPSTUDY_STORAGE"
@@ -49,17 +50,17 @@ def open_storage(url: str, *, create: bool = True) -> BaseStorage:
         if not path.exists():
             if not create:
                 raise StorageError(
-                    f"no storage at {url} (file {path} does not exist); run 'hpstudy create' first or pass --storage"
+                    f"no storage at {redact_url(url)} (file {path} does not exist); run 'hpstudy create' first or pass --storage"
                 )
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
-                raise StorageError(f"cannot create the folder of {url}: {e}") from e
+                raise StorageError(f"cannot create the folder of {redact_url(url)}: {e}") from e
         try:
             with sqlite3.connect(path) as conn:  # WAL is a property of the file: set it once
                 conn.execute("PRAGMA journal_mode=WAL")
         except sqlite3.Error as e:
-            raise StorageError(f"cannot open SQLite storage {url}: {e}") from e
+            raise StorageError(f"cannot open SQLite storage {redact_url(url)}: {e}") from e
         engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
     try:
         rdb = RDBStorage(url, engine_kwargs=engine_kwargs)
@@ -68,9 +69,11 @@ def open_storage(url: str, *, create: bool = True) -> BaseStorage:
             f"the database driver for {url.split(':')[0]} is not installed ({e}); for PostgreSQL: pip install 'psycopg[binary]'"
         ) from e
     except Exception as e:  # SQLAlchemy raises many kinds for a bad URL or an unreachable server
-        detail = " ".join(str(e).split())  # one line, whatever the driver printed
+        detail = redact_text(
+            " ".join(str(e).split()), url
+        )  # one line, whatever the driver printed
         raise StorageError(
-            f"cannot open storage {url}: {type(e).__name__}: {detail}; check the URL and that the server is running"
+            f"cannot open storage {redact_url(url)}: {type(e).__name__}: {detail}; check the URL and that the server is running"
         ) from e
     if path is not None:
         from sqlalchemy import event

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from optuna.trial import FrozenTrial, TrialState
 
+from hpstudy.config._schema import is_valid_name
+
 if TYPE_CHECKING:
     from optuna.study._frozen import FrozenStudy  # not exported by optuna 5
+
+_logger = logging.getLogger("hpstudy")
 
 # Failures that say nothing about the configuration: the trial is re-run, not counted.
 RETRY_REASONS = ("interrupted", "stale")
@@ -55,6 +60,16 @@ class StudyInfo:
     def from_attrs(cls, study_id: int, name: str, a: dict[str, Any]) -> StudyInfo | None:
         """Build from a study's id, name and user attrs; ``None`` when not made by hpstudy."""
         if not all(k in a for k in STUDY_ATTRS):
+            return None
+        if not (is_valid_name(a["experiment"]) and is_valid_name(a["task"])):
+            # names from storage become file names: as strict as names from a study file
+            _logger.warning(
+                "study %r is ignored: its experiment %r or task %r is not a name of letters, "
+                "digits, '-' and '_'",
+                name,
+                a["experiment"],
+                a["task"],
+            )
             return None
         return cls(
             study_id=study_id,
