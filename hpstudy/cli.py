@@ -452,12 +452,13 @@ def report(
     no_test: NoTestOption = False,
 ) -> None:
     """Write one offline HTML report: which strategy won, for how much compute, on held-out test data, and is it real."""
-    from hpstudy.report import write_report
+    from hpstudy.report import headline, write_report
 
     url = _storage_url(storage)
     path, summaries = _call(
         lambda: write_report(url, experiment, output, retrain=not no_test, progress=_retrain_note)
     )
+    out.print(headline(summaries))
     for summary in summaries:
         out.print(f"{summary.task}: {summary.verdict}")
         for line in summary.missing:

@@ -104,7 +104,7 @@ def test_the_python_example_of_the_guide_runs(
     text = (
         (DOCS.parent / "studies" / "quickstart.toml")
         .read_text()
-        .replace("n_trials = 16", "n_trials = 3")
+        .replace("n_trials = 16", "n_trials = 3\ngrid_subset = true")
     )
     (tmp_path / "studies" / "quickstart.toml").write_text(
         text

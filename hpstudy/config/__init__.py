@@ -5,6 +5,7 @@ from __future__ import annotations
 from hpstudy.config._load import load_config, parse_config
 from hpstudy.config._schema import (
     BUILTIN_DATASETS,
+    DEFAULT_MARGINS,
     HYPERPARAMETERS,
     METRICS,
     STRATEGIES,
@@ -12,6 +13,7 @@ from hpstudy.config._schema import (
     ExperimentConfig,
     ParamConfig,
     PrunerConfig,
+    ReportConfig,
     TaskConfig,
     TrainingConfig,
     is_valid_name,
@@ -20,6 +22,7 @@ from hpstudy.config._schema import (
 
 __all__ = [
     "BUILTIN_DATASETS",
+    "DEFAULT_MARGINS",
     "HYPERPARAMETERS",
     "METRICS",
     "STRATEGIES",
@@ -27,6 +30,7 @@ __all__ = [
     "ExperimentConfig",
     "ParamConfig",
     "PrunerConfig",
+    "ReportConfig",
     "TaskConfig",
     "TrainingConfig",
     "is_valid_name",

@@ -7,6 +7,7 @@ once as one :class:`~hpstudy.ConfigError`.
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from hpstudy.config._schema import (
     ExperimentConfig,
     ParamConfig,
     PrunerConfig,
+    ReportConfig,
     TaskConfig,
     TrainingConfig,
     is_valid_name,
@@ -42,7 +44,9 @@ _TOP_KEYS = {
     "tasks",
     "space",
     "manual",
+    "report",
 }
+_REPORT_KEYS = {"baseline"}
 _TASK_KEYS = {
     "name",
     "dataset",
@@ -55,6 +59,7 @@ _TASK_KEYS = {
     "cv_folds",
     "features",
     "drop",
+    "margin",
 }
 _PARAM_KEYS = {"low", "high", "log", "step", "choices", "grid"}
 # pruner type -> {setting: (check, default)}
@@ -218,6 +223,18 @@ class _Validator:
         if "grid" in strategies:
             self.grid_declared(space)
         manual = self.manual(raw.get("manual"), space, "manual" in strategies)
+        report = self.report(self.table(raw, "report"), strategies)
+        if "grid" in strategies and not self.problems:
+            size = 1
+            for p in space.values():
+                if p.searched:
+                    size *= len(p.grid or ())
+            if budget.n_trials < size and not budget.grid_subset:
+                self.bad(
+                    "budget.n_trials",
+                    f"{budget.n_trials} is below the grid's {size} points, so grid would visit a random subset; "
+                    f"set n_trials = {size}, shrink the grid, or add grid_subset = true to [budget]",
+                )
         if self.problems:
             return None
         return ExperimentConfig(
@@ -232,7 +249,37 @@ class _Validator:
             training=training,
             pruner=pruner,
             manual=manual,
+            report=report,
         )
+
+    def report(self, table: dict[str, Any], strategies: tuple[str, ...]) -> ReportConfig:
+        self.unknown_keys(table, _REPORT_KEYS, "report")
+        baseline = table.get("baseline")
+        if baseline is not None and baseline not in strategies:
+            self.bad(
+                "report.baseline",
+                f"must be one of this file's strategies ({', '.join(strategies)}), got {_fmt(baseline)}",
+            )
+            baseline = None
+        return ReportConfig(baseline=baseline)
+
+    def margin(self, raw: dict[str, Any], prefix: str) -> float | str | None:
+        value = raw.get("margin")
+        if value is None:
+            return None
+        if _is_number(value) and value > 0:
+            return float(value)
+        if (
+            isinstance(value, str)
+            and re.fullmatch(r"\d+(\.\d+)?%", value.strip())
+            and 0 < float(value.strip()[:-1]) < 100
+        ):
+            return value.strip()
+        self.bad(
+            f"{prefix}.margin",
+            f"must be a number > 0 in the metric's units (e.g. 0.005) or a percentage of the baseline's score (e.g. \"1%\"), got {_fmt(value)}",
+        )
+        return None
 
     def seeds(self, value: Any) -> tuple[int, ...]:
         if _is_int(value) and 1 <= value <= 1000:
@@ -271,7 +318,7 @@ class _Validator:
         return tuple(str(s) for s in value)
 
     def budget(self, table: dict[str, Any]) -> BudgetConfig:
-        self.unknown_keys(table, {"n_trials", "timeout"}, "budget")
+        self.unknown_keys(table, {"n_trials", "timeout", "grid_subset"}, "budget")
         if "n_trials" not in table:
             self.bad(
                 "budget.n_trials",
@@ -281,7 +328,11 @@ class _Validator:
         timeout = None
         if "timeout" in table:
             timeout = self.float_in(table, "timeout", "budget", 60.0, 0, math.inf)
-        return BudgetConfig(n_trials=n_trials, timeout=timeout)
+        grid_subset = table.get("grid_subset", False)
+        if not isinstance(grid_subset, bool):
+            self.bad("budget.grid_subset", f"must be true or false, got {_fmt(grid_subset)}")
+            grid_subset = False
+        return BudgetConfig(n_trials=n_trials, timeout=timeout, grid_subset=grid_subset)
 
     def training(self, table: dict[str, Any]) -> TrainingConfig:
         self.unknown_keys(table, {"max_epochs", "patience", "device", "torch_threads"}, "training")
@@ -423,11 +474,13 @@ class _Validator:
                 f"must be 0 (one validation split) or 2-20 folds, got {_fmt(cv_folds)}",
             )
         features, drop = self.columns(raw, prefix, target)
+        margin = self.margin(raw, prefix)
         if len(self.problems) > n_before:
             return None
         return TaskConfig(
             name=str(name), dataset=dataset, csv=csv_path, target=target, kind=kind, metric=metric,
             test_size=test_size, val_size=val_size, cv_folds=cv_folds, features=features, drop=drop,
+            margin=margin,
         )  # fmt: skip
 
     def columns(

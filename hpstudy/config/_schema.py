@@ -37,6 +37,18 @@ METRICS: dict[str, tuple[str, str]] = {
 }
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse"}
 
+# metric -> default non-inferiority margin: a number is in the metric's units, "1%" is relative
+# to the baseline's median test score (for error metrics, whose scale depends on the data).
+DEFAULT_MARGINS: dict[str, float | str] = {
+    "accuracy": 0.005,
+    "f1_macro": 0.005,
+    "roc_auc": 0.005,
+    "log_loss": "2%",
+    "rmse": "1%",
+    "mae": "1%",
+    "r2": 0.01,
+}
+
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid")
 INITS = ("auto", "xavier", "kaiming", "orthogonal", "normal", "default")
 INIT_ALIASES = {"glorot": "xavier", "he": "kaiming"}
@@ -107,15 +119,37 @@ class TaskConfig:
     cv_folds: int = 0
     features: tuple[str, ...] | None = None  # csv only: the input columns (None: all but target)
     drop: tuple[str, ...] = ()  # csv only: columns not to use as inputs
+    # Report-only: the non-inferiority margin (metric units, or "N%" of the baseline's score).
+    # Not part of what makes trials comparable, so it is left out of the fingerprint.
+    margin: float | str | None = None
 
     def resolved_metric(self, kind: str) -> str:
         return self.metric or DEFAULT_METRIC[kind]
+
+    def resolved_margin(self, metric: str) -> float | str:
+        """The margin the report uses: the task's own, else the metric's default."""
+        return self.margin if self.margin is not None else DEFAULT_MARGINS[metric]
 
 
 @dataclass(frozen=True)
 class BudgetConfig:
     n_trials: int
     timeout: float | None = None
+    # grid with n_trials below its size visits a seed-shuffled subset of its points; only when
+    # the file says so (the report then labels it "grid (k of N points)").
+    grid_subset: bool = False
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """Report-only settings (never part of the fingerprint).
+
+    Attributes:
+        baseline: The strategy every other is compared with; ``None``: grid when listed, else
+            the first non-manual strategy listed.
+    """
+
+    baseline: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,12 +189,28 @@ class ExperimentConfig:
     training: TrainingConfig
     pruner: PrunerConfig
     manual: tuple[dict[str, Any], ...] = ()
+    report: ReportConfig = field(default_factory=ReportConfig)
 
     def task(self, name: str) -> TaskConfig:
         for task in self.tasks:
             if task.name == name:
                 return task
         raise KeyError(name)
+
+    def baseline(self) -> str:
+        """The strategy the report compares every other with."""
+        if self.report.baseline is not None:
+            return self.report.baseline
+        if "grid" in self.strategies:
+            return "grid"
+        return next((s for s in self.strategies if s != "manual"), self.strategies[0])
+
+    def grid_size(self) -> int:
+        """Points of the full grid (the product of every searched parameter's grid)."""
+        size = 1
+        for p in self.searched_params().values():
+            size *= len(p.grid or ())
+        return size
 
     def searched_params(self) -> dict[str, ParamConfig]:
         return {n: p for n, p in self.space.items() if p.searched}
@@ -195,6 +245,7 @@ def _task_identity(task: TaskConfig) -> dict[str, Any]:
     for key in ("features", "drop"):
         if not identity[key]:
             del identity[key]
+    del identity["margin"]  # report-only: existing experiments keep their fingerprint
     if task.csv is not None:
         # The data themselves, not where they lie, make trials comparable.
         with open(task.csv, "rb") as f:

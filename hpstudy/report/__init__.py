@@ -1,10 +1,11 @@
-"""Report: collect an experiment's trials, compare strategies, and (next) draw the HTML report.
+"""Report: collect an experiment's trials, judge the strategies, and draw the HTML report.
 
-The data half lives here first: collecting an experiment from storage (``_collect.py``),
-anytime curves and compute-to-target (``_anytime.py``) and statistics across seeds
-(``_stats.py``), pure functions tested with exact numbers; held-out test scores cached in the
-storage (``_test_scores.py``); summaries and verdict sentences (``_summary.py``); the drawing
-half: Plotly figures (``_figures.py``), the offline HTML page (``_html.py``) and export.
+The data half: collecting an experiment from storage (``_collect.py``), best-so-far curves
+(``_anytime.py``), verdicts against a margin (``_verdict.py``), compute like with like
+(``_compute.py``) and ranks across tasks (``_aggregate.py``), pure functions tested with exact
+numbers; held-out test scores cached in the storage (``_test_scores.py``); per-task summaries
+(``_summary.py``) and the verdict sentences (``_sentences.py``). The drawing half: Plotly
+figures (``_figures.py``), the offline HTML page (``_html.py``) and the export (``_export.py``).
 """
 
 from __future__ import annotations
@@ -12,40 +13,37 @@ from __future__ import annotations
 from hpstudy.report._anytime import (
     AnytimeCurve,
     Band,
-    ComputeToTarget,
     TrialRecord,
     anytime_curve,
-    compute_to_target,
-    relaxed_target,
     seed_band,
 )
 from hpstudy.report._best import BestConfiguration, best_configurations
 from hpstudy.report._collect import ExperimentData, StudyData, collect_experiment, to_record
 from hpstudy.report._export import export_experiment
 from hpstudy.report._html import analyze, write_report
-from hpstudy.report._stats import Comparison, compare_strategies, holm
+from hpstudy.report._sentences import headline
+from hpstudy.report._stats import holm
 from hpstudy.report._summary import SummaryRow, TaskSummary
+from hpstudy.report._verdict import Verdict, hodges_lehmann
 
 __all__ = [
     "AnytimeCurve",
     "BestConfiguration",
     "Band",
-    "Comparison",
-    "ComputeToTarget",
     "ExperimentData",
     "StudyData",
     "SummaryRow",
     "TaskSummary",
     "TrialRecord",
+    "Verdict",
     "analyze",
     "anytime_curve",
     "best_configurations",
     "collect_experiment",
-    "compare_strategies",
-    "compute_to_target",
     "export_experiment",
+    "headline",
+    "hodges_lehmann",
     "holm",
-    "relaxed_target",
     "seed_band",
     "to_record",
     "write_report",

@@ -1,5 +1,5 @@
 """Anytime performance: best-so-far validation score against trials, epochs and seconds, and
-the compute each study needed to reach a target score.
+its median over seeds (compute to reach a target lives in ``_compute.py``).
 
 Pure functions of trial records (no storage, no drawing), so they are tested with exact
 numbers. Compute counts every trial, pruned and failed ones included: a strategy whose trials
@@ -86,8 +86,10 @@ class Band:
 def seed_band(curves: Sequence[AnytimeCurve], axis: str, points: int = 200) -> Band:
     """Median and IQR over seeds of best-so-far curves against ``axis`` (trials, epochs or
     seconds). Each seed's curve is read as a step function on a shared grid; seeds that have
-    not reached a grid point yet (or have no COMPLETE trial yet) do not count there, and the band
-    starts where at least half of the seeds have a score."""
+    not reached a grid point yet (or have no COMPLETE trial yet) have no value there, and the band
+    starts where every seed has one: each seed's curve is monotone, so the median and quartiles
+    of all of them are too (a median over the seeds that happen to have a value is not: a late
+    seed joining with a worse score would pull it the wrong way)."""
     xs = [getattr(c, axis) for c in curves if len(c.trials)]
     if not xs:
         empty = np.array([])
@@ -103,8 +105,7 @@ def seed_band(curves: Sequence[AnytimeCurve], axis: str, points: int = 200) -> B
         row[grid > getattr(c, axis)[-1]] = c.best[-1]
     with np.errstate(all="ignore"):
         valid = ~np.isnan(stacked)
-        # Where fewer than half of the seeds have a score yet, a median would be one lucky seed.
-        valid &= valid.sum(axis=0) >= math.ceil(len(stacked) / 2)
+        valid &= valid.all(axis=0)
         median = np.array(
             [
                 np.median(col[ok]) if ok.any() else np.nan
@@ -124,31 +125,3 @@ def seed_band(curves: Sequence[AnytimeCurve], axis: str, points: int = 200) -> B
             ]
         )
     return Band(grid, median, q25, q75)
-
-
-@dataclass(frozen=True)
-class ComputeToTarget:
-    """Compute a study spent until its best-so-far first reached a target (``None``: never)."""
-
-    target: float
-    trials: int | None
-    epochs: float | None
-    seconds: float | None
-
-
-def compute_to_target(curve: AnytimeCurve, target: float, direction: str) -> ComputeToTarget:
-    """Trials, epochs and seconds until the best-so-far score reaches ``target``."""
-    reached = curve.best >= target if direction == "maximize" else curve.best <= target
-    reached &= ~np.isnan(curve.best)
-    if not reached.any():
-        return ComputeToTarget(target, None, None, None)
-    i = int(np.argmax(reached))
-    return ComputeToTarget(
-        target, int(curve.trials[i]), float(curve.epochs[i]), float(curve.seconds[i])
-    )
-
-
-def relaxed_target(reference: float, direction: str, fraction: float = 0.99) -> float:
-    """``fraction`` of a reference score, in the direction that makes it easier to reach
-    (99% of grid's accuracy, or 1/0.99 of grid's RMSE)."""
-    return reference * fraction if direction == "maximize" else reference / fraction

@@ -14,7 +14,9 @@ from typing import Any
 from hpstudy._errors import ConfigError
 from hpstudy._paths import default_output
 from hpstudy.report._collect import ExperimentData
+from hpstudy.report._sentences import headline
 from hpstudy.report._summary import TaskSummary
+from hpstudy.report._verdict import RULE
 
 TRIAL_COLUMNS = [
     "experiment",
@@ -48,7 +50,8 @@ def trial_rows(data: ExperimentData) -> list[dict[str, Any]]:
 
 
 def summary_rows(summaries: list[TaskSummary]) -> list[dict[str, Any]]:
-    """The summary tables, one row per (task, strategy), spreads flattened."""
+    """The summary tables, one row per (task, strategy), spreads flattened, with the verdict
+    against the baseline where there is one."""
     rows = []
     for summary in summaries:
         for r in summary.rows:
@@ -63,12 +66,49 @@ def summary_rows(summaries: list[TaskSummary]) -> list[dict[str, Any]]:
                         row[f"{key}_{part}"] = value[part]
                 else:
                     row[key] = value
+            v = next((v for v in summary.verdicts if v.strategy == r.strategy), None)
+            row["baseline"] = summary.baseline
+            row["verdict"] = v.verdict if v is not None else None
             rows.append(row)
     return rows
 
 
 def _clean(v: Any) -> Any:
-    return None if isinstance(v, float) and math.isnan(v) else v
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_clean(x) for x in v]
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def comparison_rows(summaries: list[TaskSummary]) -> list[dict[str, Any]]:
+    """Per task and comparison: the effect, its CI, the tests, the verdict, and compute."""
+    rows = []
+    for s in summaries:
+        for v in s.verdicts:
+            row: dict[str, Any] = {"metric": s.metric, "direction": s.direction}
+            row.update(asdict(v))
+            row["margin_spec"] = s.margin_spec
+            row["compute_target"] = s.target
+            row["compute_ratios"] = {
+                c.unit: {
+                    "ratio": c.estimate, "ci_low": c.ci_low, "ci_high": c.ci_high, "ci_level": c.ci_level,
+                    "seeds": c.seeds, "never_reached": c.censored,
+                    "per_seed": [
+                        {"seed": r.seed, "strategy_cost": r.strategy_cost, "baseline_expected_cost": r.baseline_cost, "reached": r.reached}
+                        for r in c.per_seed
+                    ],
+                }
+                for c in s.compute or [] if c.strategy == v.strategy
+            }  # fmt: skip
+            row["equal_compute"] = [
+                {k: getattr(e, k) for k in ("fraction", "difference", "ci_low", "ci_high", "p_noninferiority", "seeds")}
+                | {"test_median": e.test.median}
+                for e in s.equal or [] if e.strategy == v.strategy
+            ]  # fmt: skip
+            row["smallest_noninferior_fraction"] = (s.smallest_fraction or {}).get(v.strategy)
+            rows.append(row)
+    return rows
 
 
 def export_experiment(
@@ -98,7 +138,14 @@ def export_experiment(
             "experiment": data.experiment,
             "trials": [{k: _clean(v) for k, v in r.items()} for r in trials],
             "summary": [{k: _clean(v) for k, v in r.items()} for r in summary],
+            "headline": headline(summaries),
             "verdicts": {s.task: s.verdict for s in summaries},
+            "rule": RULE,
+            "ci_method": "Hodges-Lehmann estimate, exact Wilcoxon signed-rank confidence interval",
+            "comparisons": [_clean(r) for r in comparison_rows(summaries)],
+            "winners": [
+                _clean({"task": s.task, **asdict(w)}) for s in summaries for w in s.winners or []
+            ],
         }
         write_atomic(path, json.dumps(payload, indent=1))
         return [path]

@@ -19,6 +19,7 @@ from hpstudy.report._collect import ExperimentData
 
 MAX_POINTS = 2000  # per scatter / parallel-coordinates figure
 MAX_CURVES = 30  # learning curves per strategy
+PER_SEED_BELOW = 5  # with fewer seeds, each seed's curve is drawn instead of a quartile band
 COLORS = {
     "manual": "#7f7f7f",
     "grid": "#1f77b4",
@@ -75,11 +76,23 @@ def anytime_figure(data: ExperimentData, task: str) -> go.Figure:
                     )
                 )
             continue
+        few = len(curves) < PER_SEED_BELOW
         for col, (axis, _) in enumerate(axes, start=1):
             band = seed_band(curves, axis)
             if not len(band.x):
                 continue
             show = col == 1
+            if few:
+                for c in curves:
+                    fig.add_trace(
+                        go.Scatter(x=getattr(c, axis), y=c.best, mode="lines", line={"color": color, "width": 1, "shape": "hv"}, opacity=0.35, legendgroup=strategy, showlegend=False, hoverinfo="skip"),
+                        row=1, col=col,
+                    )  # fmt: skip
+                fig.add_trace(
+                    go.Scatter(x=band.x, y=band.median, mode="lines", line={"color": color, "width": 2}, name=strategy, legendgroup=strategy, showlegend=show),
+                    row=1, col=col,
+                )  # fmt: skip
+                continue
             fig.add_trace(
                 go.Scatter(
                     x=band.x,
@@ -101,8 +114,10 @@ def anytime_figure(data: ExperimentData, task: str) -> go.Figure:
                 row=1, col=col,
             )  # fmt: skip
     fig.update_yaxes(title_text=f"best validation {metric}", row=1, col=1)
+    n_seeds = max((len(data.of(task, s)) for s in strategies), default=0)
+    how = "thin lines: each seed" if n_seeds < PER_SEED_BELOW else "band = interquartile range"
     fig.update_layout(
-        title=f"{task}: best-so-far validation {metric} (median over seeds, band = interquartile range)",
+        title=f"{task}: best-so-far validation {metric} (median where every seed has a score; {how})",
         height=420,
     )
     return fig
@@ -147,25 +162,45 @@ def importance_figure(data: ExperimentData, task: str) -> go.Figure | None:
     return fig
 
 
-def parallel_figure(data: ExperimentData, task: str) -> go.Figure | None:
-    """Parallel coordinates of the searched hyperparameters and the validation score."""
-    trials = _complete_trials(data, task)
-    params = sorted({p for t in trials for p in t.params})
-    trials = [t for t in trials if set(t.params) == set(params)]
-    if not trials or not params:
-        return None
-    metric = data.of(task)[0].info.metric
-    dims = []
+def log_searched(trials: list[FrozenTrial], param: str) -> bool:
+    """Whether ``param`` was searched on a log scale (its distribution says so), not guessed
+    from the values' range: dropout searched linearly stays linear."""
+    for t in trials:
+        dist = t.distributions.get(param)
+        if dist is not None:
+            return bool(getattr(dist, "log", False))
+    return False
+
+
+def _tick(v: float) -> str:
+    return f"{v:.3g}"
+
+
+def parallel_dimensions(trials: list[FrozenTrial], params: list[str]) -> list[dict[str, Any]]:
+    """Plotly parcoords dimensions: a log-searched parameter is placed on a log10 axis whose
+    ticks read in the hyperparameter's own units; categorical values are labelled."""
+    dims: list[dict[str, Any]] = []
     for p in params:
         values = [t.params[p] for t in trials]
         if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-            log = all(v > 0 for v in values) and max(values) / min(values) > 50
-            dims.append(
-                {
-                    "label": f"log10 {p}" if log else p,
-                    "values": np.log10(values) if log else values,
-                }
-            )
+            if log_searched(trials, p) and all(v > 0 for v in values):
+                lo, hi = math.floor(math.log10(min(values))), math.ceil(math.log10(max(values)))
+                ticks = [
+                    10.0**k * m
+                    for k in range(lo, hi + 1)
+                    for m in (1, 3)
+                    if 10.0**k * m <= 10.0**hi
+                ]
+                dims.append(
+                    {
+                        "label": f"{p} (log scale)",
+                        "values": [math.log10(v) for v in values],
+                        "tickvals": [math.log10(t) for t in ticks],
+                        "ticktext": [_tick(t) for t in ticks],
+                    }
+                )
+            else:
+                dims.append({"label": p, "values": values})
         else:
             labels = sorted({str(v) for v in values})
             dims.append(
@@ -176,6 +211,18 @@ def parallel_figure(data: ExperimentData, task: str) -> go.Figure | None:
                     "ticktext": labels,
                 }
             )
+    return dims
+
+
+def parallel_figure(data: ExperimentData, task: str) -> go.Figure | None:
+    """Parallel coordinates of the searched hyperparameters and the validation score."""
+    trials = _complete_trials(data, task)
+    params = sorted({p for t in trials for p in t.params})
+    trials = [t for t in trials if set(t.params) == set(params)]
+    if not trials or not params:
+        return None
+    metric = data.of(task)[0].info.metric
+    dims = parallel_dimensions(trials, params)
     scores = [float(t.value) for t in trials]  # type: ignore[arg-type]
     dims.append({"label": metric, "values": scores})
     fig = go.Figure(
@@ -213,10 +260,9 @@ def slice_figure(data: ExperimentData, task: str) -> go.Figure | None:
         )
         values = [x for x, _ in pts]
         if (
-            all(isinstance(v, int | float) for v in values)
+            log_searched(trials, p)
             and values
-            and min(values) > 0
-            and max(values) / min(values) > 50
+            and all(isinstance(v, int | float) and v > 0 for v in values)
         ):
             fig.update_xaxes(type="log", row=1, col=col)
     fig.update_yaxes(title_text=f"validation {metric}", row=1, col=1)
@@ -254,6 +300,85 @@ def learning_figure(data: ExperimentData, task: str) -> go.Figure | None:
         title=f"{task}: learning curves at seed {seed} (dotted with x = pruned)",
         xaxis_title="epoch",
         yaxis_title=f"validation {metric}",
+        height=420,
+    )
+    return fig
+
+
+def forest_figure(summaries: list[Any]) -> go.Figure | None:
+    """Difference vs the baseline with its CI, per task and strategy; the margin band shaded.
+
+    Each task is drawn in units of its own margin (difference / margin), so tasks with
+    different metrics share one axis: -1 is the non-inferiority bound."""
+    rows = [
+        (s, v)
+        for s in summaries
+        for v in s.verdicts
+        if v.seeds and s.margin > 0 and not math.isnan(v.difference)
+    ]
+    if not rows:
+        return None
+    labels = [f"{s.task}: {s.label(v.strategy)} vs {s.label(v.baseline)}" for s, v in rows]
+    fig = go.Figure()
+    fig.add_vrect(x0=-1, x1=1, fillcolor="rgba(44,160,44,0.12)", line_width=0)
+    fig.add_vline(x=0, line_color="#555", line_width=1)
+    fig.add_vline(x=-1, line_dash="dash", line_color="#d62728", line_width=1)
+    for (s, v), label in zip(rows, labels, strict=True):
+        m = s.margin
+        fig.add_trace(
+            go.Scatter(
+                x=[v.difference / m], y=[label], mode="markers",
+                error_x={"type": "data", "symmetric": False, "array": [(v.ci_high - v.difference) / m], "arrayminus": [(v.difference - v.ci_low) / m]},
+                marker={"color": COLORS.get(v.strategy, "#333333"), "size": 10}, showlegend=False,
+                hovertext=f"{v.verdict}: {v.difference:+.4g} [{v.ci_low:+.4g}, {v.ci_high:+.4g}] {s.metric}, margin {m:.4g}",
+            )
+        )  # fmt: skip
+    fig.update_layout(
+        title="Test score difference vs the baseline (positive = better), in units of each task's margin; "
+        "shaded: within the margin; dashed: the non-inferiority bound",
+        xaxis_title="difference / margin (95% CI)",
+        height=160 + 40 * len(rows),
+    )
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def equal_compute_figure(summaries: list[Any]) -> go.Figure | None:
+    """Test score difference vs the full baseline when each strategy stops at a fraction of
+    the baseline's compute, per task (in units of the task's margin), with 95% CIs."""
+    fig = go.Figure()
+    for s in summaries:
+        if not s.equal or not s.margin > 0:
+            continue
+        for strategy in dict.fromkeys(e.strategy for e in s.equal):
+            pts = sorted(
+                (e for e in s.equal if e.strategy == strategy and e.seeds),
+                key=lambda e: e.fraction,
+            )
+            if not pts:
+                continue
+            m = s.margin
+            fig.add_trace(
+                go.Scatter(
+                    x=[e.fraction for e in pts], y=[e.difference / m for e in pts], mode="lines+markers",
+                    name=f"{s.task}: {s.label(strategy)}", line={"color": COLORS.get(strategy, "#333333")},
+                    error_y={"type": "data", "symmetric": False, "array": [(e.ci_high - e.difference) / m for e in pts],
+                             "arrayminus": [(e.difference - e.ci_low) / m for e in pts]},
+                )
+            )  # fmt: skip
+    if not fig.data:
+        return None
+    fig.add_hline(y=-1, line_dash="dash", line_color="#d62728")
+    fig.update_xaxes(
+        type="log",
+        tickvals=[1 / 16, 1 / 8, 1 / 4, 1 / 2, 1],
+        ticktext=["1/16", "1/8", "1/4", "1/2", "1"],
+    )
+    fig.update_layout(
+        title="Quality at equal compute: test score of the pick at a fraction of the baseline's epochs, "
+        "minus the full baseline's (in margins; dashed: non-inferiority bound)",
+        xaxis_title="fraction of the baseline's total epochs (same seed)",
+        yaxis_title="difference / margin",
         height=420,
     )
     return fig

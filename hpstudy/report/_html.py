@@ -16,15 +16,19 @@ from pathlib import Path
 from typing import Any
 
 from hpstudy._paths import default_output
+from hpstudy.report._aggregate import Aggregate, aggregate
 from hpstudy.report._collect import ExperimentData, collect_experiment
-from hpstudy.report._summary import Spread, TaskSummary, summarize_task
-from hpstudy.report._test_scores import TestScore, test_scores
+from hpstudy.report._sentences import HEADLINE_FAMILY, headline, summarize
+from hpstudy.report._summary import Scores, Spread, TaskSummary, picks_needed
+from hpstudy.report._test_scores import test_scores
+from hpstudy.report._verdict import RULE
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;color:#222}
 h1{font-size:1.6rem} h2{margin-top:2.5rem;border-bottom:1px solid #ddd;padding-bottom:.3rem}
 table{border-collapse:collapse;margin:1rem 0;font-size:.9rem} th,td{border:1px solid #ddd;padding:.3rem .6rem;text-align:right}
 th{background:#f5f5f5} td:first-child,th:first-child{text-align:left}
+.headline{background:#eef6ee;border-left:6px solid #2ca02c;padding:.8rem 1rem;font-size:1.1rem}
 .verdict{background:#eef6ee;border-left:4px solid #2ca02c;padding:.6rem 1rem}
 .warning{background:#fff4e5;border-left:4px solid #ff7f0e;padding:.6rem 1rem}
 .note{color:#666;font-size:.85rem}
@@ -64,14 +68,12 @@ def _table(css_class: str, head: list[str], rows: list[list[str]]) -> str:
 def summary_table(summary: TaskSummary) -> str:
     head = [
         "strategy", "seeds", f"best validation {summary.metric}", f"test {summary.metric}",
-        "trials", "epochs", "seconds", "epochs to grid's best", "trials to grid's best",
-        "epochs to 99% of grid's best", "pruned", "failed",
+        "trials", "epochs", "seconds", "pruned", "failed",
     ]  # fmt: skip
     rows = [
         [
-            _e(r.strategy), str(r.seeds), _spread(r.best_valid), _spread(r.test), _spread(r.trials, True),
-            _spread(r.epochs, True), _spread(r.seconds), _reach(r.to_grid_best_epochs, r.seeds),
-            _reach(r.to_grid_best_trials, r.seeds), _reach(r.to_grid_99_epochs, r.seeds), str(r.pruned), str(r.failed),
+            _e(r.label), str(r.seeds), _spread(r.best_valid), _spread(r.test), _spread(r.trials, True),
+            _spread(r.epochs, True), _spread(r.seconds), str(r.pruned), str(r.failed),
         ]
         for r in summary.rows
     ]  # fmt: skip
@@ -83,37 +85,136 @@ def summary_table(summary: TaskSummary) -> str:
     )
 
 
+def _ci(est: float, low: float, high: float, signed: bool = True) -> str:
+    if math.isnan(est):
+        return "-"
+    f = (lambda x: f"{x:+.3g}") if signed else (lambda x: f"{x:.3g}")
+    return f"{f(est)} [{f(low)}, {f(high)}]"
+
+
 def comparison_table(summary: TaskSummary) -> str:
-    if not summary.comparisons:
-        return '<p class="note">No statistics: no grid or random baseline with test scores.</p>'
+    if not summary.verdicts:
+        return '<p class="note">No comparison: only one strategy ran.</p>'
     head = [
-        "strategy",
-        "baseline",
-        "test",
-        "seeds",
-        "median difference (test)",
-        "effect size (rank-biserial)",
-        "p",
-        "p (Holm)",
-        "verdict",
-    ]
+        "strategy", "baseline", "seeds", f"difference in test {summary.metric} [95% CI]",
+        "p non-inferiority", "p equivalence (TOST)", "p superiority", "p (Holm, non-inferiority)",
+        "verdict", "seeds needed",
+    ]  # fmt: skip
     rows = [
         [
-            _e(c.strategy), _e(c.baseline), _e(c.test), str(c.n), _num(c.median_difference),
-            _num(c.effect_size), _num(c.p_value), _num(c.p_holm), _e(c.verdict),
+            _e(summary.label(v.strategy)), _e(summary.label(v.baseline)), str(v.seeds),
+            _ci(v.difference, v.ci_low, v.ci_high) + ("" if v.ci_level == 0.95 or math.isnan(v.ci_level) else f" ({100 * v.ci_level:.1f}% CI)"),
+            _num(v.p_noninferiority), _num(v.p_equivalence), _num(v.p_superiority), _num(v.p_adjusted),
+            f"<b>{_e(v.verdict)}</b>", "-" if v.seeds_needed is None else str(v.seeds_needed),
         ]
-        for c in summary.comparisons
+        for v in summary.verdicts
     ]  # fmt: skip
     return (
         _table("stats", head, rows)
-        + '<p class="note">Differences are signed so that positive means the strategy is better. Paired by seed '
-        "(Wilcoxon signed-rank) where seeds are shared, else Mann-Whitney U; Holm correction over each task's "
-        "comparisons. 'inconclusive': too few seeds for any difference to reach p &lt; 0.05.</p>"
+        + f'<p class="note">Margin: {_e(summary.margin_spec)} (test {_e(summary.metric)}). '
+        "Paired by seed; difference = strategy - baseline, signed so that positive is better; "
+        "Hodges-Lehmann estimate with the exact Wilcoxon signed-rank 95% CI (with 5 seeds or fewer no finite 95% "
+        "interval exists: the range shown has the coverage given). "
+        f"Holm family: {_e(HEADLINE_FAMILY)} (manual picks: a family of their own). Rule: {_e(RULE)}</p>"
+    )
+
+
+def compute_table(summary: TaskSummary) -> str:
+    if not summary.compute:
+        return ""
+    head = [
+        "strategy",
+        "unit",
+        f"compute to target / {summary.label(summary.baseline)}'s expected [95% CI]",
+        "seeds",
+        "never reached",
+    ]
+    rows = [
+        [_e(summary.label(c.strategy)), _e(c.unit), _ci(c.estimate, c.ci_low, c.ci_high, signed=False), str(c.seeds), str(c.censored)]
+        for c in summary.compute
+        if c.strategy != summary.baseline
+    ]  # fmt: skip
+    return (
+        _table("compute", head, rows)
+        + f'<p class="note">Target: {_e(summary.target)}. Per seed, the strategy\'s compute (in its run order) '
+        f"to first reach the target over {_e(summary.baseline)}'s expected compute to reach it over every random "
+        "ordering of its trials (exact: each trial keeps its recorded cost and outcome). A seed that never "
+        "reached the target counts at its total compute (a lower bound). Geometric centre (Hodges-Lehmann of log "
+        "ratios) with its exact 95% CI; below 1 = less compute than the baseline.</p>"
+    )
+
+
+def equal_compute_table(summary: TaskSummary) -> str:
+    if not summary.equal:
+        return ""
+    head = [
+        "strategy",
+        "fraction of baseline's epochs",
+        f"test {summary.metric}",
+        "difference vs full baseline [95% CI]",
+        "p non-inferiority",
+        "seeds",
+    ]
+    rows = [
+        [_e(summary.label(e.strategy)), f"1/{round(1 / e.fraction)}" if e.fraction < 1 else "1", _spread(e.test),
+         _ci(e.difference, e.ci_low, e.ci_high), _num(e.p_noninferiority), str(e.seeds)]
+        for e in summary.equal
+    ]  # fmt: skip
+    smallest = "; ".join(
+        f"{summary.label(k)}: {'never' if f is None else ('1' if f == 1 else f'1/{round(1 / f)}')}"
+        for k, f in (summary.smallest_fraction or {}).items()
+    )
+    return (
+        _table("equal", head, rows)
+        + f'<p class="note">Each strategy stopped after a fraction of {_e(summary.label(summary.baseline))}\'s total '
+        "epochs at the same seed; its best configuration by then, retrained and scored on test (cached). Smallest "
+        f"fraction at which it is non-inferior to the full baseline (fixed-sequence from 1 down, alpha 0.025): {_e(smallest)}.</p>"
+    )
+
+
+def winners_table(summary: TaskSummary) -> str:
+    if not summary.winners:
+        return ""
+    params = sorted({k for w in summary.winners for k in w.params})
+    head = [
+        "strategy",
+        "seed",
+        "trial",
+        f"validation {summary.metric}",
+        f"test {summary.metric}",
+        *params,
+    ]
+    rows = [
+        [_e(summary.label(w.strategy)), str(w.seed), str(w.trial), _num(w.validation), _num(w.test),
+         *(_e(_num(w.params[p]) if isinstance(w.params.get(p), float) else w.params.get(p, "-")) for p in params)]
+        for w in summary.winners
+    ]  # fmt: skip
+    return "<h3>Winning configurations</h3>" + _table("winners", head, rows)
+
+
+def aggregate_html(agg: Aggregate | None) -> str:
+    if agg is None:
+        return ""
+    head = ["strategy", "mean rank (1 = best)", "blocks"]
+    rows = [[_e(k), f"{r:.2f}", str(agg.blocks)] for k, r in agg.mean_ranks.items()]
+    test = (
+        f"Friedman test p = {_num(agg.p_friedman)}; Nemenyi critical difference at 0.05 = {_num(agg.critical_difference)} "
+        "(two mean ranks further apart than this differ)."
+        if not math.isnan(agg.p_friedman)
+        else "Too few strategies or blocks for the Friedman test."
+    )
+    return (
+        "<h2>Across tasks</h2>"
+        + _table("aggregate", head, rows)
+        + f'<p class="note">Ranks of test scores within each (task, seed) block where every strategy has one. {test}</p>'
     )
 
 
 def render_html(
-    data: ExperimentData, summaries: list[TaskSummary], figures: dict[str, list[Any]]
+    data: ExperimentData,
+    summaries: list[TaskSummary],
+    figures: dict[str, list[Any]],
+    overview: list[Any] | None = None,
 ) -> str:
     """The whole page: one inline plotly.js, then per task the verdict, tables and figures."""
     import plotly.io as pio
@@ -127,7 +228,17 @@ def render_html(
         f"<p>{len(data.studies)} studies: tasks {', '.join(_e(t) for t in data.tasks())}; "
         f"strategies {', '.join(_e(s) for s in dict.fromkeys(s.info.strategy for s in data.studies))}; "
         f"seeds {', '.join(str(s) for s in sorted({s.info.seed for s in data.studies}))}.</p>",
+        f"<p class='headline'>{_e(headline(summaries))}</p>",
     ]
+    for fig in overview or []:
+        parts.append(
+            pio.to_html(
+                fig, include_plotlyjs=False, full_html=False, config={"displaylogo": False}
+            )
+        )
+    parts.append(
+        aggregate_html(aggregate([(s.direction, s.best_scores or {}) for s in summaries]))
+    )
     for summary in summaries:
         parts.append(
             f"<h2>Task {_e(summary.task)} <span class='note'>({_e(summary.metric)}, {_e(summary.direction)})</span></h2>"
@@ -138,8 +249,11 @@ def render_html(
             parts.append(
                 f"<div class='warning'>This task is not complete; the figures show what has finished:<ul>{items}</ul></div>"
             )
-        parts.append(summary_table(summary))
         parts.append(comparison_table(summary))
+        parts.append(compute_table(summary))
+        parts.append(equal_compute_table(summary))
+        parts.append(winners_table(summary))
+        parts.append(summary_table(summary))
         for fig in figures.get(summary.task, []):
             parts.append(
                 pio.to_html(
@@ -164,12 +278,26 @@ def analyze(
     from hpstudy.runner._writer import TrialWriter
 
     data = collect_experiment(storage_url, experiment)
-    tests: dict[str, TestScore] = {}
+    config = _stored_config(data.studies[0].info, storage_url)
+    tests: Scores = {}
     if retrain:
-        config = _stored_config(data.studies[0].info, storage_url)
         writer = TrialWriter(open_storage(storage_url, create=False))
-        tests = test_scores(config, data.studies, writer.set_study_user_attrs, progress)
-    return data, [summarize_task(data, task, tests) for task in data.tasks()]
+        tests = test_scores(
+            config,
+            data.studies,
+            writer.set_study_user_attrs,
+            progress,
+            picks=picks_needed(data, config),
+        )
+    return data, summarize(data, tests, config)
+
+
+def overview_figures(summaries: list[TaskSummary]) -> list[Any]:
+    """The first screen's figures: the forest plot and the equal-compute curves."""
+    from hpstudy.report import _figures
+
+    drawn = [_figures.forest_figure(summaries), _figures.equal_compute_figure(summaries)]
+    return [f for f in drawn if f is not None]
 
 
 def draw_figures(data: ExperimentData) -> dict[str, list[Any]]:
@@ -220,5 +348,6 @@ def write_report(
     """
     data, summaries = analyze(storage_url, experiment, retrain=retrain, progress=progress)
     path = Path(output) if output else default_output("reports", (experiment,), ".html")
-    write_atomic(path, render_html(data, summaries, draw_figures(data)))
+    html_text = render_html(data, summaries, draw_figures(data), overview_figures(summaries))
+    write_atomic(path, html_text)
     return path, summaries

@@ -1,27 +1,41 @@
-"""Per task: a summary row per strategy, the statistics against grid and random, and one plain
-sentence that answers "which strategy won, for how much compute, and is it real"."""
+"""Per task: a summary row per strategy, each strategy's raw comparison with the baseline
+(effect, CI, p-values), compute compared like with like, quality at equal compute and the
+winning configurations. The verdicts over the whole family and the sentences that state them
+are in ``_sentences.py``."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from hpstudy.report._anytime import anytime_curve, compute_to_target, relaxed_target
+from hpstudy.config import ExperimentConfig
+from hpstudy.report._anytime import anytime_curve
 from hpstudy.report._collect import ExperimentData, StudyData
-from hpstudy.report._stats import Comparison, compare_strategies
-from hpstudy.report._test_scores import TestScore
+from hpstudy.report._compute import (
+    FRACTIONS,
+    UNITS,
+    SeedRatio,
+    baseline_cost_to_target,
+    best_so_far_target,
+    pick_at_budget,
+    ratio_interval,
+    run_cost_to_target,
+    total,
+)
+from hpstudy.report._test_scores import TestScore, best_trial
+from hpstudy.report._verdict import (
+    ALPHA,
+    Verdict,
+    compare_pair,
+    hodges_lehmann,
+    paired_differences,
+    resolve_margin,
+)
 
-STRATEGY_NAMES = {
-    "manual": "manual picks",
-    "grid": "grid search",
-    "random": "random search",
-    "tpe": "TPE",
-    "gp": "GP",
-    "cmaes": "CMA-ES",
-    "qmc": "QMC",
-}
+Scores = dict[str, dict[int, TestScore]]  # study name -> trial number -> test scores
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,7 @@ class SummaryRow:
     """One strategy on one task, over its seeds."""
 
     strategy: str
+    label: str  # e.g. "grid (12 of 48 points)"
     seeds: int
     best_valid: Spread
     test: Spread
@@ -54,12 +69,49 @@ class SummaryRow:
     seconds: Spread
     pruned: int
     failed: int
-    # Median over seeds (with how many seeds got there) of the compute to reach grid's best
-    # validation score at the same seed, and 99% of it.
-    to_grid_best_epochs: Spread = field(default_factory=lambda: Spread.of([]))
-    to_grid_best_trials: Spread = field(default_factory=lambda: Spread.of([]))
-    to_grid_99_epochs: Spread = field(default_factory=lambda: Spread.of([]))
-    to_grid_99_trials: Spread = field(default_factory=lambda: Spread.of([]))
+
+
+@dataclass(frozen=True)
+class ComputeRatio:
+    """Compute a strategy spent to reach the target over the baseline's expected compute to
+    reach it (geometric centre over seeds with its 95% CI; censored seeds never reached it)."""
+
+    strategy: str
+    unit: str
+    estimate: float
+    ci_low: float
+    ci_high: float
+    ci_level: float
+    seeds: int
+    censored: int
+    per_seed: tuple[SeedRatio, ...]
+
+
+@dataclass(frozen=True)
+class EqualCompute:
+    """A strategy stopped at ``fraction`` of the baseline's total epochs (per seed): the test
+    score of the configuration it would have picked, against the full baseline's."""
+
+    strategy: str
+    fraction: float
+    test: Spread
+    difference: float
+    ci_low: float
+    ci_high: float
+    p_noninferiority: float
+    seeds: int
+
+
+@dataclass(frozen=True)
+class Winner:
+    """A strategy's winning configuration on a task (its best validation score over seeds)."""
+
+    strategy: str
+    seed: int
+    trial: int
+    validation: float
+    test: float
+    params: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -68,9 +120,21 @@ class TaskSummary:
     metric: str
     direction: str
     rows: list[SummaryRow]
-    comparisons: list[Comparison]
+    verdicts: list[Verdict]
     verdict: str
     missing: list[str]
+    baseline: str = ""
+    margin: float = math.nan
+    margin_spec: str = ""
+    target: str = ""
+    compute: list[ComputeRatio] | None = None
+    equal: list[EqualCompute] | None = None
+    smallest_fraction: dict[str, float | None] | None = None
+    winners: list[Winner] | None = None
+    best_scores: dict[str, dict[int, float]] | None = None  # strategy -> seed -> test score
+
+    def label(self, strategy: str) -> str:
+        return next((r.label for r in self.rows if r.strategy == strategy), strategy)
 
 
 def _best(study: StudyData) -> float:
@@ -78,122 +142,182 @@ def _best(study: StudyData) -> float:
     return float(curve.best[-1]) if len(curve.best) else math.nan
 
 
-def summarize_task(data: ExperimentData, task: str, tests: dict[str, TestScore]) -> TaskSummary:
-    """Summary rows, statistics and the verdict sentence of ``task``."""
+def strategy_label(strategy: str, studies: list[StudyData], grid_size: int | None) -> str:
+    """The strategy's name, with "(k of N points)" for a grid that visits part of its grid."""
+    if strategy == "grid" and grid_size and studies:
+        k = max(s.info.budget for s in studies)
+        if k < grid_size:
+            return f"grid ({k} of {grid_size} points)"
+    return strategy
+
+
+def task_baseline(config: ExperimentConfig | None, strategies: list[str]) -> str:
+    """The configured baseline when it ran, else grid, else the first non-manual strategy."""
+    wanted = config.baseline() if config is not None else "grid"
+    for candidate in (wanted, "grid"):
+        if candidate in strategies:
+            return candidate
+    return next((s for s in strategies if s != "manual"), strategies[0])
+
+
+def picks_needed(data: ExperimentData, config: ExperimentConfig | None) -> dict[str, set[int]]:
+    """Per study, the trials equal-compute comparisons need test scores for."""
+    picks: dict[str, set[int]] = {}
+    for task in data.tasks():
+        strategies = list(dict.fromkeys(s.info.strategy for s in data.of(task)))
+        baseline = {s.info.seed: s for s in data.of(task, task_baseline(config, strategies))}
+        for s in data.of(task):
+            b = baseline.get(s.info.seed)
+            if s.info.strategy == "manual" or b is None:
+                continue
+            budget = total(b.records, "epochs")
+            for f in FRACTIONS:
+                pick = pick_at_budget(s.records, s.info.direction, f * budget)
+                if pick is not None:
+                    picks.setdefault(s.info.name, set()).add(pick)
+    return picks
+
+
+def _score(tests: Scores, study: StudyData, trial: int | None) -> float:
+    ts = tests.get(study.info.name, {}).get(trial) if trial is not None else None
+    return ts.mean if ts is not None else math.nan
+
+
+def summarize_task(
+    data: ExperimentData, task: str, tests: Scores, config: ExperimentConfig | None = None
+) -> TaskSummary:
+    """Summary rows, raw comparisons against the baseline (verdicts come from
+    ``_sentences.summarize``, which adjusts over every task) and compute comparisons of ``task``."""
     studies = data.of(task)
     metric, direction = studies[0].info.metric, studies[0].info.direction
     strategies = list(dict.fromkeys(s.info.strategy for s in studies))
-    grid = {s.info.seed: s for s in data.of(task, "grid")}
+    baseline = task_baseline(config, strategies)
+    grid_size = config.grid_size() if config is not None and "grid" in config.strategies else None
+    best_test = {
+        s.info.name: _score(tests, s, t.number if (t := best_trial(s)) else None) for s in studies
+    }
     rows = []
     for strategy in strategies:
         own = data.of(task, strategy)
-        to_best: dict[str, list[float]] = {"be": [], "bt": [], "9e": [], "9t": []}
-        for s in own:
-            g = grid.get(s.info.seed)
-            if g is None or not g.records:
-                continue
-            curve = anytime_curve(s.records, direction)
-            best_grid = _best(g)
-            if math.isnan(best_grid):
-                continue
-            hit = compute_to_target(curve, best_grid, direction)
-            hit99 = compute_to_target(curve, relaxed_target(best_grid, direction), direction)
-            for key, h, attr in (
-                ("be", hit, "epochs"),
-                ("bt", hit, "trials"),
-                ("9e", hit99, "epochs"),
-                ("9t", hit99, "trials"),
-            ):
-                value = getattr(h, attr)
-                to_best[key].append(math.nan if value is None else float(value))
         rows.append(
             SummaryRow(
-                strategy=strategy,
-                seeds=len(own),
+                strategy=strategy, label=strategy_label(strategy, own, grid_size), seeds=len(own),
                 best_valid=Spread.of([_best(s) for s in own]),
-                test=Spread.of([tests[s.info.name].mean for s in own if s.info.name in tests]),
+                test=Spread.of([best_test[s.info.name] for s in own]),
                 trials=Spread.of([float(len(s.records)) for s in own]),
-                epochs=Spread.of([float(sum(r.epochs for r in s.records)) for s in own]),
-                seconds=Spread.of([float(sum(r.seconds for r in s.records)) for s in own]),
-                pruned=sum(s.counts.pruned for s in own),
-                failed=sum(s.counts.failed for s in own),
-                to_grid_best_epochs=Spread.of(to_best["be"]),
-                to_grid_best_trials=Spread.of(to_best["bt"]),
-                to_grid_99_epochs=Spread.of(to_best["9e"]),
-                to_grid_99_trials=Spread.of(to_best["9t"]),
+                epochs=Spread.of([total(s.records, "epochs") for s in own]),
+                seconds=Spread.of([total(s.records, "seconds") for s in own]),
+                pruned=sum(s.counts.pruned for s in own), failed=sum(s.counts.failed for s in own),
             )
-        )
+        )  # fmt: skip
     scores = {
         strategy: {
-            s.info.seed: tests[s.info.name].mean
+            s.info.seed: best_test[s.info.name]
             for s in data.of(task, strategy)
-            if s.info.name in tests
+            if not math.isnan(best_test[s.info.name])
         }
         for strategy in strategies
     }
-    scores = {k: v for k, v in scores.items() if v}
-    baselines = [b for b in ("grid", "random") if b in scores]
-    comparisons = compare_strategies(scores, baselines, direction) if baselines else []
-    missing = [f"{s.info.name}: {s.missing}" for s in studies if s.missing]
-    summary = TaskSummary(task, metric, direction, rows, comparisons, "", missing)
-    return TaskSummary(
-        task, metric, direction, rows, comparisons, verdict_sentence(summary), missing
+    spec: float | str = (
+        config.task(task).resolved_margin(metric)
+        if config is not None and task in {t.name for t in config.tasks}
+        else 0.0
     )
-
-
-def _fmt_p(c: Comparison) -> str:
-    seeds = f"{c.n} seed{'s' if c.n != 1 else ''}"
-    if math.isnan(c.p_value):
-        return f"no test possible, {seeds}"
-    holm = f", {c.p_holm:.2g} after Holm correction" if c.p_holm != c.p_value else ""
-    return f"p={c.p_value:.2g}{holm}, {seeds}"
-
-
-def verdict_sentence(summary: TaskSummary) -> str:
-    """One plain sentence from the numbers: how fast each strategy reached grid's best
-    validation score (in grid's compute), and whether its test score differs from grid's."""
-    rows = {r.strategy: r for r in summary.rows}
-    parts = []
-    grid = rows.get("grid")
-    if grid is not None and grid.epochs.n and grid.epochs.median > 0:
-        total = grid.epochs.median
-        for strategy in ("random", "tpe", "gp", "cmaes", "qmc"):
-            row = rows.get(strategy)
-            if row is None:
-                continue
-            name = STRATEGY_NAMES[strategy]
-            best, near = row.to_grid_best_epochs, row.to_grid_99_epochs
-            if best.n == row.seeds and best.n:
-                parts.append(
-                    f"{name} reached grid's best validation {summary.metric} with {100 * best.median / total:.0f}% of grid's compute (median, {best.n} seeds)"
-                )
-            elif near.n:
-                parts.append(
-                    f"{name} reached grid's best validation {summary.metric} in {best.n} of {row.seeds} seeds, and 99% of it in "
-                    f"{near.n} with {100 * near.median / total:.0f}% of grid's compute"
-                )
-            else:
-                parts.append(
-                    f"{name} did not reach 99% of grid's best validation {summary.metric}"
-                )
-    for c in summary.comparisons:
-        if c.baseline != "grid" or c.strategy == "manual":
-            continue
-        name = STRATEGY_NAMES.get(c.strategy, c.strategy)
-        what = {"better": "significantly better than", "worse": "significantly worse than"}.get(
-            c.verdict
+    margin = resolve_margin(spec, list(scores.get(baseline, {}).values()))
+    verdicts = [
+        compare_pair(
+            task, s, baseline, paired_differences(scores[s], scores.get(baseline, {}), direction),
+            margin,
         )
-        if what:
-            parts.append(f"{name}'s test {summary.metric} is {what} grid's ({_fmt_p(c)})")
-        elif c.verdict == "inconclusive":
-            parts.append(
-                f"{name} vs grid on test {summary.metric}: inconclusive ({_fmt_p(c)}; too few seeds for any test to tell)"
-            )
-        else:
-            parts.append(
-                f"{name} vs grid on test {summary.metric}: no significant difference ({_fmt_p(c)})"
-            )
-    if not parts:
-        return "Not enough finished studies to compare strategies yet."
-    sentence = "; ".join(parts)
-    return sentence[0].upper() + sentence[1:] + "."
+        for s in strategies
+        if s != baseline
+    ]  # fmt: skip
+    base_studies = {s.info.seed: s for s in data.of(task, baseline)}
+    # The compute target: the baseline's best validation score at that seed, minus the margin
+    # (a relative margin without test scores yet: relative to the validation score).
+    val_margin = margin
+    if math.isnan(val_margin) and isinstance(spec, str):
+        val_margin = resolve_margin(spec, [_best(s) for s in base_studies.values()])
+    compute = []
+    equal = []
+    smallest: dict[str, float | None] = {}
+    for strategy in strategies:
+        if strategy == "manual":
+            continue
+        for unit in UNITS:
+            per_seed = []
+            for s in data.of(task, strategy):
+                b = base_studies.get(s.info.seed)
+                if b is None or s is b:
+                    continue
+                target = best_so_far_target(b.records, direction, val_margin)
+                if math.isnan(target):
+                    continue
+                cost, reached = run_cost_to_target(s.records, target, direction, unit)
+                base = baseline_cost_to_target(b.records, target, direction, unit)
+                per_seed.append(SeedRatio(s.info.seed, unit, cost, base, reached))
+            if per_seed:
+                est, low, high, level = ratio_interval(per_seed)
+                compute.append(
+                    ComputeRatio(
+                        strategy, unit, est, low, high, level, len(per_seed),
+                        sum(not r.reached for r in per_seed), tuple(per_seed),
+                    )
+                )  # fmt: skip
+        full = scores.get(baseline, {})
+        settled: float | None = None
+        failed = False
+        for f in sorted(FRACTIONS, reverse=True):
+            at_f: dict[int, float] = {}
+            for s in data.of(task, strategy):
+                b = base_studies.get(s.info.seed)
+                if b is None:
+                    continue
+                pick = pick_at_budget(s.records, direction, f * total(b.records, "epochs"))
+                value = _score(tests, s, pick)
+                if not math.isnan(value):
+                    at_f[s.info.seed] = value
+            d = paired_differences(at_f, full, direction)
+            ci = hodges_lehmann(d)
+            p = compare_pair(task, strategy, baseline, d, margin).p_noninferiority
+            equal.append(
+                EqualCompute(
+                    strategy, f, Spread.of(list(at_f.values())), ci.estimate, ci.low, ci.high, p, len(d)
+                )
+            )  # fmt: skip
+            # Fixed-sequence testing from the full budget down, stopping at the first fraction
+            # that is not non-inferior, keeps the error rate at ALPHA without an adjustment.
+            if not failed and p < ALPHA:
+                settled = f
+            else:
+                failed = True
+        if strategy != baseline:
+            smallest[strategy] = settled
+    winners = []
+    sign = 1.0 if direction == "maximize" else -1.0
+    fixed = config.fixed_params() if config is not None else {}
+    for strategy in strategies:
+        candidates = [
+            (sign * float(t.value), s, t)
+            for s in data.of(task, strategy)
+            if (t := best_trial(s)) is not None and t.value is not None
+        ]
+        if candidates:
+            _, ws, wt = max(candidates, key=lambda c: c[0])
+            winners.append(
+                Winner(strategy, ws.info.seed, wt.number, float(wt.value or 0.0),
+                       best_test[ws.info.name], {**fixed, **wt.params})
+            )  # fmt: skip
+    margin_spec = (
+        f"{spec} of {baseline}'s median test {metric} = {margin:.4g}"
+        if isinstance(spec, str)
+        else f"{margin:.4g}"
+    )
+    target_text = f"{baseline}'s best validation {metric} {'-' if direction == 'maximize' else '+'} the margin ({val_margin:.4g}) at the same seed"
+    missing = [f"{s.info.name}: {s.missing}" for s in studies if s.missing]
+    return TaskSummary(
+        task=task, metric=metric, direction=direction, rows=rows, verdicts=verdicts, verdict="",
+        missing=missing, baseline=baseline, margin=margin, margin_spec=margin_spec, target=target_text,
+        compute=compute, equal=equal, smallest_fraction=smallest, winners=winners,
+        best_scores={k: v for k, v in scores.items() if v},
+    )  # fmt: skip

@@ -24,6 +24,7 @@ from hpstudy.strategies import derive_seed
 
 TEST_REPEATS = 3
 ATTR = "test_scores"
+ATTR_BY_TRIAL = "test_scores_by_trial"
 
 
 @dataclass(frozen=True)
@@ -75,22 +76,55 @@ def test_scores(
     studies: list[StudyData],
     write_attr: Callable[[int, dict[str, Any]], None],
     progress: Callable[[str], None] = lambda name: None,
-) -> dict[str, TestScore]:
-    """Test scores per study name: from the storage cache, or retrained and cached."""
-    out: dict[str, TestScore] = {}
+    picks: dict[str, set[int]] | None = None,
+) -> dict[str, dict[int, TestScore]]:
+    """Test scores per study name and trial number: the study's best trial and any trial in
+    ``picks[study name]`` (e.g. what a strategy would have picked at a fraction of the
+    compute), from the storage cache, or retrained and cached.
+
+    The cache is two study user attrs: ``test_scores`` (the best trial, which ``best`` reads)
+    and ``test_scores_by_trial`` (every scored trial, keyed by its number as a string).
+    """
+    out: dict[str, dict[int, TestScore]] = {}
     for study in studies:
         best = best_trial(study)
         if best is None:
             continue
-        cached = _cached(study, best.number)
-        if cached is None:
+        wanted = {best.number, *((picks or {}).get(study.info.name, set()))}
+        by_number = {t.number: t for t in study.trials}
+        cache = _cached_by_trial(study)
+        fresh = False
+        for number in sorted(wanted):
+            if number in cache or number not in by_number:
+                continue
             progress(study.info.name)
-            cached = retrain_test_scores(config, study, best)
+            cache[number] = retrain_test_scores(config, study, by_number[number])
+            fresh = True
+        if fresh or (best.number in cache and _cached(study, best.number) is None):
             write_attr(
-                study.info.study_id, {ATTR: {"trial": cached.trial, "scores": cached.scores}}
+                study.info.study_id,
+                {
+                    ATTR: {"trial": best.number, "scores": cache[best.number].scores},
+                    ATTR_BY_TRIAL: {str(n): ts.scores for n, ts in sorted(cache.items())},
+                },
             )
-        out[study.info.name] = cached
+        out[study.info.name] = {n: cache[n] for n in wanted if n in cache}
     return out
+
+
+def _cached_by_trial(study: StudyData) -> dict[int, TestScore]:
+    cache: dict[int, TestScore] = {}
+    attr = study.attrs.get(ATTR_BY_TRIAL)
+    if isinstance(attr, dict):
+        for key, scores in attr.items():
+            if str(key).isdigit() and isinstance(scores, list) and scores:
+                cache[int(key)] = TestScore(int(key), [float(s) for s in scores])
+    best = study.attrs.get(ATTR)
+    if isinstance(best, dict) and isinstance(best.get("trial"), int) and best.get("scores"):
+        cache.setdefault(
+            best["trial"], TestScore(best["trial"], [float(s) for s in best["scores"]])
+        )
+    return cache
 
 
 def _cached(study: StudyData, trial: int) -> TestScore | None:

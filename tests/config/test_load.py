@@ -35,6 +35,25 @@ def test_fingerprint_ignores_budget_but_not_space() -> None:
     assert base.fingerprint(task) != other.fingerprint(task)
 
 
+def test_margin_and_baseline_are_report_only_and_keep_the_fingerprint() -> None:
+    base = parse_config(tiny_study_text())
+    text = tiny_study_text().replace('dataset = "iris"', 'dataset = "iris"\nmargin = "2%"')
+    marked = parse_config(text + '\n[report]\nbaseline = "random"\n')
+    assert marked.tasks[0].margin == "2%" and marked.tasks[1].margin is None
+    assert marked.tasks[0].resolved_margin("accuracy") == "2%"
+    assert marked.tasks[1].resolved_margin("rmse") == "1%"  # the metric's default
+    assert marked.baseline() == "random" and base.baseline() == "grid"
+    for a, b in zip(base.tasks, marked.tasks, strict=True):
+        assert base.fingerprint(a) == marked.fingerprint(b)
+    # the value main computed before margins existed: stored experiments still resume
+    assert base.fingerprint(base.tasks[0]) == "b4ec3cd69bfb4eca"
+
+
+def test_default_baseline_without_grid_is_the_first_non_manual_strategy() -> None:
+    config = parse_config(tiny_study_text(strategies=("manual", "tpe", "random")))
+    assert config.baseline() == "tpe"
+
+
 BAD = [
     ("name = 'x y'", "name: must be a name", lambda t: t.replace('name = "tiny"', "name = 'x y'")),
     ("unknown top key", "colour: unknown key", lambda t: "colour = 1\n" + t),
@@ -153,6 +172,32 @@ BAD = [
         "space.epochs: epochs must be between 1 and training.max_epochs = 3",
         lambda t: t.replace("batch_size = 32", "batch_size = 32\nepochs = 10"),
     ),
+    (
+        "grid below its size",
+        r"budget.n_trials: 3 is below the grid's 4 points.*grid_subset = true",
+        lambda t: t.replace("grid_subset = true", ""),
+    ),
+    (
+        "grid_subset not a bool",
+        "budget.grid_subset: must be true or false, got 'yes'",
+        lambda t: t.replace("grid_subset = true", 'grid_subset = "yes"'),
+    ),
+    (
+        "negative margin",
+        r"tasks\[0\].margin: must be a number > 0 .* got -0.01",
+        lambda t: t.replace('dataset = "iris"', 'dataset = "iris"\nmargin = -0.01'),
+    ),
+    (
+        "margin percentage",
+        r"tasks\[0\].margin: .*percentage.* got '1 percent'",
+        lambda t: t.replace('dataset = "iris"', 'dataset = "iris"\nmargin = "1 percent"'),
+    ),
+    (
+        "baseline not listed",
+        r"report.baseline: must be one of this file's strategies \(manual, grid, random, tpe\), got 'gp'",
+        lambda t: t + '\n[report]\nbaseline = "gp"\n',
+    ),
+    ("unknown report key", "report.colour: unknown key", lambda t: t + "\n[report]\ncolour = 1\n"),
 ]
 
 

@@ -24,6 +24,7 @@ def test_report_and_export_from_the_cli(tmp_path: Path, storage_url: str) -> Non
     page = out.read_text()
     assert "Task iris" in page and "Task diabetes" in page and '<table class="summary">' in page
     assert f"report: {out}" in result.stdout
+    assert "Against grid (3 of 4 points) on held-out test scores" in result.stdout  # the headline
 
     # test scores are cached in the storage: a second analysis retrains nothing
     retrained: list[str] = []
