@@ -17,15 +17,16 @@ $(BIN)/hpstudy: pyproject.toml constraints.txt
 
 venv: $(BIN)/hpstudy
 
+# Runs the quickstart (unless this storage already holds it), then writes its report and prints
+# the one-sentence verdict and the report's path.
 demo: venv
 	@if $(BIN)/hpstudy list --experiment quickstart 2>/dev/null | grep -q 'quickstart\.'; then \
-		echo "quickstart was already run; its studies:"; \
-		$(BIN)/hpstudy list --experiment quickstart; \
-		echo "(to run it again: rm storage/hpstudy.db*; make demo)"; \
+		echo "quickstart was already run (to run it again: $(BIN)/hpstudy delete quickstart --yes; make demo)"; \
 	else \
-		$(BIN)/hpstudy create studies/quickstart.toml; \
+		$(BIN)/hpstudy create studies/quickstart.toml || exit $$?; \
 	fi
-	@echo "Results are in storage/hpstudy.db: '$(BIN)/hpstudy report quickstart' writes the comparison, '$(BIN)/hpstudy dashboard' browses every trial."
+	@$(BIN)/hpstudy report quickstart
+	@echo "Open the report in any browser; '$(BIN)/hpstudy dashboard' browses every trial."
 
 test: venv
 	$(BIN)/pytest -q

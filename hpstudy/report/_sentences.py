@@ -49,9 +49,26 @@ def summarize(
     return out
 
 
+def effect_text(v: Verdict) -> str:
+    """The effect with its interval, saying so when the seeds cannot give a 95% one."""
+    if v.seeds == 1:
+        return f"{v.difference:+.3g}, no CI"
+    text = f"{v.difference:+.3g} [{v.ci_low:+.3g}, {v.ci_high:+.3g}]"
+    if v.ci_level < 0.95 - 1e-9:
+        text += f" ({v.ci_level:.1%} CI, the most {v.seeds} seeds allow)"
+    return text
+
+
+def ratio_text(estimate: float, low: float, high: float, seeds: int) -> str:
+    """A compute ratio with its interval over seeds (none from one seed)."""
+    if seeds == 1:
+        return f"{estimate:.2g}x (1 seed, no CI)"
+    return f"{estimate:.2g}x [{low:.2g}, {high:.2g}]"
+
+
 def verdict_phrase(v: Verdict, label: str) -> str:
     name = STRATEGY_NAMES.get(v.strategy, v.strategy)
-    ci = f"{v.difference:+.3g} [{v.ci_low:+.3g}, {v.ci_high:+.3g}]"
+    ci = effect_text(v)
     if v.seeds == 0:
         return f"{name} vs {label}: no paired test scores yet"
     if v.verdict == "inconclusive":
@@ -84,7 +101,7 @@ def verdict_sentence(summary: TaskSummary) -> str:
                 else ""
             )
             part += (
-                f", and needs {epochs.estimate:.2g}x [{epochs.ci_low:.2g}, {epochs.ci_high:.2g}] "
+                f", and needs {ratio_text(epochs.estimate, epochs.ci_low, epochs.ci_high, epochs.seeds)} "
                 f"{label}'s expected epochs to reach the compute target{bound}"
             )
         parts.append(part)

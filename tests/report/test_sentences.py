@@ -59,3 +59,22 @@ def test_forest_and_equal_compute_figures_are_in_units_of_the_margin() -> None:
     (line,) = curves.data
     assert list(line.x) == [0.25, 0.5, 1.0]
     assert list(line.y) == pytest.approx([-0.4, -0.2, 0.0])
+
+
+@pytest.mark.parametrize(
+    ("diffs", "expected", "absent"),
+    [
+        ([0.01], "+0.01, no CI, 1 seed", "[+0.01, +0.01]"),
+        ([0.01, 0.02, 0.015], "CI, the most 3 seeds allow", "no CI"),
+        ([0.01 + 0.001 * i for i in range(8)], "8 seeds", "allow"),
+    ],
+)
+def test_a_sentence_never_shows_an_interval_the_seeds_cannot_give(
+    diffs: list[float], expected: str, absent: str
+) -> None:
+    (v,) = judge([compare_pair("digits", "random", "grid", diffs, 0.005)], "f")
+    s = _summary()
+    sentence = verdict_sentence(
+        TaskSummary(**{**s.__dict__, "verdicts": [v], "smallest_fraction": {}})
+    )
+    assert expected in sentence and absent not in sentence, sentence
