@@ -347,7 +347,8 @@ def equal_compute_figure(summaries: list[Any]) -> go.Figure | None:
     """Test score difference vs the full baseline when each strategy stops at a fraction of
     the baseline's compute, per task (in units of the task's margin), with 95% CIs."""
     fig = go.Figure()
-    for s in summaries:
+    dashes = ("solid", "dot", "dashdot", "longdash", "longdashdot")
+    for i, s in enumerate(summaries):
         if not s.equal or not s.margin > 0:
             continue
         for strategy in dict.fromkeys(e.strategy for e in s.equal):
@@ -361,7 +362,7 @@ def equal_compute_figure(summaries: list[Any]) -> go.Figure | None:
             fig.add_trace(
                 go.Scatter(
                     x=[e.fraction for e in pts], y=[e.difference / m for e in pts], mode="lines+markers",
-                    name=f"{s.task}: {s.label(strategy)}", line={"color": COLORS.get(strategy, "#333333")},
+                    name=f"{s.task}: {s.label(strategy)}", line={"color": COLORS.get(strategy, "#333333"), "dash": dashes[i % len(dashes)]},
                     error_y={"type": "data", "symmetric": False, "array": [(e.ci_high - e.difference) / m for e in pts],
                              "arrayminus": [(e.difference - e.ci_low) / m for e in pts]},
                 )
@@ -375,8 +376,8 @@ def equal_compute_figure(summaries: list[Any]) -> go.Figure | None:
         ticktext=["1/16", "1/8", "1/4", "1/2", "1"],
     )
     fig.update_layout(
-        title="Quality at equal compute: test score of the pick at a fraction of the baseline's epochs, "
-        "minus the full baseline's (in margins; dashed: non-inferiority bound)",
+        title="Quality at equal compute: test score of the pick at a fraction of the baseline's epochs,<br>"
+        "minus the full baseline's (in margins; red dashes: the non-inferiority bound; line style: task)",
         xaxis_title="fraction of the baseline's total epochs (same seed)",
         yaxis_title="difference / margin",
         height=420,
