@@ -366,6 +366,9 @@ def status(
     out.print(f"{done} of {len(rows)} studies have met their budget")
     for line in stale:
         err.print(f"warning: {line}; 'hpstudy resume {experiment}' re-runs it", markup=False)
+    for row in rows:
+        for line in row.gave_up:  # not counted toward the budget, not re-run
+            err.print(f"warning: {row.info.name} {line}", markup=False)
 
 
 @app.command()

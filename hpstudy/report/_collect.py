@@ -8,9 +8,14 @@ from typing import Any
 from optuna.trial import FrozenTrial, TrialState
 
 from hpstudy.report._anytime import TrialRecord
-from hpstudy.runner._resume import require_experiment
-from hpstudy.runner._storage import TrialReader, open_storage
-from hpstudy.runner._studies import StudyCounts, StudyInfo, counts_toward_budget
+from hpstudy.store import (
+    StudyCounts,
+    StudyInfo,
+    TrialReader,
+    counts_toward_budget,
+    open_storage,
+    require_experiment,
+)
 
 
 def to_record(trial: FrozenTrial) -> TrialRecord | None:

@@ -19,7 +19,7 @@ import pytest
 from optuna.trial import TrialState
 
 from hpstudy.runner import resume_experiment
-from hpstudy.runner._studies import counts_toward_budget
+from hpstudy.store import counts_toward_budget
 from tests.conftest import tiny_study_text
 
 pytestmark = pytest.mark.slow

@@ -1,0 +1,60 @@
+"""Named crash points and a start barrier, for tests that kill real processes at exact steps.
+
+Off unless an environment variable asks for it (one dictionary lookup per point otherwise):
+
+- ``HPSTUDY_CRASH_AT=STEP:N[:SIGNAL]``: the N-th time (1-based, counted per process) this
+  process reaches crash point ``STEP``, it sends itself ``SIGNAL`` (default ``KILL``; also
+  ``INT``, ``TERM``). ``SIGKILL`` is a real ``kill -9`` at that instruction; ``INT``/``TERM``
+  arrive as they would from a terminal or a scheduler. Steps: ``claim`` (a number or a
+  WAITING trial is claimed, nothing sampled yet), ``sample`` (the sampler is running),
+  ``params`` (parameters sampled, not stored), ``train`` (inside an epoch of a trial),
+  ``finish`` (trained, result not stored), ``recovery`` (a stale trial is about to be failed
+  and re-queued), ``create-study`` (before each study of ``create``), ``queue`` (before each
+  grid point or manual configuration is queued).
+- ``HPSTUDY_START_BARRIER=DIR:N``: before its first claim, a worker process writes a file in
+  ``DIR`` and waits until ``N`` workers have, so N workers race for their first trials at the
+  same moment (the case where identical proposals used to happen).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+ENV_CRASH = "HPSTUDY_CRASH_AT"
+ENV_BARRIER = "HPSTUDY_START_BARRIER"
+STEPS = ("claim", "sample", "params", "train", "finish", "recovery", "create-study", "queue")
+
+_reached: Counter[str] = Counter()
+_barrier_passed = False
+
+
+def crash_point(step: str) -> None:
+    """Send this process the configured signal if ``step`` is the configured crash point."""
+    spec = os.environ.get(ENV_CRASH)
+    if not spec:
+        return
+    name, _, rest = spec.partition(":")
+    if name != step:
+        return
+    count, _, sig = rest.partition(":")
+    _reached[step] += 1
+    if _reached[step] == int(count or 1):
+        os.kill(os.getpid(), getattr(signal, f"SIG{sig or 'KILL'}"))
+
+
+def start_barrier() -> None:
+    """Wait (once per process) until every worker named by ``HPSTUDY_START_BARRIER`` is here."""
+    global _barrier_passed
+    spec = os.environ.get(ENV_BARRIER)
+    if not spec or _barrier_passed:
+        return
+    _barrier_passed = True
+    folder, _, n = spec.rpartition(":")
+    path = Path(folder)
+    (path / f"{os.getpid()}").touch()
+    while len(list(path.iterdir())) < int(n):
+        time.sleep(0.01)
