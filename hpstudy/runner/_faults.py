@@ -4,8 +4,9 @@ Off unless an environment variable asks for it (one dictionary lookup per point 
 
 - ``HPSTUDY_CRASH_AT=STEP:N[:SIGNAL]``: the N-th time (1-based, counted per process) this
   process reaches crash point ``STEP``, it sends itself ``SIGNAL`` (default ``KILL``; also
-  ``INT``, ``TERM``). ``SIGKILL`` is a real ``kill -9`` at that instruction; ``INT``/``TERM``
-  arrive as they would from a terminal or a scheduler. Steps: ``claim`` (a number or a
+  ``INT``, ``TERM``; ``pgINT`` etc. signal the whole process group, as a terminal's Ctrl-C
+  does). ``SIGKILL`` is a real ``kill -9`` at that instruction; ``INT``/``TERM`` arrive as
+  they would from a terminal or a scheduler. Steps: ``claim`` (a number or a
   WAITING trial is claimed, nothing sampled yet), ``sample`` (the sampler is running),
   ``params`` (parameters sampled, not stored), ``train`` (inside an epoch of a trial),
   ``finish`` (trained, result not stored), ``recovery`` (a stale trial is about to be failed
@@ -43,7 +44,10 @@ def crash_point(step: str) -> None:
     count, _, sig = rest.partition(":")
     _reached[step] += 1
     if _reached[step] == int(count or 1):
-        os.kill(os.getpid(), getattr(signal, f"SIG{sig or 'KILL'}"))
+        if sig.startswith("pg"):
+            os.killpg(os.getpgid(0), getattr(signal, f"SIG{sig[2:]}"))
+        else:
+            os.kill(os.getpid(), getattr(signal, f"SIG{sig or 'KILL'}"))
 
 
 def start_barrier() -> None:
