@@ -20,9 +20,9 @@ from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
+from hpstudy._faults import crash_point
 from hpstudy._version import __version__
 from hpstudy.config._schema import METRICS, ExperimentConfig, study_name
-from hpstudy.runner._faults import crash_point
 from hpstudy.runner._run import DataCache
 from hpstudy.store import StudyInfo, TrialWriter, study_attrs
 from hpstudy.store._optuna import study_id as stored_study_id

@@ -16,7 +16,7 @@ import os
 import threading
 from types import TracebackType
 
-from hpstudy.runner._faults import crash_point
+from hpstudy._faults import crash_point
 from hpstudy.store import TrialReader, TrialWriter
 from hpstudy.store._identity import process_gone
 

@@ -17,10 +17,10 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from hpstudy._errors import Interrupted
+from hpstudy._faults import crash_point, start_barrier
 from hpstudy.config._schema import ExperimentConfig
 from hpstudy.data import TaskData, prepare_task
 from hpstudy.data._datasets import RawData, load_data
-from hpstudy.runner._faults import crash_point, start_barrier
 from hpstudy.runner._local import LocalStudy
 from hpstudy.runner._progress import Progress
 from hpstudy.runner._recover import GRACE_PERIOD, HEARTBEAT_INTERVAL, Heartbeat, recover_stale

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,12 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from hpstudy._errors import StorageError
+from hpstudy._faults import start_barrier
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; concurrent first opens are not serialised there
+    fcntl = None  # type: ignore[assignment]
 from hpstudy.store import _optuna as o
 from hpstudy.store._optuna import check_versions, rdb_backend, wrap_rdb
 
@@ -45,6 +53,7 @@ def open_storage(url: str, *, create: bool = True) -> BaseStorage:
         StorageError: The URL is malformed, its driver is missing or the database refuses.
     """
     check_versions()
+    start_barrier("open")
     path = _sqlite_path(url)
     engine_kwargs: dict[str, Any] = {}
     if path is not None:
@@ -57,23 +66,9 @@ def open_storage(url: str, *, create: bool = True) -> BaseStorage:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise StorageError(f"cannot create the folder of {url}: {e}") from e
-        try:
-            with sqlite3.connect(path) as conn:  # WAL is a property of the file: set it once
-                conn.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.Error as e:
-            raise StorageError(f"cannot open SQLite storage {url}: {e}") from e
         engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
-    try:
-        rdb = RDBStorage(url, engine_kwargs=engine_kwargs)
-    except ImportError as e:
-        raise StorageError(
-            f"the database driver for {url.split(':')[0]} is not installed ({e}); for PostgreSQL: pip install 'psycopg[binary]'"
-        ) from e
-    except Exception as e:  # SQLAlchemy raises many kinds for a bad URL or an unreachable server
-        detail = " ".join(str(e).split())  # one line, whatever the driver printed
-        raise StorageError(
-            f"cannot open storage {url}: {type(e).__name__}: {detail}; check the URL and that the server is running"
-        ) from e
+    with _schema_lock(path):
+        rdb = _open_rdb(url, path, engine_kwargs)
     if path is not None:
         from sqlalchemy import event
 
@@ -85,6 +80,46 @@ def open_storage(url: str, *, create: bool = True) -> BaseStorage:
         event.listen(rdb.engine, "connect", _pragmas)
         rdb.engine.dispose()  # reconnect so every pooled connection has the pragmas
     return wrap_rdb(rdb)
+
+
+@contextlib.contextmanager
+def _schema_lock(path: Path | None) -> Iterator[None]:
+    """Serialise opening (and so creating the schema of) a SQLite file among processes.
+
+    Optuna creates its tables with check-then-create; two processes opening a new file at
+    once both see no table and one fails with "table studies already exists". An exclusive
+    ``flock`` on the file's folder (not on the database file: closing another descriptor of
+    it would drop SQLite's own POSIX locks) makes the second wait for the first.
+    """
+    if path is None or fcntl is None:
+        yield
+        return
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _open_rdb(url: str, path: Path | None, engine_kwargs: dict[str, Any]) -> RDBStorage:
+    if path is not None:
+        try:
+            with sqlite3.connect(path) as conn:  # WAL is a property of the file: set it once
+                conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.Error as e:
+            raise StorageError(f"cannot open SQLite storage {url}: {e}") from e
+    try:
+        return RDBStorage(url, engine_kwargs=engine_kwargs)
+    except ImportError as e:
+        raise StorageError(
+            f"the database driver for {url.split(':')[0]} is not installed ({e}); for PostgreSQL: pip install 'psycopg[binary]'"
+        ) from e
+    except Exception as e:  # SQLAlchemy raises many kinds for a bad URL or an unreachable server
+        detail = " ".join(str(e).split())  # one line, whatever the driver printed
+        raise StorageError(
+            f"cannot open storage {url}: {type(e).__name__}: {detail}; check the URL and that the server is running"
+        ) from e
 
 
 def _json_safe(value: dict[str, Any]) -> dict[str, Any]:

@@ -12,9 +12,11 @@ Off unless an environment variable asks for it (one dictionary lookup per point 
   ``finish`` (trained, result not stored), ``recovery`` (a stale trial is about to be failed
   and re-queued), ``create-study`` (before each study of ``create``), ``queue`` (before each
   grid point or manual configuration is queued).
-- ``HPSTUDY_START_BARRIER=DIR:N``: before its first claim, a worker process writes a file in
-  ``DIR`` and waits until ``N`` workers have, so N workers race for their first trials at the
-  same moment (the case where identical proposals used to happen).
+- ``HPSTUDY_START_BARRIER=DIR:N[:POINT]``: the first time a process reaches ``POINT``
+  (``claim``, the default: before a worker's first claim; ``open``: before a storage is opened
+  and its schema created), it writes a file in ``DIR`` and waits until ``N`` processes have,
+  so N processes race at that point at the same moment (where identical proposals, or two
+  schema creations, used to collide).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -50,15 +53,17 @@ def crash_point(step: str) -> None:
             os.kill(os.getpid(), getattr(signal, f"SIG{sig or 'KILL'}"))
 
 
-def start_barrier() -> None:
-    """Wait (once per process) until every worker named by ``HPSTUDY_START_BARRIER`` is here."""
+def start_barrier(point: str = "claim") -> None:
+    """Wait (once per process) until every process named by ``HPSTUDY_START_BARRIER`` is here."""
     global _barrier_passed
     spec = os.environ.get(ENV_BARRIER)
     if not spec or _barrier_passed:
         return
+    folder, n, at = (spec.split(":") + ["claim"])[:3]
+    if at != point:
+        return
     _barrier_passed = True
-    folder, _, n = spec.rpartition(":")
     path = Path(folder)
-    (path / f"{os.getpid()}").touch()
+    (path / f"{os.getpid()}-{uuid.uuid4().hex}").touch()
     while len(list(path.iterdir())) < int(n):
         time.sleep(0.01)
