@@ -37,8 +37,10 @@ if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
     from optuna.study._frozen import FrozenStudy  # not exported by optuna 5
 
-# The versions this module's assumptions were checked against (constraints.txt pins them).
-TESTED = {"optuna": ("5.0.0", "5.0.0"), "torch": ("2.13.0", "2.13.0")}
+# The range this module's assumptions (and _backprop's aten kernels) hold for: checked with
+# optuna 5.0.0 and torch 2.13.0 (constraints.txt pins them); patch releases are accepted, and
+# tests/store/test_optuna_contract.py re-checks every assumption on what is installed.
+TESTED = {"optuna": ("5.0.0", "5.0.999"), "torch": ("2.13.0", "2.13.999")}
 INSTALL = "pip install -c constraints.txt -e .  (optuna==5.0.0, torch==2.13.0)"
 
 TRIALS = models.TrialModel.__table__
@@ -64,22 +66,32 @@ def _release(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
+def version_problem(package: str, found: str) -> str | None:
+    """Why ``found`` (a version of ``package``) is outside the tested range, or ``None``."""
+    low, high = TESTED[package]
+    if _release(low) <= _release(found)[:3] <= _release(high):
+        return None
+    span = low if low == high else f"{low.rsplit('.', 1)[0]}.x"
+    return (
+        f"hpstudy is tested with {package} {span}, found {package} {found}; "
+        f"install the tested versions: {INSTALL}"
+    )
+
+
 def check_versions() -> None:
     """Refuse an Optuna or torch outside the tested range (one line, with the fix).
 
     Raises:
         DependencyError: A version outside :data:`TESTED`.
     """
-    for package, (low, high) in TESTED.items():
+    for package in TESTED:
         try:
             found = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             continue
-        if not _release(low) <= _release(found)[:3] <= _release(high):
-            span = low if low == high else f"{low} to {high}"
-            raise DependencyError(
-                f"hpstudy is tested with {package} {span}, found {package} {found}; install the tested versions: {INSTALL}"
-            )
+        problem = version_problem(package, found)
+        if problem is not None:
+            raise DependencyError(problem)
 
 
 def rdb_backend(storage: BaseStorage) -> RDBStorage | None:

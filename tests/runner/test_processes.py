@@ -1,5 +1,5 @@
 """Real processes: kill -9, SIGINT and SIGTERM mid-trial, then resume; four processes on one
-SQLite file; three workers on a real PostgreSQL server."""
+SQLite file (PostgreSQL workers: test_workers.py)."""
 
 from __future__ import annotations
 
@@ -159,36 +159,6 @@ def test_four_processes_share_one_sqlite_file(tmp_path: Path) -> None:
         for t in optuna.load_study(study_name=s.study_name, storage=url).trials
     }
     assert len(workers) >= 2  # the trials really were shared out
-
-
-def test_three_workers_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
-    study = tmp_path / "s.toml"
-    study.write_text(tiny_study_text(strategies=("manual", "grid", "random", "tpe"), n_trials=6))
-    created = subprocess.run(
-        _hpstudy("create", str(study), "--storage", postgres_url, "--no-run"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert created.returncode == 0, created.stderr
-    workers = [
-        subprocess.Popen(
-            _hpstudy("-q", "worker", "tiny", "--storage", postgres_url),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for _ in range(3)
-    ]
-    for w in workers:
-        _, err = w.communicate(timeout=300)
-        assert w.returncode == 0, err.decode()
-    _assert_exact_experiment(postgres_url, grid_size=4, budget=6)
-    ran = Counter(
-        t.user_attrs["worker"]
-        for s in optuna.get_all_study_summaries(postgres_url)
-        for t in optuna.load_study(study_name=s.study_name, storage=postgres_url).trials
-    )
-    assert len(ran) == 3  # every worker took part
 
 
 def test_ctrl_c_to_the_process_group_of_parallel_workers(tmp_path: Path) -> None:
