@@ -26,13 +26,7 @@ from hpstudy.config._schema import METRICS, ExperimentConfig, study_name
 from hpstudy.runner._run import DataCache
 from hpstudy.store import StudyInfo, TrialWriter, study_attrs
 from hpstudy.store._optuna import study_id as stored_study_id
-from hpstudy.strategies import (
-    check_dependencies,
-    distributions,
-    grid_points,
-    strategy,
-    study_budget,
-)
+from hpstudy.strategies import check_dependencies, distributions, strategy, study_budget
 
 
 def options_of(config: ExperimentConfig) -> dict[str, Any]:
@@ -152,31 +146,27 @@ def queue_configurations(
 ) -> int:
     """Queue the grid points or manual configurations of a study that are not stored yet
     (within its budget). Returns how many were queued."""
-    if not strategy(info.strategy).queued:
+    make = strategy(info.strategy).configurations
+    if make is None:
         return 0
-    trials = storage.get_all_trials(info.study_id, deepcopy=False)
+    configurations = make(config, info.seed, info.budget)
+    keys = {c.key for c in configurations}
+    have = {
+        (key, attrs[key])
+        for t in storage.get_all_trials(info.study_id, deepcopy=False)
+        for attrs in (t.user_attrs, t.system_attrs)
+        for key in keys
+        if key in attrs
+    }
     dists = distributions(config)
     queued = 0
-    points: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]
-    if info.strategy == "grid":
-        have = {t.system_attrs.get("grid_id") for t in trials}
-        space = {n: list(p.grid or ()) for n, p in sorted(config.searched_params().items())}
-        points = [
-            (params, {}, {"grid_id": gid, "search_space": space})
-            for gid, params in grid_points(config, info.seed)[: info.budget]
-            if gid not in have
-        ]
-    else:
-        have = {t.user_attrs.get("manual_index") for t in trials}
-        points = [
-            (params, {"manual_index": i}, {})
-            for i, params in enumerate(config.manual)
-            if i not in have
-        ]
-    for params, user, system in points:
+    for c in configurations:
+        if (c.key, c.index) in have:
+            continue
         crash_point("queue")
         writer.add_trial(
-            info.study_id, TrialState.WAITING, params, dists, user_attrs=user, system_attrs=system
-        )
+            info.study_id, TrialState.WAITING, c.params, dists,
+            user_attrs=c.user_attrs, system_attrs=c.system_attrs,
+        )  # fmt: skip
         queued += 1
     return queued

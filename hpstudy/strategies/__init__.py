@@ -11,6 +11,7 @@ from hpstudy.strategies._factories import (
 )
 from hpstudy.strategies._registry import (
     STRATEGY_REGISTRY,
+    QueuedConfiguration,
     Strategy,
     check_dependencies,
     derive_seed,
@@ -21,6 +22,7 @@ from hpstudy.strategies._registry import (
 
 __all__ = [
     "STRATEGY_REGISTRY",
+    "QueuedConfiguration",
     "Strategy",
     "check_dependencies",
     "derive_seed",

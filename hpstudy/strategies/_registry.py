@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import optuna
@@ -37,6 +38,24 @@ SamplerFactory = Callable[[ExperimentConfig, int, int], optuna.samplers.BaseSamp
 
 
 @dataclass(frozen=True)
+class QueuedConfiguration:
+    """A configuration queued at create: a grid point or a manual pick.
+
+    ``key`` (a ``grid_id`` system attr or a ``manual_index`` user attr) identifies it, so it
+    is queued once whatever crashed before.
+    """
+
+    key: str
+    index: int
+    params: dict[str, Any]
+    user_attrs: dict[str, Any]
+    system_attrs: dict[str, Any]
+
+
+QueueFactory = Callable[[ExperimentConfig, int, int], list[QueuedConfiguration]]
+
+
+@dataclass(frozen=True)
 class Strategy:
     """What hpstudy knows about one search strategy.
 
@@ -47,6 +66,7 @@ class Strategy:
         queued: Its configurations are queued at create (manual, grid), never sampled.
         budget: Finished trials a study aims for, given the study file.
         sampler: ``(config, study seed, trial number) -> sampler`` for a sampled trial.
+        configurations: ``(config, study seed, budget) -> configurations`` to queue.
     """
 
     name: str
@@ -55,6 +75,7 @@ class Strategy:
     queued: bool
     budget: Callable[[ExperimentConfig], int]
     sampler: SamplerFactory | None
+    configurations: QueueFactory | None = None
 
 
 def _n_trials(config: ExperimentConfig) -> int:
@@ -101,11 +122,28 @@ def _qmc(config: ExperimentConfig, seed: int, number: int) -> optuna.samplers.Ba
     )
 
 
+def _grid_points(config: ExperimentConfig, seed: int, budget: int) -> list[QueuedConfiguration]:
+    from hpstudy.strategies._factories import grid_points
+
+    space = {n: list(p.grid or ()) for n, p in sorted(config.searched_params().items())}
+    return [
+        QueuedConfiguration("grid_id", gid, params, {}, {"grid_id": gid, "search_space": space})
+        for gid, params in grid_points(config, seed)[:budget]
+    ]
+
+
+def _manual_picks(config: ExperimentConfig, seed: int, budget: int) -> list[QueuedConfiguration]:
+    return [
+        QueuedConfiguration("manual_index", i, dict(params), {"manual_index": i}, {})
+        for i, params in enumerate(config.manual)
+    ]
+
+
 STRATEGY_REGISTRY: dict[str, Strategy] = {
     s.name: s
     for s in (
-        Strategy("manual", "manual picks", (), True, lambda c: len(c.manual), None),
-        Strategy("grid", "grid search", (), True, _grid_size, None),
+        Strategy("manual", "manual picks", (), True, lambda c: len(c.manual), None, _manual_picks),
+        Strategy("grid", "grid search", (), True, _grid_size, None, _grid_points),
         Strategy("random", "random search", (), False, _n_trials, _random),
         Strategy("tpe", "TPE", (), False, _n_trials, _tpe),
         Strategy("gp", "GP", ("scipy", "torch"), False, _n_trials, _gp),
