@@ -355,7 +355,8 @@ def sweep(
 ) -> list[str]:
     """Before a worker exits: go back over every study for work left by dead workers
     (stale trials, WAITING re-runs, budget not yet claimed) and run it; wait up to ``limit``
-    seconds for trials that look abandoned to become stale. Returns what is still left."""
+    seconds for trials that look abandoned to become stale. Returns what is still left.
+    ``infos`` are the studies to sweep (not those whose time budget ran out)."""
     deadline = time.monotonic() + (SWEEP_LIMIT if limit is None else limit)
     while True:
         quiet: list[str] = []
@@ -400,7 +401,8 @@ def run_studies(
         try:
             for info in infos:
                 results.append(run_study(ctx, info, should_stop))
-            left = sweep(ctx, infos, should_stop)
+            ended = {r.name for r in results if r.reason in ("timeout", "stopped")}
+            left = sweep(ctx, [i for i in infos if i.name not in ended], should_stop)
         except KeyboardInterrupt:
             raise Interrupted(
                 "interrupted between trials; every finished trial is stored"

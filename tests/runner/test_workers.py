@@ -175,8 +175,11 @@ def test_a_worker_in_another_pid_namespace_keeps_everyones_trials(tmp_path: Path
 
 
 def test_survivors_finish_a_killed_workers_trial_before_they_exit(tmp_path: Path) -> None:
-    """Three workers start together; one is killed (-9) in its first trial's second epoch.
-    The other two exit 0 only once its trial has been re-run: nothing is left behind."""
+    """Three workers start together; one is killed (-9) right after it claims its first
+    trial (a manual configuration: the study the others leave first). The other two exit 0
+    only once that trial has been re-run: nothing is left behind. (A worker alive and beating
+    when the others run out of work is left to finish its trial: that is not this case; the
+    victim dies before the others can have run the other ten trials.)"""
     study = _study(tmp_path, ("manual", "grid", "random"), n_trials=6, epochs=10)
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     created = subprocess.run(
@@ -190,7 +193,7 @@ def test_survivors_finish_a_killed_workers_trial_before_they_exit(tmp_path: Path
             _cmd("worker", "tiny", "--storage", url),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=_env(barrier, 3, **({"HPSTUDY_CRASH_AT": "train:2:KILL"} if i == 0 else {})),
+            env=_env(barrier, 3, **({"HPSTUDY_CRASH_AT": "claim:1:KILL"} if i == 0 else {})),
         )  # fmt: skip
         for i in range(3)
     ]
