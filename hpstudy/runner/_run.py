@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,14 @@ from hpstudy.data._datasets import RawData, load_data
 from hpstudy.runner._local import LocalStudy
 from hpstudy.runner._progress import Progress
 from hpstudy.runner._recover import GRACE_PERIOD, HEARTBEAT_INTERVAL, Heartbeat, recover_stale
-from hpstudy.store import StudyCounts, StudyInfo, TrialReader, TrialWriter, best_value
+from hpstudy.store import (
+    StudyCounts,
+    StudyInfo,
+    TrialReader,
+    TrialWriter,
+    best_value,
+    counts_toward_budget,
+)
 from hpstudy.strategies import distributions, make_pruner, make_sampler, strategy
 from hpstudy.training import NonFiniteLossError, train
 
@@ -334,10 +342,13 @@ def _leftover(ctx: WorkerContext, info: StudyInfo) -> tuple[bool, list[str]]:
     """Whether ``info`` has work this worker can do now, and which of its RUNNING trials
     look abandoned (heartbeat older than two intervals, not yet stale)."""
     requeued = recover_stale(ctx.reader, ctx.writer, info.study_id)
-    trials = ctx.storage.get_all_trials(info.study_id, deepcopy=False)
-    counts = StudyCounts.of(trials, info.direction)
-    work = bool(requeued) or counts.waiting > 0
-    if not strategy(info.strategy).queued and counts.finished + counts.running < info.budget:
+    rows = ctx.reader.poll(info.study_id)  # one small query; failures read in full only
+    states = Counter(state for _, _, state in rows)
+    failed = {tid for tid, _, state in rows if state == TrialState.FAIL}
+    uncounted = sum(not counts_toward_budget(t) for t in ctx.reader.fetch(info.study_id, failed))
+    finished = states[TrialState.COMPLETE] + states[TrialState.PRUNED] + len(failed) - uncounted
+    work = bool(requeued) or states[TrialState.WAITING] > 0
+    if not strategy(info.strategy).queued and finished + states[TrialState.RUNNING] < info.budget:
         work = True
     quiet = [
         f"{info.name}: a RUNNING trial with no heartbeat for {age:.0f} s"
