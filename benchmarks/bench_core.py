@@ -187,14 +187,38 @@ class _Clock:
         return timed
 
 
+class _PerTrialTPE(optuna.samplers.BaseSampler):
+    """Optuna's TPE made afresh for each trial with the seed hpstudy derives for that trial
+    number: the same proposals hpstudy makes."""
+
+    def __init__(self) -> None:
+        self.current = optuna.samplers.TPESampler()
+
+    def before_trial(self, study: optuna.Study, trial: Any) -> None:
+        self.current = optuna.samplers.TPESampler(seed=derive_seed(0, trial.number, "tpe"))
+        self.current.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: Any) -> Any:
+        return self.current.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: Any, space: Any) -> Any:
+        return self.current.sample_relative(study, trial, space)
+
+    def sample_independent(self, study: optuna.Study, trial: Any, name: str, dist: Any) -> Any:
+        return self.current.sample_independent(study, trial, name, dist)
+
+    def after_trial(self, study: optuna.Study, trial: Any, state: Any, values: Any) -> None:
+        self.current.after_trial(study, trial, state, values)
+
+
 def _naive_optuna(config: Any, task_data: TaskData, url: str, n_trials: int) -> dict[str, Any]:
     """The same study through study.optimize with per-epoch report/should_prune to storage."""
     fixed = config.fixed_params()
     s = config.pruner.settings
     study = optuna.create_study(
         storage=url, study_name="bench.digits.tpe.s0", direction="maximize",
-        # the seed hpstudy derives for this study's first run: both make the same proposals
-        sampler=optuna.samplers.TPESampler(seed=derive_seed(0, 0, "tpe")),
+        # the seeds hpstudy derives for each trial number: both make the same proposals
+        sampler=_PerTrialTPE(),
         pruner=optuna.pruners.MedianPruner(s["n_startup_trials"], s["n_warmup_steps"]),
     )  # fmt: skip
     training, hook = _Clock(), _Clock()

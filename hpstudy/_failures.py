@@ -28,7 +28,7 @@ def _kind(reason: str) -> str:
 def failure_note(trials: Iterable[FrozenTrial]) -> str | None:
     """A sentence when trials finished and every one failed (``None`` otherwise): how many, the
     most common kind of reason with an example, and what to change."""
-    from hpstudy.runner._studies import counts_toward_budget  # runner imports this module
+    from hpstudy.store._studies import counts_toward_budget  # store imports this module
 
     finished = [t for t in trials if t.state.is_finished() and counts_toward_budget(t)]
     if not finished or any(t.state != TrialState.FAIL for t in finished):

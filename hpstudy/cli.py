@@ -439,6 +439,8 @@ def status(
     for row in rows:
         if row.failures:
             err.print(f"warning: {row.info.name}: {row.failures}", markup=False)
+        for line in row.gave_up:  # not counted toward the budget, not re-run
+            err.print(f"warning: {row.info.name} {line}", markup=False)
 
 
 @app.command()

@@ -183,7 +183,7 @@ def train_best(
     from hpstudy.model import output_size
     from hpstudy.report._best import best_of
     from hpstudy.report._collect import collect_experiment
-    from hpstudy.runner._resume import _stored_config
+    from hpstudy.store import stored_config as _stored_config
     from hpstudy.strategies import derive_seed
     from hpstudy.training import train
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -74,3 +77,23 @@ def tiny_study(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.toml"
     path.write_text(tiny_study_text())
     return path
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    base = os.environ.get("HPSTUDY_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("HPSTUDY_TEST_POSTGRES_URL is not set (.ci/run sets it)")
+    import sqlalchemy
+
+    name = f"hpstudy_test_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    url = base.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()

@@ -36,7 +36,7 @@ def best_configurations(
     storage_url: str, experiment: str, task: str | None = None, strategy: str | None = None
 ) -> list[BestConfiguration]:
     """The best configuration per task of ``experiment`` by validation score."""
-    from hpstudy.runner._resume import _stored_config
+    from hpstudy.store import stored_config as _stored_config
 
     data = collect_experiment(storage_url, experiment)
     config = _stored_config(data.studies[0].info, storage_url)

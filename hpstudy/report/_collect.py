@@ -9,9 +9,14 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpstudy._failures import failure_note
 from hpstudy.report._anytime import TrialRecord
-from hpstudy.runner._resume import require_experiment
-from hpstudy.runner._storage import TrialReader, open_storage
-from hpstudy.runner._studies import StudyCounts, StudyInfo, counts_toward_budget
+from hpstudy.store import (
+    StudyCounts,
+    StudyInfo,
+    TrialReader,
+    counts_toward_budget,
+    open_storage,
+    require_experiment,
+)
 
 
 def to_record(trial: FrozenTrial) -> TrialRecord | None:

@@ -273,9 +273,8 @@ def analyze(
 ) -> tuple[ExperimentData, list[TaskSummary]]:
     """Collect the experiment, score each study's best configuration on its test split
     (cached in the storage), and summarize each task."""
-    from hpstudy.runner._resume import _stored_config
-    from hpstudy.runner._storage import open_storage
-    from hpstudy.runner._writer import TrialWriter
+    from hpstudy.store import TrialWriter, open_storage
+    from hpstudy.store import stored_config as _stored_config
 
     data = collect_experiment(storage_url, experiment)
     config = _stored_config(data.studies[0].info, storage_url)

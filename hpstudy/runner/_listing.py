@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hpstudy.config._schema import STRATEGIES
-from hpstudy.runner._storage import open_storage
-from hpstudy.runner._studies import StudyCounts, StudyInfo
+from hpstudy.store import StudyCounts, StudyInfo, open_storage
 
 
 @dataclass(frozen=True)

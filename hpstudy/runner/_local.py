@@ -25,7 +25,8 @@ from optuna.storages import InMemoryStorage
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from hpstudy.runner._storage import TrialReader
+from hpstudy.store import TrialReader
+from hpstudy.store._optuna import clear_trial_cache, study_id, trial_id
 
 
 class LocalStudy:
@@ -70,7 +71,7 @@ class LocalStudy:
 
     @property
     def _study_id(self) -> int:
-        return self.study._study_id
+        return study_id(self.study)
 
     # -- synchronisation ------------------------------------------------------------------
 
@@ -110,7 +111,7 @@ class LocalStudy:
         self.storage.create_new_trial(self._study_id, template_trial=template)
         self._n += 1
         self._stored_state[trial.number] = trial.state
-        self._stored_id[trial.number] = trial._trial_id
+        self._stored_id[trial.number] = trial_id(trial)
 
     def _update(self, trial: FrozenTrial) -> None:
         """Another worker changed a trial we hold unfinished: claimed it, or finished it."""
@@ -149,27 +150,38 @@ class LocalStudy:
             if state == TrialState.WAITING
         ]
 
+    def invalidate(self) -> None:
+        """Rebuild the copy from storage at the next sync (a trial was taken from us)."""
+        self._stale = True
+
     def mark_claimed(self, number: int) -> None:
         self._stored_state[number] = TrialState.RUNNING
 
     # -- sampling and pruning -------------------------------------------------------------
 
     def sample(
-        self, number: int, distributions: dict[str, BaseDistribution]
+        self,
+        number: int,
+        distributions: dict[str, BaseDistribution],
+        sampler: optuna.samplers.BaseSampler | None = None,
     ) -> tuple[int, dict[str, Any], dict[str, Any]]:
-        """Ask the sampler for the parameters of stored trial ``number``.
+        """Ask ``sampler`` (default: the study's) for the parameters of stored trial ``number``.
 
         The trial was created RUNNING (without parameters) in storage first and synced here,
-        so its number is the stored one even when other workers create trials concurrently.
+        so its number is the stored one even when other workers create trials concurrently;
+        the runner passes a sampler seeded from that number, so no two workers (and no
+        resumed run) draw from the same stream.
 
         Returns:
             (local trial id, params, system attrs the sampler wrote, e.g. GridSampler's grid_id).
         """
         local_id = self.local_id(number)
+        if sampler is not None:
+            self.sampler = self.study.sampler = sampler
         # What Study.ask() does, for a trial it did not create itself: drop the study's trial
         # cache (samplers read it; TPE would otherwise see the first snapshot forever), then
         # Trial() calls sampler.before_trial.
-        self.study._thread_local.cached_all_trials = None
+        clear_trial_cache(self.study)
         trial = optuna.Trial(self.study, local_id)
         for name, dist in distributions.items():
             _suggest(trial, name, dist)

@@ -26,8 +26,9 @@ from optuna.trial import TrialState
 from hpstudy._errors import HpStudyError, Interrupted
 from hpstudy.config import ExperimentConfig
 from hpstudy.runner._progress import Progress
-from hpstudy.runner._run import StudyResult
-from hpstudy.runner._studies import StudyCounts, StudyInfo
+from hpstudy.runner._run import DataCache, StudyResult, run_studies
+from hpstudy.store import StudyCounts, StudyInfo
+from hpstudy.store._optuna import rdb_backend
 
 
 @dataclass(frozen=True)
@@ -76,9 +77,7 @@ def _worker_main(spec: WorkerSpec, events: Any, index: int, data: Any) -> None:
 
     import optuna
 
-    from hpstudy.runner._create import run_studies
-    from hpstudy.runner._run import DataCache
-    from hpstudy.runner._storage import open_storage
+    from hpstudy.store import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
@@ -178,7 +177,7 @@ def run_parallel(
 
 
 def _results(spec: WorkerSpec, reasons: dict[str, str]) -> list[StudyResult]:
-    from hpstudy.runner._storage import open_storage
+    from hpstudy.store import open_storage
 
     storage = open_storage(spec.storage_url, create=False)
     results = []
@@ -205,14 +204,10 @@ def run_with_jobs(
     data: Any = None,
 ) -> list[StudyResult]:
     """Run ``infos`` in this process (``n_jobs`` 1) or with ``n_jobs`` worker processes."""
-    from hpstudy.runner._run import DataCache
-
     data = data or DataCache(config)
     if n_jobs <= 1:
-        from hpstudy.runner._create import run_studies
-
         return run_studies(config, storage, infos, data, progress)
-    backend = getattr(storage, "_backend", storage)
-    if hasattr(backend, "engine"):
+    backend = rdb_backend(storage)
+    if backend is not None:
         backend.engine.dispose()  # no connection may cross a fork
     return run_parallel(WorkerSpec(storage_url, config, tuple(infos)), n_jobs, progress, data)

@@ -1,22 +1,24 @@
 """Crash recovery: heartbeats for running trials, and failing + re-queuing stale ones.
 
 A worker beats for its running trial every ``HEARTBEAT_INTERVAL`` seconds from a background
-thread. A RUNNING trial is stale when its worker process is gone (same host, pid not alive:
-detected at once) or its last heartbeat is older than ``GRACE_PERIOD`` (any host). A stale
-trial becomes FAIL with reason ``stale: ...`` and a WAITING copy of its configuration is
-queued in the same transaction (see :meth:`TrialWriter.fail_and_requeue`).
+thread, in the database's UTC clock. A RUNNING trial is stale when its worker process is
+certainly gone (same host, boot and PID namespace, pid free or reused: detected at once; see
+:mod:`hpstudy.store._identity`) or its last heartbeat is older than ``GRACE_PERIOD`` (any
+worker). A stale trial becomes FAIL with reason ``stale: ...`` (never counted) and a WAITING
+copy of its configuration is queued in the same transaction (see
+:meth:`TrialWriter.fail_and_requeue`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 from types import TracebackType
 
-from hpstudy.runner._storage import TrialReader
-from hpstudy.runner._writer import TrialWriter
+from hpstudy._faults import crash_point
+from hpstudy.store import TrialReader, TrialWriter
+from hpstudy.store._identity import process_gone
 
 _logger = logging.getLogger("hpstudy")
 
@@ -32,22 +34,11 @@ HEARTBEAT_INTERVAL = _env_seconds("HPSTUDY_HEARTBEAT_INTERVAL", 10.0)
 GRACE_PERIOD = _env_seconds("HPSTUDY_GRACE_PERIOD", 60.0)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def stale_reason(worker: str | None, age: float | None, me: str, grace: float) -> str | None:
     """Why a RUNNING trial run by ``worker`` with heartbeat ``age`` is stale, or ``None``."""
     if worker == me or worker is None:
         return None  # ours, or not run by hpstudy (left alone)
-    host, _, pid = worker.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid)):
+    if process_gone(worker):
         return f"stale: worker {worker} is gone"
     if age is not None and age > grace:
         return f"stale: no heartbeat from worker {worker} for {age:.0f} s"
@@ -64,7 +55,8 @@ def recover_stale(
         if reason is None:
             continue
         (trial,) = reader.fetch(study_id, {trial_id})
-        number = writer.fail_and_requeue(study_id, trial, reason)
+        crash_point("recovery")
+        number = writer.fail_and_requeue(study_id, trial_id, trial, reason)
         _logger.warning(
             "trial %d: %s; %s",
             trial.number,

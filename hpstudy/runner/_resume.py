@@ -15,53 +15,21 @@ from pathlib import Path
 from typing import Any
 
 from optuna.storages import BaseStorage
-from optuna.trial import TrialState
 
 from hpstudy._errors import ConfigError, UsageError
 from hpstudy._redact import redact_url
-from hpstudy.config import ExperimentConfig, load_config, parse_config
+from hpstudy.config import ExperimentConfig, load_config
+from hpstudy.runner._parallel import run_with_jobs
+from hpstudy.runner._plan import apply_options, complete_studies, plan_studies
 from hpstudy.runner._progress import Progress
 from hpstudy.runner._run import DataCache, StudyResult
-from hpstudy.runner._studies import StudyInfo
-from hpstudy.runner._writer import TrialWriter
-from hpstudy.strategies import distributions, grid_points
+from hpstudy.store import StudyInfo, experiment_studies, open_storage, stored_config
 
 _logger = logging.getLogger("hpstudy")
 
 
 class DriftError(ConfigError):
     """The study file changed in a way that makes old and new trials incomparable."""
-
-
-def experiment_studies(storage: BaseStorage, experiment: str) -> list[StudyInfo]:
-    """The hpstudy studies of ``experiment`` in ``storage``."""
-    infos = [StudyInfo.from_frozen(s) for s in storage.get_all_studies()]
-    return [i for i in infos if i is not None and i.experiment == experiment]
-
-
-def require_experiment(storage: BaseStorage, experiment: str, storage_url: str) -> list[StudyInfo]:
-    """The studies of ``experiment``; :class:`UsageError` when there are none."""
-    infos = experiment_studies(storage, experiment)
-    if not infos:
-        raise UsageError(
-            f"experiment '{experiment}' not found in {redact_url(storage_url)}; run 'hpstudy list --storage {redact_url(storage_url)}'"
-        )
-    return infos
-
-
-def _stored_config(info: StudyInfo, storage_url: str) -> ExperimentConfig:
-    base = Path(info.study_file_path).parent if info.study_file_path else Path.cwd()
-    try:
-        return parse_config(
-            info.study_file,
-            source=f"{info.study_file_path or info.experiment} (as stored)",
-            base_dir=base,
-        )
-    except ConfigError as e:
-        raise ConfigError(
-            f"the study file stored with experiment '{info.experiment}' in {redact_url(storage_url)} no longer loads "
-            f"({e}); resume from the file instead: hpstudy resume path/to/file.toml"
-        ) from e
 
 
 def resolve_experiment(
@@ -83,7 +51,7 @@ def resolve_experiment(
             raise UsageError(
                 f"experiment '{target}' not found in {redact_url(storage_url)}; run 'hpstudy list --storage {redact_url(storage_url)}'"
             )
-        config = _stored_config(infos[0], storage_url)
+        config = stored_config(infos[0], storage_url)
     if not infos:
         raise UsageError(
             f"experiment '{config.name}' has no studies in {redact_url(storage_url)}; create it first: hpstudy create {target} --storage {redact_url(storage_url)}"
@@ -142,15 +110,6 @@ def _file_order(config: ExperimentConfig, info: StudyInfo) -> tuple[int, int, in
     )
 
 
-def _fixed_budget(config: ExperimentConfig, strategy: str, n_trials: int) -> int:
-    from hpstudy.strategies import study_budget
-
-    return study_budget(
-        dataclasses.replace(config, budget=dataclasses.replace(config.budget, n_trials=n_trials)),
-        strategy,
-    )
-
-
 def check_drift(
     config: ExperimentConfig, infos: list[StudyInfo], storage_url: str, force: bool
 ) -> list[str]:
@@ -163,7 +122,7 @@ def check_drift(
     ]
     if not changed:
         return []
-    old = _stored_config(next(i for i in infos if i.task == changed[0].name), storage_url)
+    old = stored_config(next(i for i in infos if i.task == changed[0].name), storage_url)
     lines = drift(old, config) or [f"tasks[{t.name}]: fingerprint changed" for t in changed]
     if force:
         return lines
@@ -178,55 +137,6 @@ def check_drift(
     )
 
 
-def top_up(
-    writer: TrialWriter,
-    storage: BaseStorage,
-    config: ExperimentConfig,
-    info: StudyInfo,
-    budget: int,
-) -> int:
-    """Store a new budget and queue the grid points / manual configurations it adds.
-
-    Returns:
-        How many trials were queued.
-    """
-    if budget != info.budget:
-        writer.set_study_user_attrs(
-            info.study_id, {"budget": {"n_trials": budget, "timeout": config.budget.timeout}}
-        )
-    if info.strategy not in ("grid", "manual"):
-        return 0
-    trials = storage.get_all_trials(info.study_id, deepcopy=False)
-    dists = distributions(config)
-    queued = 0
-    if info.strategy == "grid":
-        have = {t.system_attrs.get("grid_id") for t in trials}
-        space = {n: list(p.grid or ()) for n, p in sorted(config.searched_params().items())}
-        for grid_id, params in grid_points(config, info.seed)[:budget]:
-            if grid_id not in have:
-                writer.add_trial(
-                    info.study_id,
-                    TrialState.WAITING,
-                    params,
-                    dists,
-                    system_attrs={"grid_id": grid_id, "search_space": space},
-                )
-                queued += 1
-    else:
-        have = {t.user_attrs.get("manual_index") for t in trials}
-        for i, params in enumerate(config.manual):
-            if i not in have:
-                writer.add_trial(
-                    info.study_id,
-                    TrialState.WAITING,
-                    params,
-                    dists,
-                    user_attrs={"manual_index": i},
-                )
-                queued += 1
-    return queued
-
-
 def prepare_resume(
     config: ExperimentConfig,
     infos: list[StudyInfo],
@@ -236,47 +146,30 @@ def prepare_resume(
     from_file: bool,
     n_trials: int | None = None,
 ) -> list[StudyInfo]:
-    """Decide which studies to run, and with which budgets.
+    """Bring the storage up to the experiment's plan and return the studies to run.
 
-    From a file: the file is the truth; the studies it adds (seeds, strategies, tasks) are
-    created and its budgets applied. By name: exactly the stored studies with their stored
-    budgets (``n_trials`` overrides), since create may have narrowed the file with options.
+    By name: the plan ``create`` made (the stored file narrowed by the stored options), so
+    whatever an interrupted ``create`` left undone is completed; stored budgets are kept
+    unless ``n_trials`` overrides them. From a file: the file is the truth; the studies it
+    adds (seeds, strategies, tasks) are created and its budgets applied. Either way, missing
+    grid points and manual configurations are queued (one planner: :mod:`._plan`).
     """
-    from hpstudy.runner._create import create_studies, plan_studies
-
     if not from_file:
-        plan_studies(config, data)  # the data must still load (a CSV may have moved)
-        writer = TrialWriter(storage)
-        infos = sorted(infos, key=lambda i: _file_order(config, i))
-        if n_trials is None:
-            return infos
-        budgets = {i.name: _fixed_budget(config, i.strategy, n_trials) for i in infos}
-        for info in infos:
-            top_up(writer, storage, config, info, budgets[info.name])
-        return [dataclasses.replace(i, budget=budgets[i.name]) for i in infos]
+        options = next((i.options for i in infos if i.options), None)
+        if options is None:  # made before options were stored: the studies that exist
+            options = {
+                "strategies": [s for s in config.strategies if s in {i.strategy for i in infos}],
+                "seeds": sorted({i.seed for i in infos}),
+                "n_trials": config.budget.n_trials,
+            }
+        config = apply_options(config, options)
     if n_trials is not None:
         config = dataclasses.replace(
             config, budget=dataclasses.replace(config.budget, n_trials=n_trials)
         )
     plan = plan_studies(config, data)
-    stored = {i.name: i for i in infos}
-    missing = [p for p in plan if p["name"] not in stored]
-    created = (
-        {i.name: i for i in create_studies(config, storage, data, missing)} if missing else {}
-    )
-    writer = TrialWriter(storage)
-    ordered = []
-    for p in plan:
-        if p["name"] in stored:
-            info = stored[p["name"]]
-            top_up(writer, storage, config, info, p["budget"]["n_trials"])
-            info = dataclasses.replace(
-                info, budget=p["budget"]["n_trials"], timeout=config.budget.timeout
-            )
-            ordered.append(info)
-        else:
-            ordered.append(created[p["name"]])
-    return ordered
+    keep = not from_file and n_trials is None
+    return complete_studies(config, storage, plan, keep_budgets=keep)
 
 
 def resume_experiment(
@@ -304,9 +197,6 @@ def resume_experiment(
     Returns:
         The experiment's configuration and each study's result.
     """
-    from hpstudy.runner._parallel import run_with_jobs
-    from hpstudy.runner._storage import open_storage
-
     if n_trials is not None and n_trials < 1:
         raise ConfigError(f"--n-trials must be >= 1, got {n_trials}")
     storage = open_storage(storage_url, create=False)

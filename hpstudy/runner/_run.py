@@ -2,28 +2,39 @@
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import logging
+import os
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from hpstudy._errors import Interrupted
+from hpstudy._faults import crash_point, start_barrier
 from hpstudy.config._schema import ExperimentConfig
 from hpstudy.data import TaskData, prepare_task
 from hpstudy.data._datasets import RawData, load_data
 from hpstudy.model import memory_shortfall, out_of_memory_reason
 from hpstudy.runner._local import LocalStudy
 from hpstudy.runner._progress import Progress
-from hpstudy.runner._recover import HEARTBEAT_INTERVAL, Heartbeat, recover_stale
-from hpstudy.runner._storage import TrialReader
-from hpstudy.runner._studies import StudyCounts, StudyInfo, best_value
-from hpstudy.runner._writer import TrialWriter
-from hpstudy.strategies import derive_seed, distributions, make_pruner, make_sampler
+from hpstudy.runner._recover import GRACE_PERIOD, HEARTBEAT_INTERVAL, Heartbeat, recover_stale
+from hpstudy.store import (
+    StudyCounts,
+    StudyInfo,
+    TrialReader,
+    TrialWriter,
+    best_value,
+    counts_toward_budget,
+)
+from hpstudy.strategies import distributions, make_pruner, make_sampler, strategy
 from hpstudy.training import NonFiniteLossError, train
 
 _logger = logging.getLogger("hpstudy")
@@ -85,6 +96,7 @@ class _EpochReporter:
         self._last_flush = time.monotonic()
 
     def __call__(self, epoch: int, value: float) -> bool:
+        crash_point("train")
         self.values[epoch] = value
         self.progress.epoch(self.name, epoch, value)
         now = time.monotonic()
@@ -126,18 +138,24 @@ def run_study(
     """Run trials of one study until its budget is met, its timeout passes or it runs dry.
 
     Each trial is claimed in one transaction (never beyond the budget, whatever other
-    workers do), trains with pruning decided locally while a heartbeat thread vouches for it,
-    and is finished in one transaction. Stale trials of dead workers are failed and
-    re-queued. A KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one) records the running
-    trial as FAIL with reason ``interrupted``, queues its configuration again, and raises
-    :class:`~hpstudy.Interrupted`.
+    workers do): a WAITING trial (manual configuration, grid point, re-run), or a new number
+    whose parameters are then sampled with a sampler seeded from (study seed, that number,
+    strategy), so no two workers propose from the same stream. It trains with pruning decided
+    locally while a heartbeat thread vouches for it, and is finished in one transaction.
+    Stale trials of dead workers are failed and re-queued. A KeyboardInterrupt (Ctrl-C, or
+    SIGTERM turned into one) anywhere in a trial records it as FAIL (``interrupted``, never
+    counted), queues its configuration again, and raises :class:`~hpstudy.Interrupted`.
     """
     config, writer, reader = ctx.config, ctx.writer, ctx.reader
     recover_stale(reader, writer, info.study_id)
-    n_stored = len(reader.poll(info.study_id))
-    sampler = make_sampler(info.strategy, config, derive_seed(info.seed, n_stored, info.strategy))
+    queued = strategy(info.strategy).queued
     local = LocalStudy(
-        reader, info.study_id, info.name, info.direction, sampler, make_pruner(config.pruner)
+        reader,
+        info.study_id,
+        info.name,
+        info.direction,
+        make_sampler(info.strategy, config, info.seed, 0),
+        make_pruner(config.pruner),
     )
     local.sync()
     counts = StudyCounts.of(local.stored_trials(), info.direction)
@@ -162,30 +180,56 @@ def run_study(
         if should_stop():
             reason = "stopped"
             break
-        claimed = _claim_waiting(local, writer)
-        if claimed is not None:
-            trial_id, number = claimed
-            local_id = local.local_id(number)
-        elif info.strategy in ("manual", "grid"):
-            # Every configuration was enqueued at create time; the rest are running elsewhere.
-            reason = "all configurations run" if counts.running == 0 else "others finishing"
-            break
-        else:
-            # Claim a number first (budget-guarded), then sample for it on the synced copy:
-            # numbers never clash with other workers' trials.
-            stored = writer.add_trial(
-                info.study_id, TrialState.RUNNING, {}, {}, budget=info.budget
-            )
-            if stored is None:  # the budget is taken by trials running elsewhere
-                reason = "others finishing"
+        start_barrier()
+        claimed: tuple[int, int] | None = None
+        try:
+            claimed = _claim_waiting(local, writer)
+            if claimed is None and queued:
+                # Every configuration was queued at create; the rest run elsewhere.
+                reason = "all configurations run" if counts.running == 0 else "others finishing"
                 break
-            trial_id, number = stored
-            local.sync(own=stored)
-            local_id, params, system_attrs = local.sample(number, dists)
-            writer.set_params(trial_id, params, dists, system_attrs)
-        _run_trial(ctx, info, task_data, fixed, number, trial_id, local, local_id)
+            if claimed is None:
+                # Claim a number first (budget-guarded), then sample for it on the synced
+                # copy: numbers never clash with other workers' trials.
+                claimed = writer.add_trial(
+                    info.study_id, TrialState.RUNNING, {}, {}, budget=info.budget
+                )
+                if claimed is None:  # the budget is taken by trials running elsewhere
+                    reason = "others finishing"
+                    break
+                crash_point("claim")
+                local.sync(own=claimed)
+                crash_point("sample")
+                sampler = make_sampler(info.strategy, config, info.seed, claimed[1])
+                local_id, params, system_attrs = local.sample(claimed[1], dists, sampler)
+                crash_point("params")
+                writer.set_params(claimed[0], params, dists, system_attrs)
+            else:
+                crash_point("claim")
+                local_id = local.local_id(claimed[1])
+            trial_id, number = claimed
+            _run_trial(ctx, info, task_data, fixed, number, trial_id, local, local_id)
+        except KeyboardInterrupt:
+            if claimed is None:
+                raise
+            _interrupted(ctx, info, *claimed)
     ctx.progress.study_finished(info.name, reason)
     return StudyResult(info.name, info.budget, counts, reason)
+
+
+def _interrupted(ctx: WorkerContext, info: StudyInfo, trial_id: int, number: int) -> None:
+    """Record trial ``number``, claimed by this worker, as interrupted (not counted), queue
+    its configuration again if it has one, and raise :class:`~hpstudy.Interrupted`."""
+    (stored,) = ctx.reader.fetch(info.study_id, {trial_id})
+    requeued = ctx.writer.fail_and_requeue(
+        info.study_id, trial_id, stored, "interrupted: Ctrl-C or SIGTERM during the trial"
+    )
+    again = (
+        f"; its configuration is queued again as trial {requeued}" if requeued is not None else ""
+    )
+    raise Interrupted(
+        f"interrupted during trial {number} of {info.name}, recorded as FAIL (interrupted){again}"
+    ) from None
 
 
 def _run_trial(
@@ -215,10 +259,12 @@ def _run_trial(
 
     def fail(reason: str) -> None:
         attrs = {"fail_reason": reason, **spent()}
-        writer.finish(
+        if writer.finish(
             trial_id, TrialState.FAIL, None, intermediate=reporter.unflushed(), user_attrs=attrs
-        )
-        local.finish(local_id, TrialState.FAIL, None, attrs)
+        ):
+            local.finish(local_id, TrialState.FAIL, None, attrs)
+        else:
+            local.invalidate()
         progress.trial_finished(info.name, TrialState.FAIL, None, None)
 
     too_large = memory_shortfall(params, task_data, config.training.device)
@@ -242,10 +288,8 @@ def _run_trial(
         return
     except KeyboardInterrupt:
         # Further signals are ignored meanwhile (see run_studies).
-        stored = copy.copy(frozen)
-        stored._trial_id, stored.number = trial_id, number
         requeued = writer.fail_and_requeue(
-            info.study_id, stored, "interrupted: Ctrl-C or SIGTERM during the trial",
+            info.study_id, trial_id, frozen, "interrupted: Ctrl-C or SIGTERM during the trial",
             intermediate=reporter.unflushed(), user_attrs=spent(),
         )  # fmt: skip
         again = (
@@ -272,7 +316,8 @@ def _run_trial(
         "n_params": result.n_params,
     }
     system = {k: v for k, v in local.system_attrs(local_id).items() if attrs_at_start.get(k) != v}
-    if not writer.finish(
+    crash_point("finish")
+    if writer.finish(
         trial_id,
         state,
         value,
@@ -280,16 +325,141 @@ def _run_trial(
         user_attrs=attrs,
         system_attrs=system,
     ):
+        local.finish(local_id, state, value, attrs)
+        progress.trial_finished(info.name, state, value, _best_after(local, info.direction))
+    else:
+        # Another worker judged this trial stale and re-queued it: the result is not ours to
+        # count (the re-run will be); the local copy is rebuilt from storage.
         _logger.warning(
             "trial %d of %s was declared stale by another worker; its result was dropped",
             number,
             info.name,
         )
-    local.finish(local_id, state, value, attrs)
-    progress.trial_finished(info.name, state, value, _best_after(local, info.direction))
+        local.invalidate()
+        progress.trial_finished(info.name, TrialState.FAIL, None, None)
 
 
 def _best_after(local: LocalStudy, direction: str) -> float | None:
     return best_value(
         local.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), direction
     )
+
+
+# How long a worker that has run out of work waits for trials that look abandoned (no recent
+# heartbeat) to become stale, so it can finish them, before it exits.
+SWEEP_LIMIT = float(os.environ.get("HPSTUDY_SWEEP_LIMIT", GRACE_PERIOD + 2 * HEARTBEAT_INTERVAL))
+
+
+def _leftover(ctx: WorkerContext, info: StudyInfo) -> tuple[bool, list[str]]:
+    """Whether ``info`` has work this worker can do now, and which of its RUNNING trials
+    look abandoned (heartbeat older than two intervals, not yet stale)."""
+    requeued = recover_stale(ctx.reader, ctx.writer, info.study_id)
+    rows = ctx.reader.poll(info.study_id)  # one small query; failures read in full only
+    states = Counter(state for _, _, state in rows)
+    failed = {tid for tid, _, state in rows if state == TrialState.FAIL}
+    uncounted = sum(not counts_toward_budget(t) for t in ctx.reader.fetch(info.study_id, failed))
+    finished = states[TrialState.COMPLETE] + states[TrialState.PRUNED] + len(failed) - uncounted
+    work = bool(requeued) or states[TrialState.WAITING] > 0
+    if not strategy(info.strategy).queued and finished + states[TrialState.RUNNING] < info.budget:
+        work = True
+    quiet = [
+        f"{info.name}: a RUNNING trial with no heartbeat for {age:.0f} s"
+        for _, worker, age in ctx.reader.running_health(info.study_id)
+        if worker != ctx.writer.worker and age is not None and age > 2 * HEARTBEAT_INTERVAL
+    ]
+    return work, quiet
+
+
+def sweep(
+    ctx: WorkerContext,
+    infos: list[StudyInfo],
+    should_stop: Callable[[], bool] = lambda: False,
+    limit: float | None = None,
+) -> list[str]:
+    """Before a worker exits: go back over every study for work left by dead workers
+    (stale trials, WAITING re-runs, budget not yet claimed) and run it; wait up to ``limit``
+    seconds for trials that look abandoned to become stale. Returns what is still left.
+    ``infos`` are the studies to sweep (not those whose time budget ran out)."""
+    deadline = time.monotonic() + (SWEEP_LIMIT if limit is None else limit)
+    while True:
+        quiet: list[str] = []
+        for info in infos:
+            if should_stop():
+                return []
+            work, abandoned = _leftover(ctx, info)
+            if work:
+                run_study(ctx, info, should_stop)
+                work, abandoned = _leftover(ctx, info)
+            quiet += abandoned
+        if not quiet or time.monotonic() >= deadline:
+            return quiet
+        time.sleep(min(HEARTBEAT_INTERVAL, max(0.0, deadline - time.monotonic())))
+
+
+def run_studies(
+    config: ExperimentConfig,
+    storage: BaseStorage,
+    infos: list[StudyInfo],
+    data: DataCache,
+    progress: Progress,
+    should_stop: Callable[[], bool] = lambda: False,
+    *,
+    announce: bool = True,
+) -> list[StudyResult]:
+    """Run each study in turn (tasks, then seeds, then strategies) until its budget is met,
+    then sweep every study for work dead workers left (see :func:`sweep`).
+
+    SIGTERM is handled like Ctrl-C: the running trial is recorded and re-queued, and
+    :class:`~hpstudy.Interrupted` is raised; further signals are ignored meanwhile.
+    """
+    torch.set_num_threads(config.training.torch_threads)
+    if announce:
+        progress.experiment_started([(i.name, i.budget) for i in infos])
+    writer = TrialWriter(storage)
+    with Heartbeat(writer) as heartbeat, _interrupt_once():
+        ctx = WorkerContext(
+            storage, config, data, progress, writer, TrialReader(storage), heartbeat
+        )
+        results = []
+        try:
+            for info in infos:
+                results.append(run_study(ctx, info, should_stop))
+            ended = {r.name for r in results if r.reason in ("timeout", "stopped")}
+            left = sweep(ctx, [i for i in infos if i.name not in ended], should_stop)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                "interrupted between trials; every finished trial is stored"
+            ) from None
+    if left:
+        _logger.warning(
+            "trials that look abandoned are still RUNNING (%s); once their workers are gone "
+            "for %.0f s, finish them with: hpstudy resume %s",
+            "; ".join(left),
+            GRACE_PERIOD,
+            config.name,
+        )
+    return results
+
+
+@contextlib.contextmanager
+def _interrupt_once() -> Iterator[None]:
+    """SIGINT and SIGTERM raise KeyboardInterrupt once; later ones are ignored, so a second
+    Ctrl-C (or a SIGTERM racing a terminal's Ctrl-C) cannot cut short the recording of the
+    interrupted trial. Main thread only; the previous handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = False
+
+    def handler(signum: int, frame: Any) -> None:
+        nonlocal fired
+        if not fired:
+            fired = True
+            raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -8,10 +8,15 @@ from dataclasses import dataclass
 from hpstudy._failures import failure_note
 from hpstudy.config._schema import STRATEGIES
 from hpstudy.runner._recover import GRACE_PERIOD, stale_reason
-from hpstudy.runner._resume import require_experiment
-from hpstudy.runner._storage import TrialReader, open_storage
-from hpstudy.runner._studies import StudyCounts, StudyInfo
-from hpstudy.runner._writer import worker_id
+from hpstudy.store import (
+    StudyCounts,
+    StudyInfo,
+    TrialReader,
+    open_storage,
+    require_experiment,
+    worker_id,
+)
+from hpstudy.store import _optuna as o
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,7 @@ class StudyStatus:
     counts: StudyCounts
     retried: int  # trials that re-run an interrupted or stale one
     stale: list[str]  # why each RUNNING trial that looks stale does
+    gave_up: list[str]  # configurations whose worker process died running them, every time
     failures: str | None = None  # when every finished trial failed: why, and what to change
 
 
@@ -35,13 +41,18 @@ def experiment_status(storage_url: str, experiment: str) -> list[StudyStatus]:
     rows = []
     for info in sorted(infos, key=lambda i: (i.task, i.seed, order.get(i.strategy, 99))):
         trials = storage.get_all_trials(info.study_id, deepcopy=False)
-        numbers = {t._trial_id: t.number for t in trials}
+        numbers = {o.trial_id(t): t.number for t in trials}
         stale = []
         for trial_id, worker, age in reader.running_health(info.study_id):
             reason = stale_reason(worker, age, me, GRACE_PERIOD)
             if reason is not None:
                 stale.append(f"trial {numbers.get(trial_id, '?')}: {reason}")
         retried = sum("retry_of" in t.user_attrs for t in trials)
+        gave_up = [
+            f"trial {t.number} {t.params}: {t.user_attrs['fail_reason']}"
+            for t in trials
+            if str(t.user_attrs.get("fail_reason", "")).startswith("gave up")
+        ]
         counts = StudyCounts.of(trials, info.direction)
-        rows.append(StudyStatus(info, counts, retried, stale, failure_note(trials)))
+        rows.append(StudyStatus(info, counts, retried, stale, gave_up, failure_note(trials)))
     return rows

@@ -5,7 +5,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from hpstudy.runner._local import LocalStudy
-from hpstudy.runner._storage import TrialReader
+from hpstudy.store import TrialReader
 
 DIST = {"x": FloatDistribution(0, 1)}
 

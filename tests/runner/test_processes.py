@@ -1,5 +1,5 @@
 """Real processes: kill -9, SIGINT and SIGTERM mid-trial, then resume; four processes on one
-SQLite file; three workers on a real PostgreSQL server."""
+SQLite file (PostgreSQL workers: test_workers.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -19,7 +16,7 @@ import pytest
 from optuna.trial import TrialState
 
 from hpstudy.runner import resume_experiment
-from hpstudy.runner._studies import counts_toward_budget
+from hpstudy.store import counts_toward_budget
 from tests.conftest import tiny_study_text
 
 pytestmark = pytest.mark.slow
@@ -42,24 +39,6 @@ def _states(db: Path) -> Counter[str]:
         return Counter(state for (state,) in conn.execute("SELECT state FROM trials"))
 
 
-def _wait_until_mid_trial(
-    db: Path, proc: subprocess.Popen[bytes], min_complete: int = 2, running: int = 1
-) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        if db.exists():
-            try:
-                states = _states(db)
-            except sqlite3.OperationalError:
-                states = Counter()
-            if states["COMPLETE"] >= min_complete and states["RUNNING"] == running:
-                time.sleep(0.05)  # into the epochs of the running trial
-                return
-        time.sleep(0.02)
-    raise AssertionError("no trial was running in time")
-
-
 def _finished_before(url: str) -> set[tuple[str, int, float | None]]:
     out = set()
     for summary in optuna.get_all_study_summaries(url):
@@ -73,10 +52,14 @@ def _finished_before(url: str) -> set[tuple[str, int, float | None]]:
 
 
 def _assert_exact_experiment(
-    url: str, n_manual: int = 2, grid_size: int = 4, budget: int = 4
+    url: str, n_manual: int = 2, grid_size: int = 4, budget: int = 4, n_studies: int | None = None
 ) -> None:
-    """Budgets met exactly, nothing RUNNING, each grid point and manual config finished once."""
-    for summary in optuna.get_all_study_summaries(url):
+    """Budgets met exactly, nothing RUNNING or WAITING, each grid point and manual config
+    finished once, no parameterless trial counted or re-run, no counted crash."""
+    summaries = optuna.get_all_study_summaries(url)
+    if n_studies is not None:
+        assert len(summaries) == n_studies, [s.study_name for s in summaries]
+    for summary in summaries:
         study = optuna.load_study(study_name=summary.study_name, storage=url)
         trials = study.get_trials(deepcopy=False)
         assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)], (
@@ -89,14 +72,22 @@ def _assert_exact_experiment(
             summary.study_name,
             [(t.number, t.state, t.user_attrs) for t in trials],
         )
+        assert all(set(t.params) == {"n_layers", "n_units", "lr"} for t in counted)
+        assert all(t.state != TrialState.FAIL for t in counted)  # no counted crash
         if strategy == "grid":
             assert sorted(t.system_attrs["grid_id"] for t in counted) == list(range(expected))
         if strategy == "manual":
             assert sorted(t.user_attrs["manual_index"] for t in counted) == list(range(n_manual))
-        for t in trials:  # every non-counted trial is a failure that was queued again
+        for t in trials:  # every non-counted trial is a crash whose configuration ran again
             if not counts_toward_budget(t):
                 assert t.state == TrialState.FAIL
-                assert any(c.user_attrs.get("retry_of") == t.number for c in trials)
+                reason = t.user_attrs["fail_reason"]
+                if not t.params:  # died before its parameters were stored: a new number ran
+                    assert "before its parameters were stored" in reason
+                    assert strategy not in ("manual", "grid")
+                else:
+                    assert reason.startswith(("interrupted", "stale")), reason
+                    assert any(c.user_attrs.get("retry_of") == t.number for c in trials)
 
 
 @pytest.fixture
@@ -106,29 +97,29 @@ def slow_study(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize(
-    "sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=["kill-9", "sigint", "sigterm"]
-)
+@pytest.mark.parametrize("sig", ["KILL", "INT", "TERM"], ids=["kill-9", "sigint", "sigterm"])
 def test_signal_mid_trial_then_resume_gives_exactly_the_experiment(
-    tmp_path: Path, slow_study: Path, sig: signal.Signals
+    tmp_path: Path, slow_study: Path, sig: str
 ) -> None:
+    """The signal is sent from inside the 60th epoch of the run (the 10th epoch of its third
+    trial, the grid's first; 25 epochs that never stop early): the victim trial is
+    mid-training, whatever the machine's load."""
     db = tmp_path / "db.sqlite"
     url = f"sqlite:///{db}"
-    proc = subprocess.Popen(
+    proc = subprocess.run(
         _hpstudy("create", str(slow_study), "--storage", url),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
+        env={**os.environ, "HPSTUDY_CRASH_AT": f"train:60:{sig}"},
+        timeout=600,
     )
-    _wait_until_mid_trial(db, proc)
     before = _finished_before(url)
-    proc.send_signal(sig)
-    _, stderr = proc.communicate(timeout=60)
-    if sig == signal.SIGKILL:
+    assert len(before) == 2
+    if sig == "KILL":
         assert proc.returncode == -signal.SIGKILL
         assert _states(db)["RUNNING"] == 1  # the zombie Optuna alone would keep forever
     else:
-        assert proc.returncode == 130, stderr.decode()
-        text = stderr.decode()
+        assert proc.returncode == 130, proc.stderr.decode()
+        text = proc.stderr.decode()
         assert "recorded as FAIL (interrupted)" in text
         assert f"resume with: hpstudy resume tiny --storage {url}" in text
         assert _states(db)["RUNNING"] == 0
@@ -139,6 +130,7 @@ def test_signal_mid_trial_then_resume_gives_exactly_the_experiment(
             if t.state == TrialState.FAIL
         ]
         assert len(failed) == 1 and failed[0].user_attrs["fail_reason"].startswith("interrupted")
+        assert failed[0].user_attrs["epochs"] == 9  # recorded with the epochs it trained
     resume_experiment("tiny", url)
     assert before <= _finished_before(url)  # no finished trial lost
     _assert_exact_experiment(url)
@@ -169,73 +161,22 @@ def test_four_processes_share_one_sqlite_file(tmp_path: Path) -> None:
     assert len(workers) >= 2  # the trials really were shared out
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    base = os.environ.get("HPSTUDY_TEST_POSTGRES_URL")
-    if not base:
-        pytest.skip("HPSTUDY_TEST_POSTGRES_URL is not set (.ci/run sets it)")
-    import sqlalchemy
-
-    name = f"hpstudy_test_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
-    url = base.rsplit("/", 1)[0] + "/" + name
-    try:
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
-
-
-def test_three_workers_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
-    study = tmp_path / "s.toml"
-    study.write_text(tiny_study_text(strategies=("manual", "grid", "random", "tpe"), n_trials=6))
-    created = subprocess.run(
-        _hpstudy("create", str(study), "--storage", postgres_url, "--no-run"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert created.returncode == 0, created.stderr
-    workers = [
-        subprocess.Popen(
-            _hpstudy("-q", "worker", "tiny", "--storage", postgres_url),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for _ in range(3)
-    ]
-    for w in workers:
-        _, err = w.communicate(timeout=300)
-        assert w.returncode == 0, err.decode()
-    _assert_exact_experiment(postgres_url, grid_size=4, budget=6)
-    ran = Counter(
-        t.user_attrs["worker"]
-        for s in optuna.get_all_study_summaries(postgres_url)
-        for t in optuna.load_study(study_name=s.study_name, storage=postgres_url).trials
-    )
-    assert len(ran) == 3  # every worker took part
-
-
 def test_ctrl_c_to_the_process_group_of_parallel_workers(tmp_path: Path) -> None:
-    """A terminal's Ctrl-C reaches the parent and every worker; all record and re-queue."""
+    """A terminal's Ctrl-C reaches the parent and every worker; all record and re-queue.
+    The Ctrl-C is sent to the process group from inside a worker's 30th epoch."""
     slow_study = tmp_path / "slow.toml"
-    slow_study.write_text(SLOW.replace("n_trials = 4", "n_trials = 8"))  # long enough to catch
+    slow_study.write_text(SLOW.replace("n_trials = 4", "n_trials = 8"))
     db = tmp_path / "db.sqlite"
     url = f"sqlite:///{db}"
-    proc = subprocess.Popen(
+    proc = subprocess.run(
         _hpstudy("create", str(slow_study), "--storage", url, "--n-jobs", "2"),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        capture_output=True, start_new_session=True, timeout=600,
+        env={**os.environ, "HPSTUDY_CRASH_AT": "train:30:pgINT"},
     )  # fmt: skip
-    _wait_until_mid_trial(db, proc, min_complete=3, running=2)  # both workers mid-trial
-    before = _finished_before(url)
-    os.killpg(proc.pid, signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr.decode()
-    assert "resume with: hpstudy resume tiny" in stderr.decode()
+    assert proc.returncode == 130, proc.stderr.decode()
+    assert "resume with: hpstudy resume tiny" in proc.stderr.decode()
     assert _states(db)["RUNNING"] == 0
+    before = _finished_before(url)
     resume_experiment("tiny", url, n_jobs=2)
     assert before <= _finished_before(url)
     _assert_exact_experiment(url, budget=8)

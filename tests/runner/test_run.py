@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -128,14 +129,44 @@ def test_unreachable_storage_is_a_storage_error() -> None:
         open_storage("postgresql://nobody@127.0.0.1:1/none")
 
 
-@pytest.mark.parametrize("strategy", ["random", "tpe"])
+class PerTrialSampler(optuna.samplers.BaseSampler):
+    """Optuna's own sampler of a strategy, made afresh for each trial with hpstudy's seed for
+    that trial number: the reference for what hpstudy's workers propose."""
+
+    def __init__(self, strategy: str, config: Any) -> None:
+        self.strategy, self.config = strategy, config
+        self.current: optuna.samplers.BaseSampler | None = None
+
+    def before_trial(self, study: optuna.Study, trial: Any) -> None:
+        from hpstudy.strategies import make_sampler
+
+        self.current = make_sampler(self.strategy, self.config, 0, trial.number)
+        self.current.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: Any) -> Any:
+        assert self.current is not None
+        return self.current.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: Any, search_space: Any) -> Any:
+        assert self.current is not None
+        return self.current.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: optuna.Study, trial: Any, name: str, dist: Any) -> Any:
+        assert self.current is not None
+        return self.current.sample_independent(study, trial, name, dist)
+
+    def after_trial(self, study: optuna.Study, trial: Any, state: Any, values: Any) -> None:
+        assert self.current is not None
+        self.current.after_trial(study, trial, state, values)
+
+
+@pytest.mark.parametrize("strategy", ["random", "tpe", "qmc"])
 def test_local_sampling_and_pruning_make_the_same_decisions_as_optuna(
     storage_url: str, strategy: str
 ) -> None:
     """hpstudy samples and prunes on a local copy; Optuna's own optimize() with
     report/should_prune per epoch must reach the very same trials, states and epochs."""
     from hpstudy.data import prepare_task
-    from hpstudy.strategies import derive_seed, make_sampler
     from hpstudy.training import train
 
     n_trials = 14  # TPE: 10 random start-up trials, then 4 TPE proposals
@@ -152,7 +183,7 @@ def test_local_sampling_and_pruning_make_the_same_decisions_as_optuna(
     data = prepare_task(config.tasks[0], 0)
     study = optuna.create_study(
         storage=storage_url, study_name="reference", direction="maximize",
-        sampler=make_sampler(strategy, config, derive_seed(0, 0, strategy)),
+        sampler=PerTrialSampler(strategy, config),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
     )  # fmt: skip
 

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import optuna
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from hpstudy._errors import StorageError
+from hpstudy._faults import start_barrier
 from hpstudy._redact import redact_text, redact_url
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; concurrent first opens are not serialised there
+    fcntl = None  # type: ignore[assignment]
+from hpstudy.store import _optuna as o
+from hpstudy.store._optuna import check_versions, rdb_backend, wrap_rdb
 
 DEFAULT_STORAGE = "sqlite:///storage/hpstudy.db"
 ENV_STORAGE = "HPSTUDY_STORAGE"
@@ -44,6 +53,8 @@ def open_storage(url: str, *, create: bool = True) -> BaseStorage:
     Raises:
         StorageError: The URL is malformed, its driver is missing or the database refuses.
     """
+    check_versions()
+    start_barrier("open")
     path = _sqlite_path(url)
     engine_kwargs: dict[str, Any] = {}
     if path is not None:
@@ -56,25 +67,9 @@ def open_storage(url: str, *, create: bool = True) -> BaseStorage:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise StorageError(f"cannot create the folder of {redact_url(url)}: {e}") from e
-        try:
-            with sqlite3.connect(path) as conn:  # WAL is a property of the file: set it once
-                conn.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.Error as e:
-            raise StorageError(f"cannot open SQLite storage {redact_url(url)}: {e}") from e
         engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
-    try:
-        rdb = RDBStorage(url, engine_kwargs=engine_kwargs)
-    except ImportError as e:
-        raise StorageError(
-            f"the database driver for {url.split(':')[0]} is not installed ({e}); for PostgreSQL: pip install 'psycopg[binary]'"
-        ) from e
-    except Exception as e:  # SQLAlchemy raises many kinds for a bad URL or an unreachable server
-        detail = redact_text(
-            " ".join(str(e).split()), url
-        )  # one line, whatever the driver printed
-        raise StorageError(
-            f"cannot open storage {redact_url(url)}: {type(e).__name__}: {detail}; check the URL and that the server is running"
-        ) from e
+    with _schema_lock(path):
+        rdb = _open_rdb(url, path, engine_kwargs)
     if path is not None:
         from sqlalchemy import event
 
@@ -85,12 +80,47 @@ def open_storage(url: str, *, create: bool = True) -> BaseStorage:
 
         event.listen(rdb.engine, "connect", _pragmas)
         rdb.engine.dispose()  # reconnect so every pooled connection has the pragmas
-    return optuna.storages.get_storage(rdb)
+    return wrap_rdb(rdb)
 
 
-def _rdb(storage: BaseStorage) -> RDBStorage | None:
-    backend = getattr(storage, "_backend", storage)
-    return backend if isinstance(backend, RDBStorage) else None
+@contextlib.contextmanager
+def _schema_lock(path: Path | None) -> Iterator[None]:
+    """Serialise opening (and so creating the schema of) a SQLite file among processes.
+
+    Optuna creates its tables with check-then-create; two processes opening a new file at
+    once both see no table and one fails with "table studies already exists". An exclusive
+    ``flock`` on the file's folder (not on the database file: closing another descriptor of
+    it would drop SQLite's own POSIX locks) makes the second wait for the first.
+    """
+    if path is None or fcntl is None:
+        yield
+        return
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _open_rdb(url: str, path: Path | None, engine_kwargs: dict[str, Any]) -> RDBStorage:
+    if path is not None:
+        try:
+            with sqlite3.connect(path) as conn:  # WAL is a property of the file: set it once
+                conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.Error as e:
+            raise StorageError(f"cannot open SQLite storage {redact_url(url)}: {e}") from e
+    try:
+        return RDBStorage(url, engine_kwargs=engine_kwargs)
+    except ImportError as e:
+        raise StorageError(
+            f"the database driver for {url.split(':')[0]} is not installed ({e}); for PostgreSQL: pip install 'psycopg[binary]'"
+        ) from e
+    except Exception as e:  # SQLAlchemy raises many kinds for a bad URL or an unreachable server
+        detail = redact_text(" ".join(str(e).split()), url)  # one line, whatever it printed
+        raise StorageError(
+            f"cannot open storage {redact_url(url)}: {type(e).__name__}: {detail}; check the URL and that the server is running"
+        ) from e
 
 
 def _json_safe(value: dict[str, Any]) -> dict[str, Any]:
@@ -106,17 +136,16 @@ class TrialReader:
 
     def __init__(self, storage: BaseStorage) -> None:
         self.storage = storage
-        self._rdb = _rdb(storage)
+        self._rdb = rdb_backend(storage)
 
     def poll(self, study_id: int) -> list[tuple[int, int, TrialState]]:
         """(trial id, number, state) of every trial: one small query on RDB storages."""
         if self._rdb is None:
             trials = self.storage.get_all_trials(study_id, deepcopy=False)
-            return [(t._trial_id, t.number, t.state) for t in trials]
-        from optuna.storages._rdb import models
+            return [(o.trial_id(t), t.number, t.state) for t in trials]
         from sqlalchemy import select
 
-        table = models.TrialModel.__table__
+        table = o.TRIALS
         query = select(table.c.trial_id, table.c.number, table.c.state).where(
             table.c.study_id == study_id
         )
@@ -124,19 +153,17 @@ class TrialReader:
             return [(r[0], r[1], r[2]) for r in conn.execute(query)]  # state: a TrialState
 
     def running_health(self, study_id: int) -> list[tuple[int, str | None, float | None]]:
-        """(trial id, worker ``host:pid``, seconds since its last heartbeat) of RUNNING trials.
+        """(trial id, worker id, seconds since its last heartbeat) of RUNNING trials.
 
-        Heartbeats are written and compared in the database's own clock, as Optuna does, so
-        clocks of different machines need not agree.
+        Heartbeats are written and compared in one clock: the database's own, in UTC
+        (:func:`db_utc_now`), so neither machines' clocks nor sessions' time zones (``PGTZ``)
+        need to agree.
         """
         if self._rdb is None:
             return []
-        from optuna.storages._rdb import models
-        from sqlalchemy import and_, func, select
+        from sqlalchemy import and_, select
 
-        trials = models.TrialModel.__table__
-        beats = models.TrialHeartbeatModel.__table__
-        attrs = models.TrialUserAttributeModel.__table__
+        trials, beats, attrs = o.TRIALS, o.HEARTBEATS, o.USER_ATTRS
         query = (
             select(trials.c.trial_id, attrs.c.value_json, beats.c.heartbeat)
             .select_from(
@@ -147,12 +174,12 @@ class TrialReader:
             .where(trials.c.study_id == study_id, trials.c.state == TrialState.RUNNING)
         )
         with self._rdb.engine.connect() as conn:
-            now = conn.execute(select(func.now())).scalar_one()
+            now = conn.execute(select(db_utc_now(conn.dialect.name))).scalar_one()
             rows = conn.execute(query).all()
-        now = now.replace(tzinfo=None)
+        now = _naive(now)
         out = []
         for trial_id, worker, beat in rows:
-            age = None if beat is None else (now - beat.replace(tzinfo=None)).total_seconds()
+            age = None if beat is None else (now - _naive(beat)).total_seconds()
             out.append((trial_id, None if worker is None else json.loads(worker), age))
         return out
 
@@ -171,16 +198,15 @@ class TrialReader:
                 return self.storage.get_all_trials(study_id)
             return [self.storage.get_trial(t) for t in trial_ids]
         from optuna.distributions import json_to_distribution
-        from optuna.storages._rdb import models
         from sqlalchemy import select
 
         tables = {
-            "trials": models.TrialModel.__table__,
-            "values": models.TrialValueModel.__table__,
-            "params": models.TrialParamModel.__table__,
-            "user": models.TrialUserAttributeModel.__table__,
-            "system": models.TrialSystemAttributeModel.__table__,
-            "steps": models.TrialIntermediateValueModel.__table__,
+            "trials": o.TRIALS,
+            "values": o.VALUES,
+            "params": o.PARAMS,
+            "user": o.USER_ATTRS,
+            "system": o.SYSTEM_ATTRS,
+            "steps": o.STEPS,
         }
         trials_table = tables["trials"]
         ids: Any = (
@@ -199,8 +225,8 @@ class TrialReader:
                 "row": r, "values": {}, "params": [], "user": {}, "system": {}, "steps": {},
             }  # fmt: skip
         for r in rows["values"]:
-            by_id[r["trial_id"]]["values"][r["objective"]] = (
-                models.TrialValueModel.stored_repr_to_value(r["value"], r["value_type"])
+            by_id[r["trial_id"]]["values"][r["objective"]] = o.stored_to_value(
+                r["value"], r["value_type"]
             )
         for r in sorted(rows["params"], key=lambda r: r["param_id"]):
             by_id[r["trial_id"]]["params"].append(r)
@@ -208,10 +234,8 @@ class TrialReader:
             for r in rows[kind]:
                 by_id[r["trial_id"]][kind][r["key"]] = json.loads(r["value_json"])
         for r in rows["steps"]:
-            by_id[r["trial_id"]]["steps"][r["step"]] = (
-                models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(
-                    r["intermediate_value"], r["intermediate_value_type"]
-                )
+            by_id[r["trial_id"]]["steps"][r["step"]] = o.stored_to_step(
+                r["intermediate_value"], r["intermediate_value_type"]
             )
         trials = []
         for trial_id, d in by_id.items():
@@ -242,6 +266,31 @@ class TrialReader:
                 )
             )
         return sorted(trials, key=lambda t: t.number)
+
+
+def db_utc_now(dialect: str) -> Any:
+    """The database's current time as a naive UTC timestamp, whatever the session's zone.
+
+    PostgreSQL's ``now()`` is a ``timestamptz``: stored into Optuna's ``timestamp`` column it
+    becomes the *session's* local time, so a worker with ``PGTZ=Asia/Tokyo`` wrote heartbeats
+    9 hours "old". ``timezone('UTC', now())`` is UTC in every session; SQLite's
+    ``CURRENT_TIMESTAMP`` is UTC already.
+    """
+    from sqlalchemy import func
+
+    if dialect == "postgresql":
+        return func.timezone("UTC", func.now())
+    if dialect in ("mysql", "mariadb"):
+        return func.utc_timestamp()
+    return func.current_timestamp()
+
+
+def _naive(moment: Any) -> datetime:
+    if isinstance(moment, str):  # SQLite hands back text for an expression
+        moment = datetime.fromisoformat(moment)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None)
 
 
 def _local_time(utc: datetime | None) -> datetime | None:

@@ -7,39 +7,37 @@ CPU time (see docs/architecture.md). A trial here touches storage twice: once to
 starts with a write, so SQLite takes its write lock at once and waits (busy timeout) instead
 of failing with "database is locked" when a read snapshot goes stale.
 
-These are SQLAlchemy Core statements on Optuna's own tables (``optuna.storages._rdb.models``,
-pinned with ``optuna==5.0.0``); every row written is one Optuna itself would write.
+These are SQLAlchemy Core statements on Optuna's own tables (reached through
+:mod:`hpstudy.store._optuna`, the one module that touches Optuna's private pieces); every row
+written is one Optuna itself would write.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from optuna.distributions import BaseDistribution, distribution_to_json
 from optuna.storages import BaseStorage, RDBStorage
-from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import and_, exists, func, insert, or_, select, update
 
 from hpstudy._errors import StorageError
-from hpstudy.runner._studies import RETRY_REASONS
+from hpstudy.store import _optuna as o
+from hpstudy.store._identity import worker_id
+from hpstudy.store._storage import db_utc_now
+from hpstudy.store._studies import UNCOUNTED_REASONS
 
-# A trial that went stale or was interrupted this many times is not queued again.
-MAX_RETRIES = 3
-_TRIALS = models.TrialModel.__table__
-_USER_ATTRS = models.TrialUserAttributeModel.__table__
-_SYSTEM_ATTRS = models.TrialSystemAttributeModel.__table__
-_HEARTBEATS = models.TrialHeartbeatModel.__table__
-
-
-def worker_id() -> str:
-    """``host:pid`` of this process, stored on the trials it runs."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+# A configuration whose worker process died this many times while running it is given up
+# (it most likely kills its process: out of memory, a crash in native code). Interrupts never
+# count toward this cap, and a given-up configuration never counts toward the budget.
+MAX_CRASHES = 3
+_TRIALS = o.TRIALS
+_USER_ATTRS = o.USER_ATTRS
+_SYSTEM_ATTRS = o.SYSTEM_ATTRS
+_HEARTBEATS = o.HEARTBEATS
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -48,10 +46,10 @@ def _utc(moment: datetime | None) -> datetime | None:
 
 
 def _rdb(storage: BaseStorage) -> RDBStorage:
-    backend = getattr(storage, "_backend", storage)
-    if not isinstance(backend, RDBStorage):
+    backend = o.rdb_backend(storage)
+    if backend is None:
         raise StorageError(
-            f"hpstudy needs an RDB storage (SQLAlchemy URL), got {type(backend).__name__}"
+            f"hpstudy needs an RDB storage (SQLAlchemy URL), got {type(storage).__name__}"
         )
     return backend
 
@@ -76,7 +74,7 @@ class TrialWriter:
 
     def set_study_user_attrs(self, study_id: int, attrs: Mapping[str, Any]) -> None:
         """Write (or replace) several study user attrs in one transaction."""
-        table = models.StudyUserAttributeModel.__table__
+        table = o.STUDY_USER_ATTRS
         with self.engine.begin() as conn:
             conn.execute(
                 table.delete().where(table.c.study_id == study_id, table.c.key.in_(list(attrs)))
@@ -128,9 +126,7 @@ class TrialWriter:
                 if budget is not None and _used_budget(conn, study_id) > budget:
                     raise BudgetFull
                 if state == TrialState.RUNNING:
-                    conn.execute(
-                        insert(_HEARTBEATS).values(trial_id=trial_id, heartbeat=func.now())
-                    )
+                    _beat(conn, trial_id)
         except BudgetFull:
             return None
         return trial_id, number
@@ -199,9 +195,9 @@ class TrialWriter:
             _insert_attrs(conn, _USER_ATTRS, trial_id, user_attrs or {})
             _insert_attrs(conn, _SYSTEM_ATTRS, trial_id, system_attrs or {}, replace=True)
             if value is not None:
-                stored, kind = models.TrialValueModel.value_to_stored_repr(value)
+                stored, kind = o.value_to_stored(value)
                 conn.execute(
-                    insert(models.TrialValueModel.__table__).values(
+                    insert(o.VALUES).values(
                         trial_id=trial_id, objective=0, value=stored, value_type=kind
                     )
                 )
@@ -210,36 +206,50 @@ class TrialWriter:
     def fail_and_requeue(
         self,
         study_id: int,
+        trial_id: int,
         trial: FrozenTrial,
         reason: str,
         *,
         intermediate: Mapping[int, float] | None = None,
         user_attrs: Mapping[str, Any] | None = None,
     ) -> int | None:
-        """Fail a RUNNING trial that says nothing about its configuration (``reason`` starts
-        with 'interrupted' or 'stale') and queue a WAITING copy of it, in one transaction, so
-        its configuration is neither lost nor run twice.
+        """Fail a RUNNING trial that says nothing about its configuration and queue a WAITING
+        copy of it, in one transaction, so its configuration is neither lost nor run twice.
 
-        After :data:`MAX_RETRIES` copies the failure stands as 'gave up: ...' (it counts).
+        ``reason`` starts with ``interrupted`` (a signal: never charged to the configuration)
+        or ``stale`` (its worker died or stopped beating). The failure never counts toward
+        the budget. Not re-queued: a trial without parameters (its worker died between
+        claiming its number and storing what it sampled; a new number is sampled instead),
+        and a configuration whose worker died :data:`MAX_CRASHES` times running it
+        (``gave up: ...``, shown by ``hpstudy status``).
 
         Returns:
-            The copy's number, or ``None`` when nothing was queued (retries exhausted, or the
-            trial was not RUNNING any more).
+            The copy's number, or ``None`` when nothing was queued (see above, or the trial
+            was not RUNNING any more).
         """
-        assert reason.startswith(RETRY_REASONS)
+        assert reason.startswith(UNCOUNTED_REASONS)
         retries = int(trial.user_attrs.get("retries", 0))
-        requeue = retries < MAX_RETRIES
-        if not requeue:
-            reason = f"gave up after {MAX_RETRIES} retries: {reason}"
+        crashes = int(trial.user_attrs.get("crashes", 0)) + reason.startswith("stale")
+        requeue = True
+        if not trial.params:
+            reason = f"{reason} (before its parameters were stored: not re-run, not counted)"
+            requeue = False
+        elif crashes >= MAX_CRASHES:
+            reason = f"gave up: its worker process died {crashes} times running this configuration (last: {reason})"
+            requeue = False
         attrs = {"fail_reason": reason, **(user_attrs or {})}
         with self.engine.begin() as conn:
-            if not _set_finished(conn, trial._trial_id, TrialState.FAIL):
+            if not _set_finished(conn, trial_id, TrialState.FAIL):
                 return None
-            _insert_intermediate(conn, trial._trial_id, intermediate or {})
-            _insert_attrs(conn, _USER_ATTRS, trial._trial_id, attrs, replace=True)
+            _insert_intermediate(conn, trial_id, intermediate or {})
+            _insert_attrs(conn, _USER_ATTRS, trial_id, attrs, replace=True)
             if not requeue:
                 return None
-            copy_attrs: dict[str, Any] = {"retry_of": trial.number, "retries": retries + 1}
+            copy_attrs: dict[str, Any] = {
+                "retry_of": trial.number,
+                "retries": retries + 1,
+                "crashes": crashes,
+            }
             if "manual_index" in trial.user_attrs:
                 copy_attrs["manual_index"] = trial.user_attrs["manual_index"]
             system = {
@@ -270,7 +280,7 @@ def _insert_trial(
     # these are the same rows in a few batched statements.
     if conn.dialect.name != "sqlite":  # SQLite serialises writers by itself
         # Lock the study row, as Optuna does, so concurrent workers get distinct numbers.
-        studies = models.StudyModel.__table__
+        studies = o.STUDIES
         conn.execute(
             select(studies.c.study_id).where(studies.c.study_id == study_id).with_for_update()
         )
@@ -308,15 +318,16 @@ def _insert_params(
             }
             for name, value in params.items()
         ]
-        conn.execute(insert(models.TrialParamModel.__table__), rows)
+        conn.execute(insert(o.PARAMS), rows)
 
 
 def _used_budget(conn: Any, study_id: int) -> int:
-    """Trials that are or will be finished and counted: all but re-queued failures."""
+    """Trials that are or will be finished and counted: all but failures that say nothing
+    about their configuration (interrupted, stale, given up)."""
     requeued = exists().where(
         _USER_ATTRS.c.trial_id == _TRIALS.c.trial_id,
         _USER_ATTRS.c.key == "fail_reason",
-        or_(*(_USER_ATTRS.c.value_json.like(f'"{r}%') for r in RETRY_REASONS)),
+        or_(*(_USER_ATTRS.c.value_json.like(f'"{r}%') for r in UNCOUNTED_REASONS)),
     )
     counted = or_(
         _TRIALS.c.state.in_(
@@ -338,11 +349,12 @@ def _set_finished(conn: Any, trial_id: int, state: TrialState) -> bool:
 
 
 def _beat(conn: Any, trial_id: int) -> None:
+    now = db_utc_now(conn.dialect.name)  # one clock for every worker (see TrialReader)
     done = conn.execute(
-        update(_HEARTBEATS).where(_HEARTBEATS.c.trial_id == trial_id).values(heartbeat=func.now())
+        update(_HEARTBEATS).where(_HEARTBEATS.c.trial_id == trial_id).values(heartbeat=now)
     )
     if done.rowcount == 0:
-        conn.execute(insert(_HEARTBEATS).values(trial_id=trial_id, heartbeat=func.now()))
+        conn.execute(insert(_HEARTBEATS).values(trial_id=trial_id, heartbeat=now))
 
 
 def _insert_attrs(
@@ -363,10 +375,9 @@ def _insert_attrs(
 def _insert_intermediate(conn: Any, trial_id: int, values: Mapping[int, float]) -> None:
     if not values:
         return
-    model = models.TrialIntermediateValueModel
     rows = []
     for step, v in values.items():
-        stored, kind = model.intermediate_value_to_stored_repr(float(v))
+        stored, kind = o.step_to_stored(float(v))
         rows.append(
             {
                 "trial_id": trial_id,
@@ -375,4 +386,4 @@ def _insert_intermediate(conn: Any, trial_id: int, values: Mapping[int, float]) 
                 "intermediate_value_type": kind,
             }
         )
-    conn.execute(model.__table__.insert(), rows)
+    conn.execute(o.STEPS.insert(), rows)

@@ -12,12 +12,13 @@ from optuna.trial import FrozenTrial, TrialState
 from hpstudy.config._schema import is_valid_name
 
 if TYPE_CHECKING:
-    from optuna.study._frozen import FrozenStudy  # not exported by optuna 5
+    from hpstudy.store._optuna import FrozenStudy
 
 _logger = logging.getLogger("hpstudy")
 
-# Failures that say nothing about the configuration: the trial is re-run, not counted.
-RETRY_REASONS = ("interrupted", "stale")
+# Failures that say nothing about the configuration's quality: never counted toward the
+# budget. "interrupted" and "stale" ones are re-run (see TrialWriter.fail_and_requeue).
+UNCOUNTED_REASONS = ("interrupted", "stale", "gave up")
 # Keys every hpstudy study carries (besides the study file text).
 STUDY_ATTRS = (
     "experiment",
@@ -50,11 +51,14 @@ class StudyInfo:
     fingerprint: str
     study_file: str
     study_file_path: str = ""
+    options: dict[str, Any] | None = None  # how create narrowed the file (see runner._plan)
 
     @classmethod
     def from_frozen(cls, study: FrozenStudy) -> StudyInfo | None:
         """Read a stored study; ``None`` when it was not made by hpstudy."""
-        return cls.from_attrs(study._study_id, study.study_name, study.user_attrs)
+        from hpstudy.store._optuna import study_id
+
+        return cls.from_attrs(study_id(study), study.study_name, study.user_attrs)
 
     @classmethod
     def from_attrs(cls, study_id: int, name: str, a: dict[str, Any]) -> StudyInfo | None:
@@ -86,16 +90,17 @@ class StudyInfo:
             fingerprint=a["fingerprint"],
             study_file=a.get("study_file", ""),
             study_file_path=a.get("study_file_path", ""),
+            options=a.get("options"),
         )
 
 
 def counts_toward_budget(trial: FrozenTrial) -> bool:
-    """Finished trials count; a failure caused by an interruption or a crash is re-run instead."""
+    """Finished trials count; a failure caused by an interruption or a crash never does."""
     if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
         return True
     if trial.state == TrialState.FAIL:
         reason = str(trial.user_attrs.get("fail_reason", ""))
-        return not reason.startswith(RETRY_REASONS)
+        return not reason.startswith(UNCOUNTED_REASONS)
     return False
 
 
@@ -138,6 +143,6 @@ def study_attrs(info: dict[str, Any]) -> dict[str, Any]:
     """Order the user attrs so the dashboard lists the readable ones first."""
     return {
         k: info[k]
-        for k in (*STUDY_ATTRS, "study_file", "study_file_path", "hpstudy_version")
+        for k in (*STUDY_ATTRS, "study_file", "study_file_path", "options", "hpstudy_version")
         if k in info
     }

@@ -1,0 +1,175 @@
+"""The experiment planner shared by ``create`` and ``resume``: what studies an experiment has,
+and bringing a storage up to that plan, step by step, from whatever state it is in.
+
+Every step is idempotent and judged from the storage alone, so a ``create`` killed at any
+instruction (between two studies, between a study and its attrs, between two queued grid
+points) is finished by ``resume NAME``: missing studies are created, missing attrs written,
+missing grid points and manual configurations queued (each once: by ``grid_id`` and
+``manual_index``). The options ``create`` narrowed the file with (``--strategy``,
+``--seeds``, ``--n-trials``) are stored with every study (``options``), so the plan can be
+rebuilt from the stored study file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from optuna.exceptions import DuplicatedStudyError
+from optuna.storages import BaseStorage
+from optuna.study import StudyDirection
+from optuna.trial import TrialState
+
+from hpstudy._faults import crash_point
+from hpstudy._version import __version__
+from hpstudy.config._schema import METRICS, ExperimentConfig, study_name
+from hpstudy.model import check_space_fits
+from hpstudy.runner._run import DataCache
+from hpstudy.store import StudyInfo, TrialWriter, study_attrs
+from hpstudy.store._optuna import study_id as stored_study_id
+from hpstudy.strategies import check_dependencies, distributions, strategy, study_budget
+
+
+def options_of(config: ExperimentConfig) -> dict[str, Any]:
+    """The narrowing ``create`` applied to the study file, as stored with each study."""
+    return {
+        "strategies": list(config.strategies),
+        "seeds": list(config.seeds),
+        "n_trials": config.budget.n_trials,
+    }
+
+
+def apply_options(config: ExperimentConfig, options: dict[str, Any] | None) -> ExperimentConfig:
+    """The experiment as ``create`` ran it: the stored file narrowed by the stored options."""
+    if not options:
+        return config
+    return dataclasses.replace(
+        config,
+        strategies=tuple(options["strategies"]),
+        seeds=tuple(options["seeds"]),
+        budget=dataclasses.replace(config.budget, n_trials=int(options["n_trials"])),
+    )
+
+
+def plan_studies(config: ExperimentConfig, data: DataCache) -> list[dict[str, Any]]:
+    """Check everything that can be checked without storage (optional dependencies, every
+    task's data and every seed's split); return the user attrs of each study of the plan,
+    in run order (tasks, then seeds, then strategies)."""
+    check_dependencies(config.strategies)
+    plan = []
+    for task in config.tasks:
+        prepared = data.get(task.name, config.seeds[0])  # validates the CSV, infers the kind
+        data.warn(task.name)
+        check_space_fits(config, task.name, prepared)
+        for seed in config.seeds[1:]:
+            data.get(task.name, seed)  # every seed's split must be possible
+        fingerprint = config.fingerprint(task)
+        for seed in config.seeds:
+            for name in config.strategies:
+                budget = {"n_trials": study_budget(config, name), "timeout": config.budget.timeout}
+                plan.append(
+                    {
+                        "name": study_name(config.name, task.name, name, seed),
+                        "experiment": config.name,
+                        "task": task.name,
+                        "strategy": name,
+                        "seed": seed,
+                        "metric": prepared.metric,
+                        "direction": METRICS[prepared.metric][1],
+                        "kind": prepared.kind,
+                        "budget": budget,
+                        "fingerprint": fingerprint,
+                        "study_file": config.text,
+                        "study_file_path": config.source,
+                        "options": options_of(config),
+                        "hpstudy_version": __version__,
+                    }
+                )
+    return plan
+
+
+def complete_studies(
+    config: ExperimentConfig,
+    storage: BaseStorage,
+    plan: list[dict[str, Any]],
+    *,
+    keep_budgets: bool = False,
+    created: list[int] | None = None,
+) -> list[StudyInfo]:
+    """Bring ``storage`` up to ``plan``: create missing studies, write missing attrs, queue
+    missing grid points and manual configurations. Safe to run again after a crash at any
+    point, and concurrently with workers.
+
+    Args:
+        keep_budgets: Existing studies keep their stored budget (``resume NAME``); otherwise
+            the plan's budget is stored (``resume FILE``, ``--n-trials``).
+        created: Receives the ids of the studies created here (to undo them on an error).
+
+    Returns:
+        The planned studies, in plan order.
+    """
+    writer = TrialWriter(storage)
+    studies = {s.study_name: s for s in storage.get_all_studies()}
+    infos = []
+    for p in plan:
+        attrs = study_attrs(p)
+        frozen = studies.get(p["name"])
+        if frozen is None:
+            crash_point("create-study")
+            direction = (
+                StudyDirection.MAXIMIZE
+                if p["direction"] == "maximize"
+                else StudyDirection.MINIMIZE
+            )
+            try:
+                study_id = storage.create_new_study([direction], p["name"])
+            except DuplicatedStudyError:  # another create or resume made it meanwhile
+                study_id = storage.get_study_id_from_name(p["name"])
+            else:
+                if created is not None:
+                    created.append(study_id)
+            stored: dict[str, Any] = {}
+        else:
+            study_id = stored_study_id(frozen)
+            stored = frozen.user_attrs
+        if keep_budgets and "budget" in stored:
+            attrs["budget"] = stored["budget"]
+        missing = {k: v for k, v in attrs.items() if stored.get(k) != v}
+        if missing:
+            writer.set_study_user_attrs(study_id, missing)
+        info = StudyInfo.from_attrs(study_id, p["name"], attrs)
+        assert info is not None
+        queue_configurations(writer, storage, config, info)
+        infos.append(info)
+    return infos
+
+
+def queue_configurations(
+    writer: TrialWriter, storage: BaseStorage, config: ExperimentConfig, info: StudyInfo
+) -> int:
+    """Queue the grid points or manual configurations of a study that are not stored yet
+    (within its budget). Returns how many were queued."""
+    make = strategy(info.strategy).configurations
+    if make is None:
+        return 0
+    configurations = make(config, info.seed, info.budget)
+    keys = {c.key for c in configurations}
+    have = {
+        (key, attrs[key])
+        for t in storage.get_all_trials(info.study_id, deepcopy=False)
+        for attrs in (t.user_attrs, t.system_attrs)
+        for key in keys
+        if key in attrs
+    }
+    dists = distributions(config)
+    queued = 0
+    for c in configurations:
+        if (c.key, c.index) in have:
+            continue
+        crash_point("queue")
+        writer.add_trial(
+            info.study_id, TrialState.WAITING, c.params, dists,
+            user_attrs=c.user_attrs, system_attrs=c.system_attrs,
+        )  # fmt: skip
+        queued += 1
+    return queued

@@ -1,0 +1,53 @@
+"""Storage: opening Optuna storages, cheap reads, batched concurrency-safe writes, the study-attr
+contract, experiment lookup and the stored study file.
+
+Runner and report both depend on this package (never on each other for storage).
+:mod:`hpstudy.store._optuna` is the only module in hpstudy that touches Optuna's private
+pieces; ``tests/store/test_optuna_contract.py`` checks each of them against the installed
+Optuna.
+"""
+
+from __future__ import annotations
+
+from hpstudy.store._experiments import experiment_studies, require_experiment, stored_config
+from hpstudy.store._identity import worker_id
+from hpstudy.store._optuna import check_versions
+from hpstudy.store._storage import (
+    DEFAULT_STORAGE,
+    ENV_STORAGE,
+    TrialReader,
+    open_storage,
+    resolve_storage_url,
+)
+from hpstudy.store._studies import (
+    STUDY_ATTRS,
+    UNCOUNTED_REASONS,
+    StudyCounts,
+    StudyInfo,
+    best_value,
+    counts_toward_budget,
+    study_attrs,
+)
+from hpstudy.store._writer import MAX_CRASHES, TrialWriter
+
+__all__ = [
+    "DEFAULT_STORAGE",
+    "ENV_STORAGE",
+    "MAX_CRASHES",
+    "STUDY_ATTRS",
+    "UNCOUNTED_REASONS",
+    "StudyCounts",
+    "StudyInfo",
+    "TrialReader",
+    "TrialWriter",
+    "best_value",
+    "check_versions",
+    "counts_toward_budget",
+    "experiment_studies",
+    "open_storage",
+    "require_experiment",
+    "resolve_storage_url",
+    "stored_config",
+    "study_attrs",
+    "worker_id",
+]

@@ -1,0 +1,159 @@
+"""The one door to Optuna's private pieces. Nothing else in hpstudy touches them.
+
+Each assumption made here is checked against the installed Optuna by
+``tests/store/test_optuna_contract.py``; :func:`check_versions` refuses an Optuna (or torch)
+outside the tested range before anything runs, with a one-line error that names the tested
+versions and how to install them.
+
+What hpstudy relies on, and why:
+
+- The RDB schema (``optuna.storages._rdb.models``): trials are claimed, finished and queued
+  with a few batched SQLAlchemy Core statements on Optuna's own tables (Optuna's public API
+  costs two queries per parameter and cannot claim a trial and check a budget atomically).
+- ``_CachedStorage._backend``: the RDB storage behind ``get_storage(RDBStorage)``.
+- ``Study._thread_local.cached_all_trials``: the trial cache samplers (TPE) read; dropped
+  before a trial the local copy did not create through ``Study.ask``.
+- ``GridSampler._param_names`` / ``_all_grids``: the grid in GridSampler's own order, so the
+  ``grid_id`` hpstudy queues is the one GridSampler's bookkeeping uses.
+- ``QMCSampler._find_sample_id``: replaced so the sample index is the stored trial number
+  (Optuna counts it in a study system attr, which each worker's local copy holds separately:
+  two workers would draw the same point).
+- ``FrozenTrial._trial_id`` and ``Study._study_id``: read only.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages._rdb import models
+from optuna.trial import FrozenTrial
+
+from hpstudy._errors import DependencyError
+
+if TYPE_CHECKING:
+    from optuna.distributions import BaseDistribution
+    from optuna.study._frozen import FrozenStudy  # not exported by optuna 5
+
+# The range this module's assumptions (and _backprop's aten kernels) hold for: checked with
+# optuna 5.0.0 and torch 2.13.0 (constraints.txt pins them); patch releases are accepted, and
+# tests/store/test_optuna_contract.py re-checks every assumption on what is installed.
+TESTED = {"optuna": ("5.0.0", "5.0.999"), "torch": ("2.13.0", "2.13.999")}
+INSTALL = "pip install -c constraints.txt -e .  (optuna==5.0.0, torch==2.13.0)"
+
+TRIALS = models.TrialModel.__table__
+STUDIES = models.StudyModel.__table__
+STUDY_USER_ATTRS = models.StudyUserAttributeModel.__table__
+USER_ATTRS = models.TrialUserAttributeModel.__table__
+SYSTEM_ATTRS = models.TrialSystemAttributeModel.__table__
+HEARTBEATS = models.TrialHeartbeatModel.__table__
+PARAMS = models.TrialParamModel.__table__
+VALUES = models.TrialValueModel.__table__
+STEPS = models.TrialIntermediateValueModel.__table__
+value_to_stored = models.TrialValueModel.value_to_stored_repr
+stored_to_value = models.TrialValueModel.stored_repr_to_value
+step_to_stored = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr
+stored_to_step = models.TrialIntermediateValueModel.stored_repr_to_intermediate_value
+
+
+def _release(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.split("+")[0].split("."):
+        digits = "".join(c for c in piece if c.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def version_problem(package: str, found: str) -> str | None:
+    """Why ``found`` (a version of ``package``) is outside the tested range, or ``None``."""
+    low, high = TESTED[package]
+    if _release(low) <= _release(found)[:3] <= _release(high):
+        return None
+    span = low if low == high else f"{low.rsplit('.', 1)[0]}.x"
+    return (
+        f"hpstudy is tested with {package} {span}, found {package} {found}; "
+        f"install the tested versions: {INSTALL}"
+    )
+
+
+def check_versions() -> None:
+    """Refuse an Optuna or torch outside the tested range (one line, with the fix).
+
+    Raises:
+        DependencyError: A version outside :data:`TESTED`.
+    """
+    for package in TESTED:
+        try:
+            found = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        problem = version_problem(package, found)
+        if problem is not None:
+            raise DependencyError(problem)
+
+
+def rdb_backend(storage: BaseStorage) -> RDBStorage | None:
+    """The RDB storage behind ``storage`` (Optuna wraps it in a cache), or ``None``."""
+    backend = getattr(storage, "_backend", storage)
+    return backend if isinstance(backend, RDBStorage) else None
+
+
+def wrap_rdb(rdb: RDBStorage) -> BaseStorage:
+    """``rdb`` as Optuna's own code uses it (wrapped in its trial cache)."""
+    return optuna.storages.get_storage(rdb)
+
+
+def trial_id(trial: FrozenTrial) -> int:
+    """The storage id of a trial (Optuna keeps it private)."""
+    return int(trial._trial_id)
+
+
+def study_id(study: optuna.Study | FrozenStudy) -> int:
+    """The storage id of a study."""
+    return int(study._study_id)
+
+
+def clear_trial_cache(study: optuna.Study) -> None:
+    """Drop the trial cache samplers read, as ``Study.ask`` does before a new trial."""
+    study._thread_local.cached_all_trials = None
+
+
+def grid_order(sampler: optuna.samplers.GridSampler) -> list[dict[str, Any]]:
+    """GridSampler's grid, index = its ``grid_id``, as parameter dicts."""
+    names = sampler._param_names
+    return [dict(zip(names, point, strict=True)) for point in sampler._all_grids]
+
+
+class NumberedQMCSampler(optuna.samplers.QMCSampler):
+    """QMCSampler whose sample index is the trial's stored number.
+
+    Optuna's counter lives in study system attrs; on a per-worker local copy every worker
+    would start at 0 and draw the same points. The number is claimed in storage, so distinct
+    trials get distinct points of one scrambled sequence, whichever worker runs them.
+    """
+
+    _number = 0
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        self._number = trial.number
+        return super().sample_independent(study, trial, param_name, param_distribution)
+
+    def sample_relative(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        search_space: dict[str, BaseDistribution],
+    ) -> dict[str, Any]:
+        self._number = trial.number
+        return super().sample_relative(study, trial, search_space)
+
+    def _find_sample_id(self, study: optuna.Study, search_space: dict[str, Any]) -> int:
+        return self._number

@@ -1,0 +1,67 @@
+"""Trial writes under concurrency, and worker identity."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+from optuna.distributions import FloatDistribution, IntDistribution
+from optuna.study import StudyDirection
+from optuna.trial import TrialState
+
+from hpstudy.store import TrialReader, TrialWriter, counts_toward_budget, open_storage
+from hpstudy.store._identity import WorkerId, process_gone, this_worker, worker_id
+
+DISTS = {"lr": FloatDistribution(1e-4, 1.0, log=True), "n_units": IntDistribution(8, 64)}
+
+
+def test_a_worker_whose_trial_was_taken_cannot_record_its_result(tmp_path: Path) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    study_id = storage.create_new_study([StudyDirection.MAXIMIZE], "s")
+    mine, other = TrialWriter(storage), TrialWriter(storage)
+    other.worker = "elsewhere:1:boot:1:1"
+    added = mine.add_trial(
+        study_id, TrialState.RUNNING, {"lr": 0.01, "n_units": 16}, DISTS, budget=2
+    )
+    assert added is not None
+    (trial,) = TrialReader(storage).fetch(study_id, None)
+    assert other.fail_and_requeue(study_id, added[0], trial, "stale: no heartbeat") == 1
+    assert not mine.finish(added[0], TrialState.COMPLETE, 0.9, user_attrs={"epochs": 3})
+    taken, copy = storage.get_all_trials(study_id)
+    assert (taken.state, taken.value, copy.state) == (TrialState.FAIL, None, TrialState.WAITING)
+    assert "epochs" not in taken.user_attrs and not counts_toward_budget(taken)
+    assert copy.params == trial.params and copy.user_attrs["crashes"] == 1
+
+
+def test_a_parameterless_stale_trial_is_failed_never_requeued_never_counted(
+    tmp_path: Path,
+) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    study_id = storage.create_new_study([StudyDirection.MAXIMIZE], "s")
+    writer = TrialWriter(storage)
+    added = writer.add_trial(study_id, TrialState.RUNNING, {}, {}, budget=1)
+    assert added is not None
+    (trial,) = TrialReader(storage).fetch(study_id, None)
+    assert writer.fail_and_requeue(study_id, added[0], trial, "stale: worker x is gone") is None
+    (failed,) = storage.get_all_trials(study_id)
+    assert failed.state == TrialState.FAIL and not counts_toward_budget(failed)
+    assert "before its parameters were stored" in failed.user_attrs["fail_reason"]
+    # the budget of 1 is free again: a new number can be claimed
+    assert writer.add_trial(study_id, TrialState.RUNNING, {}, {}, budget=1) is not None
+
+
+def test_worker_identity_trusts_a_missing_pid_only_in_its_own_namespace_and_boot() -> None:
+    me = this_worker()
+    assert WorkerId.parse(worker_id()) == me
+    assert not process_gone(worker_id())  # alive
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    gone = dataclasses.replace(me, pid=int(dead.stdout))
+    assert process_gone(str(gone))
+    assert not process_gone(str(dataclasses.replace(gone, pidns="1")))  # another container
+    assert not process_gone(str(dataclasses.replace(gone, boot="other-boot")))
+    assert not process_gone(str(dataclasses.replace(gone, host="elsewhere")))
+    assert process_gone(str(dataclasses.replace(me, start="1")))  # my pid, reused
+    assert not process_gone(f"{me.host}:{dead.stdout.strip()}")  # old ids: heartbeat decides
