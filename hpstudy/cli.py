@@ -444,6 +444,45 @@ def status(
 
 
 @app.command()
+def delete(
+    experiment: Annotated[str, typer.Argument(help="Experiment name.")],
+    storage: StorageOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Delete even while trials are RUNNING (their workers fail)."),
+    ] = False,
+) -> None:
+    """Delete every study of EXPERIMENT and its trials (other experiments are untouched)."""
+    from hpstudy.runner import TrialsRunningError, delete_experiment, plan_delete
+    from hpstudy.runner._delete import running_message
+
+    url = _storage_url(storage)
+    plan = _call(lambda: plan_delete(url, experiment))
+    if plan.running and not force:
+        _call(lambda: _raise(TrialsRunningError(running_message(plan, url))))
+    out.print(
+        f"experiment '{experiment}' in {redact_url(url)}: {len(plan.studies)} studies, "
+        f"{plan.n_trials} trials",
+        markup=False,
+    )
+    for name, n in plan.studies:
+        out.print(f"  {name} ({n} trials)", markup=False)
+    if not yes and not typer.confirm(f"delete these {len(plan.studies)} studies?", err=True):
+        err.print("nothing deleted", markup=False)
+        raise typer.Exit(1)
+    done = _call(lambda: delete_experiment(url, experiment, force=force))
+    out.print(
+        f"deleted {len(done.studies)} studies ({done.n_trials} trials) of experiment '{experiment}'",
+        markup=False,
+    )
+
+
+def _raise(error: Exception) -> None:
+    raise error
+
+
+@app.command()
 def report(
     experiment: Annotated[str, typer.Argument(help="Experiment name.")],
     storage: StorageOption = None,
