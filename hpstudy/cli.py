@@ -200,6 +200,11 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
+def _metric(info: Any) -> str:
+    """A study's own metric and direction, e.g. ``rmse (minimize)``."""
+    return f"{info.metric} ({info.direction})"
+
+
 @app.command()
 def create(
     file: Annotated[
@@ -307,7 +312,6 @@ def list_(
     for row in rows:
         by_experiment.setdefault(row.info.experiment, []).append(row)
     for name, group in by_experiment.items():
-        first = group[0].info
         table = Table(title=f"experiment {name}", title_justify="left")
         for col in (
             "study",
@@ -319,17 +323,20 @@ def list_(
             "failed",
             "running",
             "best",
+            "metric",
         ):
             table.add_column(
-                col, justify="left" if col in ("study", "strategy") else "right", no_wrap=True
+                col,
+                justify="left" if col in ("study", "strategy", "metric") else "right",
+                no_wrap=True,
             )
         for row in group:
             i, c = row.info, row.counts
             table.add_row(
                 i.name, i.strategy, str(i.seed), f"{c.finished}/{i.budget}", str(c.complete),
-                str(c.pruned), str(c.failed), str(c.running), _fmt(c.best),
+                str(c.pruned), str(c.failed), str(c.running), _fmt(c.best), _metric(i),
             )  # fmt: skip
-        table.caption = f"best = {first.metric} ({first.direction}) on the validation split"
+        table.caption = "best: on the validation split, in each study's own metric"
         out.print(table)
     if others:
         out.print(f"(and {others} studies not made by hpstudy)")
@@ -425,12 +432,10 @@ def status(
         c = row.counts
         table.add_row(
             row.info.name, f"{c.finished}/{row.info.budget}", str(c.running), str(c.waiting),
-            str(c.pruned), str(c.failed), str(row.retried), _fmt(c.best),
+            str(c.pruned), str(c.failed), str(row.retried), _fmt(c.best), _metric(row.info),
         )  # fmt: skip
         stale += [f"{row.info.name} {s}" for s in row.stale]
-    table.caption = (
-        f"best = {rows[0].info.metric} ({rows[0].info.direction}) on the validation split"
-    )
+    table.caption = "best: on the validation split, in each study's own metric"
     out.print(table)
     done = sum(r.counts.finished >= r.info.budget for r in rows)
     out.print(f"{done} of {len(rows)} studies have met their budget")
