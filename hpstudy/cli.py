@@ -261,7 +261,9 @@ def create(
 
 def _print_results(experiment: str, url: str, results: list[Any]) -> None:
     table = Table(title=f"experiment {experiment}")
-    for col in ("study", "finished", "complete", "pruned", "failed", "best", "stopped"):
+    for col in (
+        "study", "finished", "complete", "pruned", "failed", "interrupted", "best", "stopped",
+    ):  # fmt: skip
         table.add_column(
             col, justify="left" if col in ("study", "stopped") else "right", no_wrap=True
         )
@@ -275,6 +277,7 @@ def _print_results(experiment: str, url: str, results: list[Any]) -> None:
             str(c.complete),
             str(c.pruned),
             str(c.failed),
+            str(c.interrupted),
             _fmt(c.best),
             r.reason,
         )
@@ -321,6 +324,7 @@ def list_(
             "complete",
             "pruned",
             "failed",
+            "interrupted",
             "running",
             "best",
             "metric",
@@ -334,7 +338,8 @@ def list_(
             i, c = row.info, row.counts
             table.add_row(
                 i.name, i.strategy, str(i.seed), f"{c.finished}/{i.budget}", str(c.complete),
-                str(c.pruned), str(c.failed), str(c.running), _fmt(c.best), _metric(i),
+                str(c.pruned), str(c.failed), str(c.interrupted), str(c.running), _fmt(c.best),
+                _metric(i),
             )  # fmt: skip
         table.caption = "best: on the validation split, in each study's own metric"
         out.print(table)
@@ -420,6 +425,7 @@ def status(
         "waiting",
         "pruned",
         "failed",
+        "interrupted",
         "retried",
         "best",
         "metric",
@@ -432,10 +438,14 @@ def status(
         c = row.counts
         table.add_row(
             row.info.name, f"{c.finished}/{row.info.budget}", str(c.running), str(c.waiting),
-            str(c.pruned), str(c.failed), str(row.retried), _fmt(c.best), _metric(row.info),
+            str(c.pruned), str(c.failed), str(c.interrupted), str(row.retried), _fmt(c.best),
+            _metric(row.info),
         )  # fmt: skip
         stale += [f"{row.info.name} {s}" for s in row.stale]
-    table.caption = "best: on the validation split, in each study's own metric"
+    table.caption = (
+        "best: on the validation split, in each study's own metric; interrupted: attempts "
+        "stopped by Ctrl-C or a dead worker (re-run) or given up: never counted"
+    )
     out.print(table)
     done = sum(r.counts.finished >= r.info.budget for r in rows)
     out.print(f"{done} of {len(rows)} studies have met their budget")

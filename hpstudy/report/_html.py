@@ -19,7 +19,7 @@ from hpstudy._paths import default_output
 from hpstudy.report._aggregate import Aggregate, aggregate
 from hpstudy.report._collect import ExperimentData, collect_experiment
 from hpstudy.report._sentences import HEADLINE_FAMILY, headline, summarize
-from hpstudy.report._summary import Scores, Spread, TaskSummary, picks_needed
+from hpstudy.report._summary import Scores, Spread, SummaryRow, TaskSummary, picks_needed
 from hpstudy.report._test_scores import test_scores
 from hpstudy.report._verdict import RULE
 
@@ -68,12 +68,13 @@ def _table(css_class: str, head: list[str], rows: list[list[str]]) -> str:
 def summary_table(summary: TaskSummary) -> str:
     head = [
         "strategy", "seeds", f"best validation {summary.metric}", f"test {summary.metric}",
-        "trials", "epochs", "seconds", "pruned", "failed",
+        "trials", "epochs", "seconds", "pruned", "failed", "interrupted",
     ]  # fmt: skip
     rows = [
         [
             _e(r.label), str(r.seeds), _spread(r.best_valid), _spread(r.test), _spread(r.trials, True),
             _spread(r.epochs, True), _spread(r.seconds), str(r.pruned), str(r.failed),
+            _interrupted(r),
         ]
         for r in summary.rows
     ]  # fmt: skip
@@ -81,8 +82,16 @@ def summary_table(summary: TaskSummary) -> str:
         _table("summary", head, rows)
         + '<p class="note">Median over seeds [min, max]. Test: the best configuration of each seed, retrained on '
         "train+validation with several training seeds and scored on the test split the search never saw. "
-        "Compute counts every trial (pruned and failed too).</p>"
+        "Compute counts every trial (pruned and failed too) except interrupted attempts (Ctrl-C, a "
+        "dead worker, given up after repeated crashes), which are not the configuration's doing: "
+        "their compute is shown apart (summed over seeds) and never charged to the strategy.</p>"
     )
+
+
+def _interrupted(r: SummaryRow) -> str:
+    if not r.interrupted:
+        return "0"
+    return f"{r.interrupted} ({r.interrupted_epochs:.0f} epochs, {r.interrupted_seconds:.3g} s)"
 
 
 def _ci(est: float, low: float, high: float, signed: bool = True) -> str:

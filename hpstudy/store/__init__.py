@@ -26,6 +26,7 @@ from hpstudy.store._studies import (
     StudyInfo,
     best_value,
     counts_toward_budget,
+    is_interrupted,
     study_attrs,
 )
 from hpstudy.store._writer import MAX_CRASHES, TrialWriter
@@ -44,6 +45,7 @@ __all__ = [
     "check_versions",
     "counts_toward_budget",
     "experiment_studies",
+    "is_interrupted",
     "open_storage",
     "require_experiment",
     "resolve_storage_url",
