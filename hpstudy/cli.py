@@ -38,7 +38,8 @@ StorageOption = Annotated[
     str | None,
     typer.Option(
         "--storage",
-        help="SQLAlchemy URL of the storage [default: $HPSTUDY_STORAGE or sqlite:///storage/hpstudy.db]",
+        help="The storage: sqlite:///path.db or just a file path (a SQLite file), or a server URL "
+        "such as postgresql://user@host/db [default: $HPSTUDY_STORAGE or sqlite:///storage/hpstudy.db]",
         show_default=False,
     ),
 ]

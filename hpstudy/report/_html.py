@@ -8,10 +8,11 @@ temporary name and moved into place, so a failed report never leaves a half-writ
 from __future__ import annotations
 
 import html
+import logging
 import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -282,22 +283,35 @@ def analyze(
 ) -> tuple[ExperimentData, list[TaskSummary]]:
     """Collect the experiment, score each study's best configuration on its test split
     (cached in the storage), and summarize each task."""
-    from hpstudy.store import TrialWriter, open_storage
+    from hpstudy.store import TrialWriter, open_storage, read_only_reason
     from hpstudy.store import stored_config as _stored_config
 
     data = collect_experiment(storage_url, experiment)
     config = _stored_config(data.studies[0].info, storage_url)
     tests: Scores = {}
     if retrain:
-        writer = TrialWriter(open_storage(storage_url, create=False))
+        read_only = read_only_reason(storage_url)
+        if read_only is None:
+            save = TrialWriter(open_storage(storage_url, create=False)).set_study_user_attrs
+        else:  # compute them all the same, and say once why they are not kept
+            logging.getLogger("hpstudy").warning(
+                "%s: test scores are computed but not cached in the storage (next time "
+                "they are computed again)",
+                read_only,
+            )
+            save = _no_cache
         tests = test_scores(
             config,
             data.studies,
-            writer.set_study_user_attrs,
+            save,
             progress,
             picks=picks_needed(data, config),
         )
     return data, summarize(data, tests, config)
+
+
+def _no_cache(study_id: int, attrs: Mapping[str, Any]) -> None:
+    """The cache of a read-only storage: keeps nothing."""
 
 
 def overview_figures(summaries: list[TaskSummary]) -> list[Any]:

@@ -41,7 +41,7 @@ class DeletePlan:
 
 def plan_delete(storage_url: str, experiment: str) -> DeletePlan:
     """The studies :func:`delete_experiment` would delete, and the trials that would stop it."""
-    storage = open_storage(storage_url, create=False)
+    storage = open_storage(storage_url, create=False, write=True)  # refuse read-only up front
     infos = require_experiment(storage, experiment, storage_url)
     return _plan(storage, infos, experiment)
 
@@ -75,7 +75,7 @@ def delete_experiment(storage_url: str, experiment: str, *, force: bool = False)
         TrialsRunningError: A trial of the experiment is RUNNING and ``force`` is not set.
         UsageError: No such experiment.
     """
-    storage = open_storage(storage_url, create=False)
+    storage = open_storage(storage_url, create=False, write=True)
     infos = require_experiment(storage, experiment, storage_url)
     plan = _plan(storage, infos, experiment)
     blocked = o.delete_studies(storage, [i.study_id for i in infos], force=force)

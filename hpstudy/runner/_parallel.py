@@ -83,7 +83,7 @@ def _worker_main(spec: WorkerSpec, events: Any, index: int, data: Any) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        storage = open_storage(spec.storage_url, create=False)
+        storage = open_storage(spec.storage_url, create=False, write=True)
         config = spec.config
         run_studies(
             config,

@@ -199,7 +199,7 @@ def resume_experiment(
     """
     if n_trials is not None and n_trials < 1:
         raise ConfigError(f"--n-trials must be >= 1, got {n_trials}")
-    storage = open_storage(storage_url, create=False)
+    storage = open_storage(storage_url, create=False, write=True)
     config, infos, from_file = resolve_experiment(target, storage, storage_url)
     if from_file:
         for line in check_drift(config, infos, storage_url, force):

@@ -17,6 +17,7 @@ from hpstudy.store._storage import (
     ENV_STORAGE,
     TrialReader,
     open_storage,
+    read_only_reason,
     resolve_storage_url,
 )
 from hpstudy.store._studies import (
@@ -47,6 +48,7 @@ __all__ = [
     "experiment_studies",
     "is_interrupted",
     "open_storage",
+    "read_only_reason",
     "require_experiment",
     "resolve_storage_url",
     "stored_config",
