@@ -470,13 +470,10 @@ def delete(
     ] = False,
 ) -> None:
     """Delete every study of EXPERIMENT and its trials (other experiments are untouched)."""
-    from hpstudy.runner import TrialsRunningError, delete_experiment, plan_delete
-    from hpstudy.runner._delete import running_message
+    from hpstudy.runner import delete_experiment, plan_delete
 
     url = _storage_url(storage)
-    plan = _call(lambda: plan_delete(url, experiment))
-    if plan.running and not force:
-        _call(lambda: _raise(TrialsRunningError(running_message(plan, url))))
+    plan = _call(lambda: plan_delete(url, experiment, force=force))
     out.print(
         f"experiment '{experiment}' in {redact_url(url)}: {len(plan.studies)} studies, "
         f"{plan.n_trials} trials",
@@ -492,10 +489,6 @@ def delete(
         f"deleted {len(done.studies)} studies ({done.n_trials} trials) of experiment '{experiment}'",
         markup=False,
     )
-
-
-def _raise(error: Exception) -> None:
-    raise error
 
 
 @app.command()

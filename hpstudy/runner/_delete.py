@@ -39,11 +39,19 @@ class DeletePlan:
         return sum(n for _, n in self.studies)
 
 
-def plan_delete(storage_url: str, experiment: str) -> DeletePlan:
-    """The studies :func:`delete_experiment` would delete, and the trials that would stop it."""
+def plan_delete(storage_url: str, experiment: str, *, force: bool = False) -> DeletePlan:
+    """The studies :func:`delete_experiment` would delete (to show before asking).
+
+    Raises:
+        TrialsRunningError: A trial of the experiment is RUNNING and ``force`` is not set.
+        StorageError: The storage is read-only.
+    """
     storage = open_storage(storage_url, create=False, write=True)  # refuse read-only up front
     infos = require_experiment(storage, experiment, storage_url)
-    return _plan(storage, infos, experiment)
+    plan = _plan(storage, infos, experiment)
+    if plan.running and not force:
+        raise TrialsRunningError(running_message(plan, storage_url))
+    return plan
 
 
 def _plan(storage: BaseStorage, infos: list[StudyInfo], experiment: str) -> DeletePlan:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 from typer.testing import CliRunner
 
 from hpstudy.cli import app
@@ -32,6 +33,19 @@ def _studies(url: str) -> dict[str, int]:
     return {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(url)}
 
 
+def _rows(url: str) -> dict[str, int]:
+    """Rows left in Optuna's tables: a deleted study leaves no orphan trial behind."""
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {
+                t: conn.execute(sqlalchemy.text(f"SELECT COUNT(*) FROM {t}")).scalar_one()
+                for t in ("studies", "trials", "trial_params", "trial_values")
+            }
+    finally:
+        engine.dispose()
+
+
 def _check_delete_keeps_other_experiments(url: str) -> None:
     _two_experiments(url)
     before = _studies(url)
@@ -46,6 +60,7 @@ def _check_delete_keeps_other_experiments(url: str) -> None:
     assert "deleted 2 studies (2 trials) of experiment 'tiny'" in yes.stdout
     assert _studies(url) == {k: v for k, v in before.items() if k.startswith("other.")}
     assert len(_studies(url)) == 2
+    assert _rows(url) == {"studies": 2, "trials": 0, "trial_params": 0, "trial_values": 0}
 
     again = runner.invoke(app, ["delete", "tiny", "--storage", url, "--yes"])
     assert again.exit_code == 2 and "experiment 'tiny' not found" in again.stderr
