@@ -33,8 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from hpstudy.config._schema import ParamConfig
+from hpstudy.config._schema import ExperimentConfig, ParamConfig
 from hpstudy.model import resolve_init
+from hpstudy.report._collect import ExperimentData
 from hpstudy.report._verdict import hodges_lehmann
 
 MIN_PER_GROUP = 2  # COMPLETE trials per group and study for the study to count
@@ -157,6 +158,8 @@ def _specs(space: dict[str, ParamConfig], fixed: dict[str, Any]) -> list[_Spec]:
     # ... and whether that grows with the number of units
     reason = fixed_reason("dropout", "n_units")
     split: Group | None = None
+    if reason is None and searched["n_units"].kind == "categorical":
+        reason = "n_units is categorical; give it a range"
     if reason is None:
         units = searched["n_units"]
         split = lambda q: _scaled(units, q["n_units"]) >= 0.5  # noqa: E731
@@ -408,7 +411,9 @@ def estimate_advice(
     return Advice(strategy, findings)
 
 
-def advice_from_experiment(data: Any, config: Any, strategy: str = STRATEGY) -> Advice | None:
+def advice_from_experiment(
+    data: ExperimentData, config: ExperimentConfig | None, strategy: str = STRATEGY
+) -> Advice | None:
     """The advice section of an experiment (``ExperimentData``, ``ExperimentConfig``);
     ``None`` when the experiment has no ``strategy`` studies."""
     studies = [s for s in data.studies if s.info.strategy == strategy]
