@@ -60,7 +60,9 @@ def test_the_full_experiment_covers_what_the_issue_asks() -> None:
     for kind in ("classification", "regression"):
         own = {t for t in tasks if BUILTIN_DATASETS.get(str(t)) == kind}
         assert len(own) >= 3, kind
-        assert any(GENERATED.get(str(t), ("", "", {"n_samples": 0}))[2]["n_samples"] >= 5000 for t in own)
+        assert any(
+            GENERATED.get(str(t), ("", "", {"n_samples": 0}))[2]["n_samples"] >= 5000 for t in own
+        )
     dims = {len(c.searched_params()) for c in configs}
     assert min(dims) <= 4 and max(dims) >= 8  # at least two space sizes
     names = set().union(*(c.searched_params() for c in configs))
