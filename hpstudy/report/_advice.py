@@ -42,6 +42,7 @@ MIN_PER_GROUP = 2  # COMPLETE trials per group and study for the study to count
 MIN_STUDIES = 3  # studies a finding needs before it shows a number
 STRATEGY = "random"
 POOLED = "all tasks"
+POOLED_UNIT = "percentile rank within each study, positive = better"
 CI_METHOD = (
     "one effect per study (task, seed), comparing its own COMPLETE random-search trials; "
     "Hodges-Lehmann estimate over studies with the exact Wilcoxon signed-rank 95% CI"
@@ -73,7 +74,7 @@ class Finding:
         advice: The brief's advice in words.
         comparison: What is compared with what (positive = the first is better).
         scope: A task name, or ``"all tasks"``.
-        unit: ``"metric units (name)"`` per task, ``"percentile rank"`` pooled.
+        unit: The metric's name per task, :data:`POOLED_UNIT` pooled.
         estimate, ci_low, ci_high, ci_level: The effect and its CI (``nan`` when not estimable).
         studies: Studies that contributed an effect.
         trials: COMPLETE trials in the compared groups, over those studies.
@@ -273,6 +274,10 @@ def _by_study(
     return out
 
 
+def _studies_have(n: int) -> str:
+    return "1 study has" if n == 1 else f"{n} studies have"
+
+
 def _finding(
     spec: _Spec, scope: str, unit: str, effects: list[float], trials: int, why_few: str
 ) -> Finding:
@@ -282,7 +287,7 @@ def _finding(
             base,
             studies=len(effects),
             trials=trials,
-            reason=f"too few trials: {len(effects)} studies have at least {MIN_PER_GROUP} "
+            reason=f"too few trials: {_studies_have(len(effects))} at least {MIN_PER_GROUP} "
             f"COMPLETE trials in each group{why_few}, {MIN_STUDIES} are needed",
         )
     ci = hodges_lehmann(effects)
@@ -401,12 +406,12 @@ def estimate_advice(
     if not samples:
         return Advice(strategy, note=f"no COMPLETE {strategy} trials: nothing to estimate")
     studies = _by_study(samples)
-    findings = [_estimate(s, studies, POOLED, "percentile rank", True) for s in specs]
+    findings = [_estimate(s, studies, POOLED, POOLED_UNIT, True) for s in specs]
     tasks = list(dict.fromkeys(task for task, _ in studies))
     if len(tasks) > 1 or metrics:
         for task in tasks:
             own = {k: v for k, v in studies.items() if k[0] == task}
-            unit = f"metric units ({(metrics or {}).get(task, 'score')}, positive = better)"
+            unit = f"{(metrics or {}).get(task, 'score')}, positive = better"
             findings += [_estimate(s, own, task, unit, False) for s in specs]
     return Advice(strategy, findings)
 

@@ -91,7 +91,7 @@ def _ci(est: float, low: float, high: float, signed: bool = True) -> str:
     if math.isnan(est):
         return "-"
     f = (lambda x: f"{x:+.3g}") if signed else (lambda x: f"{x:.3g}")
-    return f"{f(est)} [{f(low)}, {f(high)}]"
+    return f"{f(est + 0.0)} [{f(low + 0.0)}, {f(high + 0.0)}]"  # + 0.0: never "-0"
 
 
 def comparison_table(summary: TaskSummary) -> str:

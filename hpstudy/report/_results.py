@@ -25,6 +25,7 @@ from hpstudy._errors import ConfigError
 from hpstudy.config import ExperimentConfig, parse_config
 from hpstudy.config._schema import HYPERPARAMETERS
 from hpstudy.report._advice import Advice, advice_from_experiment
+from hpstudy.report._aggregate import aggregate
 from hpstudy.report._collect import ExperimentData, StudyData, to_record
 from hpstudy.report._sentences import headline, summarize
 from hpstudy.report._summary import Scores, TaskSummary, picks_needed
@@ -235,7 +236,8 @@ def _f(x: float | None, fmt: str = ".4g") -> str:
 def _ci(est: float, low: float, high: float, level: float = 0.95) -> str:
     if math.isnan(est):
         return "-"
-    text = f"{est:+.3g} [{low:+.3g}, {high:+.3g}]"
+    # + 0.0 turns -0.0 into 0.0, so an exact zero never prints as "-0"
+    text = f"{est + 0.0:+.3g} [{low + 0.0:+.3g}, {high + 0.0:+.3g}]"
     return text if math.isnan(level) or level >= 0.95 - 1e-9 else f"{text} ({level:.1%} CI)"
 
 
@@ -275,6 +277,17 @@ def experiment_markdown(
                   str(c.seeds), str(c.censored)] for c in compute],
             )  # fmt: skip
             lines += [f"Target: {s.target}.", ""]
+        if s.smallest_fraction:
+            lines += [
+                "Smallest fraction of "
+                + f"{s.label(s.baseline)}'s epochs at which each strategy is non-inferior to the full "
+                + "baseline (fixed-sequence from 1 down): "
+                + "; ".join(
+                    f"{s.label(k)}: {_fraction(f)}" for k, f in s.smallest_fraction.items()
+                )
+                + ".",
+                "",
+            ]
         if s.equal:
             lines += _table(
                 ["strategy", "fraction of baseline's epochs", f"test {s.metric} (median)",
@@ -290,6 +303,19 @@ def experiment_markdown(
               _spread(r.epochs, ".0f"), _spread(r.seconds, ".3g"), str(r.pruned), str(r.failed)]
              for r in s.rows],
         )  # fmt: skip
+    agg = aggregate([(s.direction, s.best_scores or {}) for s in summaries])
+    if agg is not None:
+        lines += ["### Across tasks", ""]
+        lines += _table(
+            ["strategy", "mean rank of test score (1 = best)", "blocks (task, seed)"],
+            [[k, f"{r:.2f}", str(agg.blocks)] for k, r in agg.mean_ranks.items()],
+        )
+        if not math.isnan(agg.p_friedman):
+            lines += [
+                f"Friedman test p = {_f(agg.p_friedman)}; Nemenyi critical difference at 0.05 = "
+                f"{_f(agg.critical_difference)}.",
+                "",
+            ]
     if advice is not None:
         lines += ["### What the trials say about the brief's advice", ""]
         lines += [f"Estimated from {advice.strategy} search's trials: {advice.method}.", ""]
@@ -303,6 +329,27 @@ def experiment_markdown(
                  for f in own],
             )  # fmt: skip
     return lines
+
+
+def _fraction(f: float | None) -> str:
+    return "never" if f is None else "1" if f >= 1 else f"1/{round(1 / f)}"
+
+
+def overview_rows(done: Sequence[tuple[Results, list[TaskSummary]]]) -> list[list[str]]:
+    """One row per (experiment, task, strategy) compared: the answer across every file, so the
+    effect of the space's size and of pruning shows side by side."""
+    rows = []
+    for results, summaries in done:
+        searched = len(results.config.searched_params())
+        pruner = results.config.pruner.type
+        for s in summaries:
+            for v in s.verdicts:
+                rows.append(
+                    [results.data.experiment, str(searched), pruner, s.task, s.label(v.strategy),
+                     s.label(v.baseline), _ci(v.difference, v.ci_low, v.ci_high, v.ci_level),
+                     v.verdict, _fraction((s.smallest_fraction or {}).get(v.strategy))]
+                )  # fmt: skip
+    return rows
 
 
 def _spread(s: Any, fmt: str = ".4g") -> str:
@@ -329,10 +376,11 @@ def write_results(
         "",
     ]
     done = []
+    sections: list[str] = []
     for path in paths:
         results = load_results(path)
         summaries, advice = regenerate(results)
-        lines += experiment_markdown(results, summaries, advice)
+        sections += experiment_markdown(results, summaries, advice)
         if html_dir is not None:
             page = render_html(
                 results.data, summaries, draw_figures(results.data),
@@ -340,5 +388,11 @@ def write_results(
             )  # fmt: skip
             write_atomic(html_dir / f"{results.data.experiment}.html", page)
         done.append((results, summaries))
-    write_atomic(output, "\n".join(lines))
+    lines += ["## Every comparison", ""]
+    lines += _table(
+        ["experiment", "dimensions", "pruner", "task", "strategy", "baseline",
+         "difference in test score [95% CI]", "verdict", "smallest non-inferior fraction of the baseline's epochs"],
+        overview_rows(done),
+    )  # fmt: skip
+    write_atomic(output, "\n".join(lines + sections))
     return done

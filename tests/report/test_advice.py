@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hpstudy.config._schema import ParamConfig
-from hpstudy.report._advice import POOLED, Advice, Finding, Sample, estimate_advice
+from hpstudy.report._advice import POOLED, POOLED_UNIT, Advice, Finding, Sample, estimate_advice
 
 SPACE = {
     "n_layers": ParamConfig("n_layers", "int", low=1, high=3),
@@ -99,7 +99,8 @@ def test_no_effect_gives_intervals_that_cover_zero_about_95_percent_of_the_time(
 def test_pooled_and_per_task_scopes() -> None:
     advice = estimate_advice(_samples(lambda q: 0.0, tasks=("a", "b"), seeds=6), SPACE, FIXED)
     assert {f.scope for f in advice.findings} == {POOLED, "a", "b"}
-    assert _get(advice, "dropout", POOLED).unit == "percentile rank"
+    assert _get(advice, "dropout", POOLED).unit == POOLED_UNIT
+    assert _get(advice, "dropout", "a").unit == "score, positive = better"
     assert _get(advice, "dropout", POOLED).studies == 12
 
 

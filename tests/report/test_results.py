@@ -98,6 +98,14 @@ def test_results_command_writes_the_page_and_html_from_the_files(
         assert f"tiny.{s.task}: {s.verdict[:40]}" in result.output
     assert f"wrote {page}" in result.output.replace("\n", "")
     assert "### What the trials say about the brief's advice" in text
+    # the overview: one row per comparison (manual, random and TPE against grid, per task)
+    overview = text.split("## Every comparison")[1].split("\n## ")[0]
+    rows = [line for line in overview.splitlines() if line.startswith("| tiny |")]
+    assert len(rows) == 3 * len(live)
+    for s in live:
+        for v in s.verdicts:
+            assert any(f"| {s.task} | {s.label(v.strategy)} |" in r and f"| {v.verdict} |" in r
+                       for r in rows), (s.task, v.strategy)  # fmt: skip
     assert "dropout 0.2-0.5 - dropout under 0.1" in text
     html = (tmp / "cli" / "tiny.html").read_text()
     assert "<h2>What the trials say about the brief's advice</h2>" in html
