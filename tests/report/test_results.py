@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from hpstudy.cli import app
 from hpstudy.config import parse_config
-from hpstudy.report import analyze, export_experiment
+from hpstudy.report import analyze, export_experiment, write_report
 from hpstudy.report._export import comparison_rows, summary_rows
 from hpstudy.report._results import COLUMNS, load_results, regenerate, write_results
 from hpstudy.runner import create_experiment
@@ -132,3 +132,14 @@ def test_write_results_does_not_touch_other_files(
     out = tmp_path / "page.md"
     write_results([path], out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["page.md", "t.csv.gz", "t.toml"]
+
+
+def test_live_report_has_the_advice_section(experiment: tuple[str, Path]) -> None:
+    url, tmp = experiment
+    path, _ = write_report(url, "tiny", tmp / "live.html")
+    page = path.read_text().split("</script>", 1)[1]  # what follows the embedded plotly.js
+    assert "<h2>What the trials say about the brief's advice</h2>" in page
+    section = page.split("<h2>What the trials say")[1].split("<h2>")[0]
+    # init and activation are fixed in this space: the page says so instead of a number
+    assert "not searched: init = &#x27;auto&#x27; is fixed" in section
+    assert "dropout 0.2-0.5 - dropout under 0.1" in section and "iris" in section
