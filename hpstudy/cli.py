@@ -515,7 +515,7 @@ def results(
     ] = None,
 ) -> None:
     """Recompute every verdict, table and figure from exported raw results, retraining nothing."""
-    from hpstudy.report._results import write_results
+    from hpstudy.report._results_page import write_results
 
     done = _call(lambda: write_results(files, output, html_dir))
     for res, summaries in done:

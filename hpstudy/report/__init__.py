@@ -24,7 +24,8 @@ from hpstudy.report._best import BestConfiguration, best_configurations
 from hpstudy.report._collect import ExperimentData, StudyData, collect_experiment, to_record
 from hpstudy.report._export import export_experiment
 from hpstudy.report._html import analyze, write_report
-from hpstudy.report._results import load_results, write_results, write_trials_csv_gz
+from hpstudy.report._results import load_results, write_trials_csv_gz
+from hpstudy.report._results_page import write_results
 from hpstudy.report._sentences import headline
 from hpstudy.report._stats import holm
 from hpstudy.report._summary import SummaryRow, TaskSummary

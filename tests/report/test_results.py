@@ -16,7 +16,8 @@ from hpstudy.cli import app
 from hpstudy.config import parse_config
 from hpstudy.report import analyze, export_experiment, write_report
 from hpstudy.report._export import comparison_rows, summary_rows
-from hpstudy.report._results import COLUMNS, load_results, regenerate, write_results
+from hpstudy.report._results import COLUMNS, load_results, regenerate
+from hpstudy.report._results_page import write_results
 from hpstudy.runner import create_experiment
 from tests.conftest import tiny_study_text
 
