@@ -247,6 +247,17 @@ def advice_html(advice: Advice | None) -> str:
         "positive is better. Pruned trials have no final score and are left out (an experiment without "
         "pruning has no such gap).</p>"
     )
+    from hpstudy.report._figures import advice_figure
+
+    fig = advice_figure(advice)
+    if fig is not None:
+        import plotly.io as pio
+
+        parts.append(
+            pio.to_html(
+                fig, include_plotlyjs=False, full_html=False, config={"displaylogo": False}
+            )
+        )
     return "\n".join(parts)
 
 

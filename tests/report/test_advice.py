@@ -174,3 +174,18 @@ def test_findings_about_a_fixed_hyperparameter_say_so() -> None:
     assert init.reason == "not searched: init = 'auto' is fixed, so every trial has the same value"
     assert "activation = 'relu'" in (_get(advice, "relu", POOLED).reason or "")
     assert _get(advice, "dropout", POOLED).reason is None
+
+
+def test_advice_figure_draws_each_pooled_finding_with_a_number() -> None:
+    from hpstudy.report._figures import advice_figure
+
+    advice = estimate_advice(_samples(lambda q: 0.0, tasks=("a", "b"), seeds=6), SPACE, FIXED)
+    fig = advice_figure(advice)
+    pooled = [f for f in advice.findings if f.scope == POOLED and f.reason is None]
+    assert fig is not None and len(fig.data) == len(pooled) == 6
+    assert [t.x[0] for t in fig.data] == [f.estimate for f in pooled]
+    assert [t.error_x.array[0] + t.x[0] for t in fig.data] == pytest.approx(
+        [f.ci_high for f in pooled]
+    )
+    nothing = estimate_advice(_samples(lambda q: 0.0, seeds=2), SPACE, FIXED)
+    assert advice_figure(nothing) is None  # two studies: no finding has a number

@@ -85,7 +85,12 @@ def test_results_command_writes_the_page_and_html_from_the_files(
     experiment: tuple[str, Path],
 ) -> None:
     url, tmp = experiment
-    path = export_experiment(url, "tiny", "csv.gz", tmp / "cli" / "tiny.csv.gz")[0]
+    path = tmp / "cli" / "tiny.csv.gz"
+    result = runner.invoke(
+        app, ["export", "tiny", "--storage", url, "-f", "csv.gz", "-o", str(path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert path.is_file() and (tmp / "cli" / "tiny.toml").is_file()
     _, live = analyze(url, "tiny")
     page = tmp / "cli" / "results.md"
     result = runner.invoke(
