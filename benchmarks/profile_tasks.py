@@ -20,7 +20,12 @@ retraining at the first report comes on top, in one process; it is estimated as
     equal-compute picks, of up to 6) + manual) x 3 training seeds x 1.33 (train+validation
     has 4/3 of the training rows) x trial time
 
-Run:  .venv/bin/python benchmarks/profile_tasks.py studies/full-small-a.toml --trials 12
+``--one-seed TASK`` checks the estimate instead: it runs seed 0 of TASK at the file's full
+budget (every strategy, one worker) and times it, then the first report (with its test-set
+retraining) and a second one (cached scores).
+
+Run:  .venv/bin/python benchmarks/profile_tasks.py studies/full-4d-a.toml --trials 16
+      .venv/bin/python benchmarks/profile_tasks.py studies/full-4d-d.toml --one-seed friedman1
 """
 
 from __future__ import annotations
@@ -62,8 +67,13 @@ def main() -> None:
     parser.add_argument("study", nargs="+")
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--one-seed", metavar="TASK", help="time seed 0 of TASK at full budget")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.one_seed:
+        for path in args.study:
+            one_seed(path, args.one_seed)
+        return
     for path in args.study:
         config = load_config(path)
         probe = replace(
@@ -107,6 +117,28 @@ def main() -> None:
         print(f"  TPE sampling: {tpe_s:.1f} s per {budget}-trial study")
         print(f"  ESTIMATED total with --n-jobs 2: {total / 60:.0f} min")
         print(f"  ESTIMATED test-set retraining at the first report: {retraining / 60:.0f} min")
+
+
+def one_seed(path: str, task: str) -> None:
+    """Seed 0 of ``task`` at the file's full budget, one worker, then two reports."""
+    from hpstudy.report import write_report
+
+    config = load_config(path)
+    config = replace(config, tasks=tuple(t for t in config.tasks if t.name == task), seeds=(0,))
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'one.db'}"
+        start = time.perf_counter()
+        create_experiment(config, url, n_jobs=1)
+        run = time.perf_counter() - start
+        start = time.perf_counter()
+        write_report(url, config.name, Path(tmp) / "first.html")
+        first = time.perf_counter() - start
+        start = time.perf_counter()
+        page, _ = write_report(url, config.name, Path(tmp) / "second.html")
+        second = time.perf_counter() - start
+        size = page.stat().st_size / 1e6
+    print(f"{path} {task}, seed 0 at full budget, --n-jobs 1: run {run:.0f} s; first report "
+          f"{first:.0f} s (with test-set retraining); second report {second:.1f} s, {size:.1f} MB")  # fmt: skip
 
 
 if __name__ == "__main__":
