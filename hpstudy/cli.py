@@ -522,11 +522,19 @@ def export(
     experiment: Annotated[str, typer.Argument(help="Experiment name.")],
     storage: StorageOption = None,
     fmt: Annotated[
-        str, typer.Option("--format", "-f", help="csv (trials + a .summary.csv beside) or json.")
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="csv (trials + a .summary.csv beside), json, or csv.gz (the raw results "
+            "'hpstudy results' recomputes from, with the study file beside as NAME.toml).",
+        ),
     ] = "csv",
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="File [default: reports/EXPERIMENT.csv or .json]."),
+        typer.Option(
+            "--output", "-o", help="File [default: reports/EXPERIMENT.csv, .json or .csv.gz]."
+        ),
     ] = None,
     no_test: NoTestOption = False,
 ) -> None:
@@ -541,6 +549,29 @@ def export(
     )
     for path in paths:
         out.print(f"wrote {path}")
+
+
+@app.command()
+def results(
+    files: Annotated[
+        list[Path], typer.Argument(help="Files written by 'hpstudy export NAME -f csv.gz'.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Markdown page to write.")] = Path(
+        "reports/results.md"
+    ),
+    html_dir: Annotated[
+        Path | None,
+        typer.Option("--html-dir", help="Also write each experiment's HTML report here."),
+    ] = None,
+) -> None:
+    """Recompute every verdict, table and figure from exported raw results, retraining nothing."""
+    from hpstudy.report._results_page import write_results
+
+    done = _call(lambda: write_results(files, output, html_dir))
+    for res, summaries in done:
+        for summary in summaries:
+            out.print(f"{res.data.experiment}.{summary.task}: {summary.verdict}")
+    out.print(f"wrote {output}")
 
 
 @app.command()

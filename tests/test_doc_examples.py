@@ -145,3 +145,12 @@ def test_the_own_csv_workflow_runs_command_by_command(
         assert result.exit_code == 0, (line, result.output)
     predictions = pd.read_csv(tmp_path / "predictions.csv")
     assert len(predictions) == 15
+
+
+@pytest.mark.parametrize("doc", list(DOCS))
+def test_every_picture_and_local_link_of_the_docs_exists(doc: str) -> None:
+    path = DOCS[doc]
+    targets = re.findall(r"\]\(([^)#\s]+)\)", path.read_text())
+    local = [t for t in targets if not t.startswith(("http://", "https://"))]
+    missing = [t for t in local if not (path.parent / t).exists()]
+    assert local and missing == [], missing

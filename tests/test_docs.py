@@ -113,3 +113,14 @@ def test_the_python_example_of_the_guide_runs(
     assert (tmp_path / "reports" / "demo.html").exists()
     assert (tmp_path / "models" / "demo" / "weights.pt").exists()
     shutil.rmtree(tmp_path / "storage")
+
+
+def test_generated_data_sets_are_documented_with_their_generator_arguments() -> None:
+    from hpstudy.data._datasets import GENERATED
+
+    for name, (kind, generator, kwargs) in GENERATED.items():
+        row = _row(name)
+        assert f"| {kind} |" in row and f"| {kwargs['n_samples']} |" in row, row
+        call = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+        assert f"`{generator}({call})`" in row, (row, call)
+        assert _schema.BUILTIN_DATASETS[name] == kind

@@ -20,8 +20,12 @@ BUILTIN_DATASETS = {
     "breast_cancer": "classification",
     "wine": "classification",
     "iris": "classification",
+    "hypercube": "classification",
+    "hastie": "classification",
     "diabetes": "regression",
     "friedman1": "regression",
+    "friedman2": "regression",
+    "friedman3": "regression",
 }
 KINDS = ("classification", "regression")
 

@@ -124,20 +124,31 @@ def export_experiment(
     retrain: bool = True,
     progress: Callable[[str], None] = lambda name: None,
 ) -> list[Path]:
-    """Export ``experiment``: ``json`` writes one file (trials, summary, verdicts); ``csv``
-    writes the trials to OUTPUT and the summary table beside it (``*.summary.csv``).
+    """Export ``experiment``: ``json`` writes one file (trials, summary, verdicts, advice);
+    ``csv`` writes the trials to OUTPUT and the summary table beside it (``*.summary.csv``);
+    ``csv.gz`` writes the raw results ``hpstudy results`` recomputes everything from (one row per
+    trial with its test scores, and the study file beside it as ``NAME.toml``).
 
     Returns:
         The files written.
     """
-    from hpstudy.report._html import analyze, write_atomic
+    from hpstudy.report._advice import advice_from_experiment
+    from hpstudy.report._html import analyze, stored_config, write_atomic
 
-    if fmt not in ("csv", "json"):
-        raise ConfigError(f"--format must be csv or json, got {fmt!r}")
+    if fmt not in ("csv", "json", "csv.gz"):
+        raise ConfigError(f"--format must be csv, csv.gz or json, got {fmt!r}")
+    if fmt == "csv.gz":
+        from hpstudy.report._results import write_trials_csv_gz
+
+        target = Path(output) if output else default_output("reports", (experiment,), ".csv.gz")
+        return write_trials_csv_gz(
+            storage_url, experiment, target, retrain=retrain, progress=progress
+        )
     data, summaries = analyze(storage_url, experiment, retrain=retrain, progress=progress)
     path = Path(output) if output else default_output("reports", (experiment,), f".{fmt}")
     trials, summary = trial_rows(data), summary_rows(summaries)
     if fmt == "json":
+        advice = advice_from_experiment(data, stored_config(data, storage_url))
         payload = {
             "experiment": data.experiment,
             "trials": [{k: _clean(v) for k, v in r.items()} for r in trials],
@@ -147,6 +158,7 @@ def export_experiment(
             "rule": RULE,
             "ci_method": "Hodges-Lehmann estimate, exact Wilcoxon signed-rank confidence interval",
             "comparisons": [_clean(r) for r in comparison_rows(summaries)],
+            "advice": _clean(asdict(advice)) if advice is not None else None,
             "winners": [
                 _clean({"task": s.task, **asdict(w)}) for s in summaries for w in s.winners or []
             ],

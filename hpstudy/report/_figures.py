@@ -383,3 +383,30 @@ def equal_compute_figure(summaries: list[Any]) -> go.Figure | None:
         height=420,
     )
     return fig
+
+
+def advice_figure(advice: Any) -> go.Figure | None:
+    """The brief's advice pooled over tasks: each finding's effect on the percentile-rank scale
+    with its CI (the data are ``_advice.Advice``); findings without a number are left out."""
+    rows = [f for f in advice.findings if f.scope == "all tasks" and f.reason is None]
+    if not rows:
+        return None
+    fig = go.Figure()
+    fig.add_vline(x=0, line_color="#555", line_width=1)
+    for f in rows:
+        fig.add_trace(
+            go.Scatter(
+                x=[f.estimate], y=[f.comparison], mode="markers", showlegend=False,
+                error_x={"type": "data", "symmetric": False, "array": [f.ci_high - f.estimate], "arrayminus": [f.estimate - f.ci_low]},
+                marker={"color": COLORS.get("random", "#333333"), "size": 10},
+                hovertext=f"{f.advice}: {f.estimate:+.3g} [{f.ci_low:+.3g}, {f.ci_high:+.3g}], {f.studies} studies",
+            )
+        )  # fmt: skip
+    fig.update_layout(
+        title="What random search's trials say about the brief's advice, all tasks: difference in "
+        "mean percentile rank within each study (positive = the advice's side is better), 95% CI",
+        xaxis_title="difference in percentile rank",
+        height=160 + 40 * len(rows),
+    )
+    fig.update_yaxes(autorange="reversed")
+    return fig

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from hpstudy._paths import default_output
+from hpstudy.config import ExperimentConfig
+from hpstudy.report._advice import Advice, advice_from_experiment
 from hpstudy.report._aggregate import Aggregate, aggregate
 from hpstudy.report._collect import ExperimentData, collect_experiment
 from hpstudy.report._sentences import HEADLINE_FAMILY, headline, summarize
@@ -99,7 +101,7 @@ def _ci(est: float, low: float, high: float, signed: bool = True) -> str:
     if math.isnan(est):
         return "-"
     f = (lambda x: f"{x:+.3g}") if signed else (lambda x: f"{x:.3g}")
-    return f"{f(est)} [{f(low)}, {f(high)}]"
+    return f"{f(est + 0.0)} [{f(low + 0.0)}, {f(high + 0.0)}]"  # + 0.0: never "-0"
 
 
 def comparison_table(summary: TaskSummary) -> str:
@@ -220,11 +222,61 @@ def aggregate_html(agg: Aggregate | None) -> str:
     )
 
 
+def advice_html(advice: Advice | None) -> str:
+    """The section "What the trials say about the brief's advice" (a table per scope)."""
+    if advice is None:
+        return ""
+    parts = ["<h2>What the trials say about the brief's advice</h2>"]
+    if advice.note:
+        parts.append(f"<p class='note'>{_e(advice.note)}</p>")
+    head = [
+        "advice",
+        "comparison (positive = first is better)",
+        "effect [95% CI]",
+        "studies",
+        "trials",
+    ]
+    for scope in dict.fromkeys(f.scope for f in advice.findings):
+        own = [f for f in advice.findings if f.scope == scope]
+        rows = [
+            [
+                _e(f.advice), _e(f.comparison),
+                _e(f.reason) if f.reason else _ci(f.estimate, f.ci_low, f.ci_high)
+                + ("" if f.ci_level == 0.95 else f" ({100 * f.ci_level:.1f}% CI)"),
+                str(f.studies), str(f.trials),
+            ]
+            for f in own
+        ]  # fmt: skip
+        parts.append(f"<h3>{_e(scope)} <span class='note'>({_e(own[0].unit)})</span></h3>")
+        parts.append(_table("advice", head, rows))
+    parts.append(
+        f"<p class='note'>Estimated from {_e(advice.strategy)} search's trials only (an unbiased sample "
+        f"of the space): {_e(advice.method)}. Pooled over tasks the scores of each study are percentile "
+        "ranks (0 = its worst trial, 1 = its best), so metrics can be pooled; per task the effect is "
+        "the difference of the groups' median validation scores in the metric's units, signed so that "
+        "positive is better. Pruned trials have no final score and are left out (an experiment without "
+        "pruning has no such gap).</p>"
+    )
+    from hpstudy.report._figures import advice_figure
+
+    fig = advice_figure(advice)
+    if fig is not None:
+        import plotly.io as pio
+
+        parts.append(
+            pio.to_html(
+                fig, include_plotlyjs=False, full_html=False, config={"displaylogo": False}
+            )
+        )
+    return "\n".join(parts)
+
+
 def render_html(
     data: ExperimentData,
     summaries: list[TaskSummary],
     figures: dict[str, list[Any]],
     overview: list[Any] | None = None,
+    advice: Advice | None = None,
 ) -> str:
     """The whole page: one inline plotly.js, then per task the verdict, tables and figures."""
     import plotly.io as pio
@@ -249,6 +301,7 @@ def render_html(
     parts.append(
         aggregate_html(aggregate([(s.direction, s.best_scores or {}) for s in summaries]))
     )
+    parts.append(advice_html(advice))
     for summary in summaries:
         parts.append(
             f"<h2>Task {_e(summary.task)} <span class='note'>({_e(summary.metric)}, {_e(summary.direction)})</span></h2>"
@@ -283,35 +336,47 @@ def analyze(
 ) -> tuple[ExperimentData, list[TaskSummary]]:
     """Collect the experiment, score each study's best configuration on its test split
     (cached in the storage), and summarize each task."""
-    from hpstudy.store import TrialWriter, open_storage, read_only_reason
     from hpstudy.store import stored_config as _stored_config
 
     data = collect_experiment(storage_url, experiment)
     config = _stored_config(data.studies[0].info, storage_url)
     tests: Scores = {}
     if retrain:
-        read_only = read_only_reason(storage_url)
-        if read_only is None:
-            save = TrialWriter(open_storage(storage_url, create=False)).set_study_user_attrs
-        else:  # compute them all the same, and say once why they are not kept
-            logging.getLogger("hpstudy").warning(
-                "%s: test scores are computed but not cached in the storage (next time "
-                "they are computed again)",
-                read_only,
-            )
-            save = _no_cache
         tests = test_scores(
             config,
             data.studies,
-            save,
+            score_cache(storage_url),
             progress,
             picks=picks_needed(data, config),
         )
     return data, summarize(data, tests, config)
 
 
+def score_cache(storage_url: str) -> Callable[[int, Mapping[str, Any]], None]:
+    """Where retrained test scores are kept: the storage's study attrs, or, when the storage
+    is a read-only SQLite file, nowhere (said once: they are computed again next time)."""
+    from hpstudy.store import TrialWriter, open_storage, read_only_reason
+
+    read_only = read_only_reason(storage_url)
+    if read_only is None:
+        return TrialWriter(open_storage(storage_url, create=False)).set_study_user_attrs
+    logging.getLogger("hpstudy").warning(
+        "%s: test scores are computed but not cached in the storage (next time they are "
+        "computed again)",
+        read_only,
+    )
+    return _no_cache
+
+
 def _no_cache(study_id: int, attrs: Mapping[str, Any]) -> None:
     """The cache of a read-only storage: keeps nothing."""
+
+
+def stored_config(data: ExperimentData, storage_url: str) -> ExperimentConfig:
+    """The experiment's study file as stored with its studies."""
+    from hpstudy.store import stored_config as _stored_config
+
+    return _stored_config(data.studies[0].info, storage_url)
 
 
 def overview_figures(summaries: list[TaskSummary]) -> list[Any]:
@@ -370,6 +435,9 @@ def write_report(
     """
     data, summaries = analyze(storage_url, experiment, retrain=retrain, progress=progress)
     path = Path(output) if output else default_output("reports", (experiment,), ".html")
-    html_text = render_html(data, summaries, draw_figures(data), overview_figures(summaries))
+    advice = advice_from_experiment(data, stored_config(data, storage_url))
+    html_text = render_html(
+        data, summaries, draw_figures(data), overview_figures(summaries), advice
+    )
     write_atomic(path, html_text)
     return path, summaries

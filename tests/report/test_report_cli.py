@@ -93,7 +93,7 @@ def test_bad_export_format_exits_2(storage_url: str) -> None:
         parse_config(tiny_study_text(strategies=("random",), n_trials=1)), storage_url
     )
     result = runner.invoke(app, ["export", "tiny", "--storage", storage_url, "-f", "xml"])
-    assert result.exit_code == 2 and "--format must be csv or json" in result.stderr
+    assert result.exit_code == 2 and "--format must be csv, csv.gz or json" in result.stderr
 
 
 def test_report_of_unknown_experiment_exits_2(storage_url: str) -> None:
