@@ -38,7 +38,8 @@ StorageOption = Annotated[
     str | None,
     typer.Option(
         "--storage",
-        help="SQLAlchemy URL of the storage [default: $HPSTUDY_STORAGE or sqlite:///storage/hpstudy.db]",
+        help="The storage: sqlite:///path.db or just a file path (a SQLite file), or a server URL "
+        "such as postgresql://user@host/db [default: $HPSTUDY_STORAGE or sqlite:///storage/hpstudy.db]",
         show_default=False,
     ),
 ]
@@ -200,6 +201,11 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
+def _metric(info: Any) -> str:
+    """A study's own metric and direction, e.g. ``rmse (minimize)``."""
+    return f"{info.metric} ({info.direction})"
+
+
 @app.command()
 def create(
     file: Annotated[
@@ -256,7 +262,9 @@ def create(
 
 def _print_results(experiment: str, url: str, results: list[Any]) -> None:
     table = Table(title=f"experiment {experiment}")
-    for col in ("study", "finished", "complete", "pruned", "failed", "best", "stopped"):
+    for col in (
+        "study", "finished", "complete", "pruned", "failed", "interrupted", "best", "stopped",
+    ):  # fmt: skip
         table.add_column(
             col, justify="left" if col in ("study", "stopped") else "right", no_wrap=True
         )
@@ -270,6 +278,7 @@ def _print_results(experiment: str, url: str, results: list[Any]) -> None:
             str(c.complete),
             str(c.pruned),
             str(c.failed),
+            str(c.interrupted),
             _fmt(c.best),
             r.reason,
         )
@@ -307,7 +316,6 @@ def list_(
     for row in rows:
         by_experiment.setdefault(row.info.experiment, []).append(row)
     for name, group in by_experiment.items():
-        first = group[0].info
         table = Table(title=f"experiment {name}", title_justify="left")
         for col in (
             "study",
@@ -317,19 +325,24 @@ def list_(
             "complete",
             "pruned",
             "failed",
+            "interrupted",
             "running",
             "best",
+            "metric",
         ):
             table.add_column(
-                col, justify="left" if col in ("study", "strategy") else "right", no_wrap=True
+                col,
+                justify="left" if col in ("study", "strategy", "metric") else "right",
+                no_wrap=True,
             )
         for row in group:
             i, c = row.info, row.counts
             table.add_row(
                 i.name, i.strategy, str(i.seed), f"{c.finished}/{i.budget}", str(c.complete),
-                str(c.pruned), str(c.failed), str(c.running), _fmt(c.best),
+                str(c.pruned), str(c.failed), str(c.interrupted), str(c.running), _fmt(c.best),
+                _metric(i),
             )  # fmt: skip
-        table.caption = f"best = {first.metric} ({first.direction}) on the validation split"
+        table.caption = "best: on the validation split, in each study's own metric"
         out.print(table)
     if others:
         out.print(f"(and {others} studies not made by hpstudy)")
@@ -413,6 +426,7 @@ def status(
         "waiting",
         "pruned",
         "failed",
+        "interrupted",
         "retried",
         "best",
         "metric",
@@ -425,11 +439,13 @@ def status(
         c = row.counts
         table.add_row(
             row.info.name, f"{c.finished}/{row.info.budget}", str(c.running), str(c.waiting),
-            str(c.pruned), str(c.failed), str(row.retried), _fmt(c.best),
+            str(c.pruned), str(c.failed), str(c.interrupted), str(row.retried), _fmt(c.best),
+            _metric(row.info),
         )  # fmt: skip
         stale += [f"{row.info.name} {s}" for s in row.stale]
     table.caption = (
-        f"best = {rows[0].info.metric} ({rows[0].info.direction}) on the validation split"
+        "best: on the validation split, in each study's own metric; interrupted: attempts "
+        "stopped by Ctrl-C or a dead worker (re-run) or given up: never counted"
     )
     out.print(table)
     done = sum(r.counts.finished >= r.info.budget for r in rows)
@@ -441,6 +457,38 @@ def status(
             err.print(f"warning: {row.info.name}: {row.failures}", markup=False)
         for line in row.gave_up:  # not counted toward the budget, not re-run
             err.print(f"warning: {row.info.name} {line}", markup=False)
+
+
+@app.command()
+def delete(
+    experiment: Annotated[str, typer.Argument(help="Experiment name.")],
+    storage: StorageOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Delete even while trials are RUNNING (their workers fail)."),
+    ] = False,
+) -> None:
+    """Delete every study of EXPERIMENT and its trials (other experiments are untouched)."""
+    from hpstudy.runner import delete_experiment, plan_delete
+
+    url = _storage_url(storage)
+    plan = _call(lambda: plan_delete(url, experiment, force=force))
+    out.print(
+        f"experiment '{experiment}' in {redact_url(url)}: {len(plan.studies)} studies, "
+        f"{plan.n_trials} trials",
+        markup=False,
+    )
+    for name, n in plan.studies:
+        out.print(f"  {name} ({n} trials)", markup=False)
+    if not yes and not typer.confirm(f"delete these {len(plan.studies)} studies?", err=True):
+        err.print("nothing deleted", markup=False)
+        raise typer.Exit(1)
+    done = _call(lambda: delete_experiment(url, experiment, force=force))
+    out.print(
+        f"deleted {len(done.studies)} studies ({done.n_trials} trials) of experiment '{experiment}'",
+        markup=False,
+    )
 
 
 @app.command()

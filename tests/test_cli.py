@@ -150,3 +150,26 @@ def test_version_names_hpstudy_and_the_versions_it_runs_on_without_importing_the
     assert first.startswith(f"hpstudy {__version__} (")
     assert f"optuna {version('optuna')}" in first and f"torch {version('torch')}" in first
     assert last in ("heavy [] 0", "heavy [] None")
+
+
+def test_list_and_status_show_each_studys_own_metric(tmp_path: Path, storage_url: str) -> None:
+    """iris is scored by accuracy (maximize), diabetes by rmse (minimize): each row says its own."""
+    study = tmp_path / "s.toml"
+    study.write_text(tiny_study_text(strategies=("random",)))
+    assert (
+        runner.invoke(app, ["create", str(study), "--storage", storage_url, "--no-run"]).exit_code
+        == 0
+    )
+    for command in (["list"], ["status", "tiny"]):
+        result = runner.invoke(app, [*command, "--storage", storage_url])
+        assert result.exit_code == 0, result.output
+        rows = {
+            line.split()[1]: line
+            for line in result.stdout.splitlines()
+            if "tiny." in line and ".s0" in line
+        }
+        assert set(rows) == {"tiny.iris.random.s0", "tiny.diabetes.random.s0"}, result.stdout
+        assert "accuracy (maximize)" in rows["tiny.iris.random.s0"], command
+        assert "rmse" not in rows["tiny.iris.random.s0"], command
+        assert "rmse (minimize)" in rows["tiny.diabetes.random.s0"], command
+        assert "best = " not in result.stdout  # no caption naming one task's metric for all

@@ -85,6 +85,7 @@ def test_every_command_has_an_example_in_the_guide() -> None:
         "dashboard",
         "train-best",
         "predict",
+        "delete",
     } <= commands
     for command in commands:
         assert re.search(rf"`hpstudy {re.escape(command)}\b", GUIDE), command

@@ -17,6 +17,7 @@ from hpstudy.report._collect import ExperimentData
 from hpstudy.report._sentences import headline
 from hpstudy.report._summary import TaskSummary
 from hpstudy.report._verdict import RULE
+from hpstudy.store import counts_toward_budget
 
 TRIAL_COLUMNS = [
     "experiment",
@@ -30,6 +31,7 @@ TRIAL_COLUMNS = [
     "epochs",
     "seconds",
     "fail_reason",
+    "counted",
 ]
 
 
@@ -43,6 +45,8 @@ def trial_rows(data: ExperimentData) -> list[dict[str, Any]]:
                 "seed": s.info.seed, "study": s.info.name, "number": t.number, "state": t.state.name,
                 "value": t.value, "epochs": t.user_attrs.get("epochs"), "seconds": t.user_attrs.get("seconds"),
                 "fail_reason": t.user_attrs.get("fail_reason"),
+                # False for interrupted, stale and given-up attempts: not the budget's, not compute
+                "counted": counts_toward_budget(t) if t.state.is_finished() else None,
             }  # fmt: skip
             row.update(t.params)
             rows.append(row)

@@ -8,10 +8,11 @@ temporary name and moved into place, so a failed report never leaves a half-writ
 from __future__ import annotations
 
 import html
+import logging
 import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from hpstudy.report._advice import Advice, advice_from_experiment
 from hpstudy.report._aggregate import Aggregate, aggregate
 from hpstudy.report._collect import ExperimentData, collect_experiment
 from hpstudy.report._sentences import HEADLINE_FAMILY, headline, summarize
-from hpstudy.report._summary import Scores, Spread, TaskSummary, picks_needed
+from hpstudy.report._summary import Scores, Spread, SummaryRow, TaskSummary, picks_needed
 from hpstudy.report._test_scores import test_scores
 from hpstudy.report._verdict import RULE
 
@@ -70,12 +71,13 @@ def _table(css_class: str, head: list[str], rows: list[list[str]]) -> str:
 def summary_table(summary: TaskSummary) -> str:
     head = [
         "strategy", "seeds", f"best validation {summary.metric}", f"test {summary.metric}",
-        "trials", "epochs", "seconds", "pruned", "failed",
+        "trials", "epochs", "seconds", "pruned", "failed", "interrupted",
     ]  # fmt: skip
     rows = [
         [
             _e(r.label), str(r.seeds), _spread(r.best_valid), _spread(r.test), _spread(r.trials, True),
             _spread(r.epochs, True), _spread(r.seconds), str(r.pruned), str(r.failed),
+            _interrupted(r),
         ]
         for r in summary.rows
     ]  # fmt: skip
@@ -83,8 +85,16 @@ def summary_table(summary: TaskSummary) -> str:
         _table("summary", head, rows)
         + '<p class="note">Median over seeds [min, max]. Test: the best configuration of each seed, retrained on '
         "train+validation with several training seeds and scored on the test split the search never saw. "
-        "Compute counts every trial (pruned and failed too).</p>"
+        "Compute counts every trial (pruned and failed too) except interrupted attempts (Ctrl-C, a "
+        "dead worker, given up after repeated crashes), which are not the configuration's doing: "
+        "their compute is shown apart (summed over seeds) and never charged to the strategy.</p>"
     )
+
+
+def _interrupted(r: SummaryRow) -> str:
+    if not r.interrupted:
+        return "0"
+    return f"{r.interrupted} ({r.interrupted_epochs:.0f} epochs, {r.interrupted_seconds:.3g} s)"
 
 
 def _ci(est: float, low: float, high: float, signed: bool = True) -> str:
@@ -326,22 +336,40 @@ def analyze(
 ) -> tuple[ExperimentData, list[TaskSummary]]:
     """Collect the experiment, score each study's best configuration on its test split
     (cached in the storage), and summarize each task."""
-    from hpstudy.store import TrialWriter, open_storage
     from hpstudy.store import stored_config as _stored_config
 
     data = collect_experiment(storage_url, experiment)
     config = _stored_config(data.studies[0].info, storage_url)
     tests: Scores = {}
     if retrain:
-        writer = TrialWriter(open_storage(storage_url, create=False))
         tests = test_scores(
             config,
             data.studies,
-            writer.set_study_user_attrs,
+            score_cache(storage_url),
             progress,
             picks=picks_needed(data, config),
         )
     return data, summarize(data, tests, config)
+
+
+def score_cache(storage_url: str) -> Callable[[int, Mapping[str, Any]], None]:
+    """Where retrained test scores are kept: the storage's study attrs, or, when the storage
+    is a read-only SQLite file, nowhere (said once: they are computed again next time)."""
+    from hpstudy.store import TrialWriter, open_storage, read_only_reason
+
+    read_only = read_only_reason(storage_url)
+    if read_only is None:
+        return TrialWriter(open_storage(storage_url, create=False)).set_study_user_attrs
+    logging.getLogger("hpstudy").warning(
+        "%s: test scores are computed but not cached in the storage (next time they are "
+        "computed again)",
+        read_only,
+    )
+    return _no_cache
+
+
+def _no_cache(study_id: int, attrs: Mapping[str, Any]) -> None:
+    """The cache of a read-only storage: keeps nothing."""
 
 
 def stored_config(data: ExperimentData, storage_url: str) -> ExperimentConfig:

@@ -95,16 +95,14 @@ def write_trials_csv_gz(
     equal-compute picks) are computed first when not cached, as ``hpstudy report`` does.
     """
     from hpstudy.report._collect import collect_experiment
-    from hpstudy.report._html import stored_config, write_atomic
+    from hpstudy.report._html import score_cache, stored_config, write_atomic
     from hpstudy.report._test_scores import _cached_by_trial, test_scores
-    from hpstudy.store import TrialWriter, open_storage
 
     data = collect_experiment(storage_url, experiment)
     config = stored_config(data, storage_url)
     if retrain:
-        writer = TrialWriter(open_storage(storage_url, create=False))
         tests = test_scores(
-            config, data.studies, writer.set_study_user_attrs, progress,
+            config, data.studies, score_cache(storage_url), progress,
             picks=picks_needed(data, config),
         )  # fmt: skip
     else:

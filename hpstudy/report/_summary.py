@@ -34,6 +34,7 @@ from hpstudy.report._verdict import (
     paired_differences,
     resolve_margin,
 )
+from hpstudy.store import is_interrupted
 
 Scores = dict[str, dict[int, TestScore]]  # study name -> trial number -> test scores
 
@@ -68,7 +69,12 @@ class SummaryRow:
     epochs: Spread
     seconds: Spread
     pruned: int
-    failed: int
+    failed: int  # the configurations' own failures (counted toward budget and compute)
+    # Attempts stopped by an interrupt, a dead worker or given up: re-run or dropped, never
+    # counted toward the budget nor the compute above; their compute, summed over seeds.
+    interrupted: int = 0
+    interrupted_epochs: float = 0.0
+    interrupted_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -178,6 +184,13 @@ def picks_needed(data: ExperimentData, config: ExperimentConfig | None) -> dict[
     return picks
 
 
+def _interrupted_total(studies: list[StudyData], attr: str) -> float:
+    """Epochs or seconds spent on attempts that do not count (interrupted, stale, gave up)."""
+    return sum(
+        float(t.user_attrs.get(attr, 0.0)) for s in studies for t in s.trials if is_interrupted(t)
+    )
+
+
 def _score(tests: Scores, study: StudyData, trial: int | None) -> float:
     ts = tests.get(study.info.name, {}).get(trial) if trial is not None else None
     return ts.mean if ts is not None else math.nan
@@ -208,6 +221,9 @@ def summarize_task(
                 epochs=Spread.of([total(s.records, "epochs") for s in own]),
                 seconds=Spread.of([total(s.records, "seconds") for s in own]),
                 pruned=sum(s.counts.pruned for s in own), failed=sum(s.counts.failed for s in own),
+                interrupted=sum(s.counts.interrupted for s in own),
+                interrupted_epochs=_interrupted_total(own, "epochs"),
+                interrupted_seconds=_interrupted_total(own, "seconds"),
             )
         )  # fmt: skip
     scores = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hpstudy.runner._create import apply_overrides, create_experiment, create_studies
+from hpstudy.runner._delete import DeletePlan, TrialsRunningError, delete_experiment, plan_delete
 from hpstudy.runner._listing import StudyRow, list_studies
 from hpstudy.runner._parallel import run_with_jobs
 from hpstudy.runner._progress import Progress, RichProgress
@@ -22,6 +23,7 @@ from hpstudy.store import (
 __all__ = [
     "DEFAULT_STORAGE",
     "DataCache",
+    "DeletePlan",
     "DriftError",
     "Progress",
     "RichProgress",
@@ -31,13 +33,16 @@ __all__ = [
     "StudyRow",
     "StudyStatus",
     "TrialReader",
+    "TrialsRunningError",
     "TrialWriter",
     "apply_overrides",
     "create_experiment",
     "create_studies",
+    "delete_experiment",
     "experiment_status",
     "list_studies",
     "open_storage",
+    "plan_delete",
     "resolve_storage_url",
     "resume_experiment",
     "run_with_jobs",

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
@@ -29,6 +30,7 @@ from hpstudy.runner._progress import Progress
 from hpstudy.runner._run import DataCache, StudyResult, run_studies
 from hpstudy.store import StudyCounts, StudyInfo
 from hpstudy.store._optuna import rdb_backend
+from hpstudy.training import warm_up
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def _worker_main(spec: WorkerSpec, events: Any, index: int, data: Any) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        storage = open_storage(spec.storage_url, create=False)
+        storage = open_storage(spec.storage_url, create=False, write=True)
         config = spec.config
         run_studies(
             config,
@@ -194,6 +196,18 @@ def _results(spec: WorkerSpec, reasons: dict[str, str]) -> list[StudyResult]:
     return results
 
 
+def _warm_up_before_fork() -> None:
+    """Warm up once here so every forked worker inherits it (see :func:`warm_up`): on the
+    CPU only (CUDA does not survive a fork) and on one thread (an OpenMP pool started before
+    a fork can hang the children)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        warm_up("cpu")
+    finally:
+        torch.set_num_threads(threads)
+
+
 def run_with_jobs(
     config: ExperimentConfig,
     storage: BaseStorage,
@@ -207,6 +221,7 @@ def run_with_jobs(
     data = data or DataCache(config)
     if n_jobs <= 1:
         return run_studies(config, storage, infos, data, progress)
+    _warm_up_before_fork()
     backend = rdb_backend(storage)
     if backend is not None:
         backend.engine.dispose()  # no connection may cross a fork

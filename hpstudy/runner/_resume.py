@@ -10,6 +10,7 @@ are created and grid points or manual configurations that a higher budget adds a
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -59,9 +60,18 @@ def resolve_experiment(
     return config, infos, from_file
 
 
-def drift(old: ExperimentConfig, new: ExperimentConfig) -> list[str]:
+def drift(
+    old: ExperimentConfig, new: ExperimentConfig, stored_prints: dict[str, str] | None = None
+) -> list[str]:
     """What changed between two versions of a study file among the things that make trials
-    comparable (tasks and their data, search space, training settings, pruner)."""
+    comparable (tasks and their data, search space, training settings, pruner): one line per
+    change, naming only what changed.
+
+    Args:
+        stored_prints: Each task's fingerprint as stored at create time. The stored file is
+            parsed again against today's data files, so a task whose fingerprint differs
+            from its stored one although the file says the same is one whose data changed.
+    """
     changes: list[str] = []
 
     def compare(prefix: str, a: dict[str, Any], b: dict[str, Any]) -> None:
@@ -75,14 +85,16 @@ def drift(old: ExperimentConfig, new: ExperimentConfig) -> list[str]:
 
     old_tasks = {t.name: t for t in old.tasks}
     for task in new.tasks:
-        if task.name in old_tasks:
-            compare(
-                f"tasks[{task.name}]",
-                dataclasses.asdict(old_tasks[task.name]),
-                dataclasses.asdict(task),
-            )
-            if not changes and old.fingerprint(old_tasks[task.name]) != new.fingerprint(task):
-                changes.append(f"tasks[{task.name}]: the data file's contents changed")
+        if task.name not in old_tasks:
+            continue  # a new task becomes new studies
+        before = old_tasks[task.name]
+        a, b = _comparable(before), _comparable(task)
+        if before.csv and task.csv and _digest(before.csv) == _digest(task.csv):
+            a.pop("csv"), b.pop("csv")  # the same data elsewhere: comparable (not in the print)
+        compare(f"tasks[{task.name}]", a, b)
+        stored = (stored_prints or {}).get(task.name)
+        if task.csv and stored is not None and _print_now(old, before) not in (stored, None):
+            changes.append(f"tasks[{task.name}]: the contents of {task.csv} changed since create")
     for name in sorted(set(old.space) | set(new.space)):
         a = dataclasses.asdict(old.space[name]) if name in old.space else {}
         b = dataclasses.asdict(new.space[name]) if name in new.space else {}
@@ -98,6 +110,28 @@ def drift(old: ExperimentConfig, new: ExperimentConfig) -> list[str]:
         {"type": new.pruner.type, **new.pruner.settings},
     )
     return changes
+
+
+def _comparable(task: Any) -> dict[str, Any]:
+    """A task's settings that make trials comparable (the margin is the report's only)."""
+    fields = dataclasses.asdict(task)
+    del fields["margin"]
+    return fields
+
+
+def _print_now(config: ExperimentConfig, task: Any) -> str | None:
+    """The fingerprint of ``task`` over its data file as it is today (``None``: unreadable)."""
+    try:
+        return config.fingerprint(task)
+    except OSError:
+        return None
+
+
+def _digest(path: str) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _file_order(config: ExperimentConfig, info: StudyInfo) -> tuple[int, int, int]:
@@ -123,17 +157,17 @@ def check_drift(
     if not changed:
         return []
     old = stored_config(next(i for i in infos if i.task == changed[0].name), storage_url)
-    lines = drift(old, config) or [f"tasks[{t.name}]: fingerprint changed" for t in changed]
+    lines = drift(old, config, stored_prints) or [
+        f"tasks[{t.name}]: fingerprint changed" for t in changed
+    ]
     if force:
         return lines
+    what = "1 change" if len(lines) == 1 else f"{len(lines)} changes"
     raise DriftError(
-        [
-            f"{config.source} no longer matches experiment '{config.name}' as created; new trials would not be comparable with the stored ones:"
-        ]
-        + [f"  {line}" for line in lines]
-        + [
-            "resume with the original file, create a new experiment (another name), or pass --force to mix them anyway"
-        ]
+        f"{config.source} no longer matches experiment '{config.name}' as created ({what} "
+        f"that would make new trials incomparable with the stored ones: {'; '.join(lines)}); "
+        "resume with the original file, create a new experiment (another name), or pass "
+        "--force to mix them anyway"
     )
 
 
@@ -199,7 +233,7 @@ def resume_experiment(
     """
     if n_trials is not None and n_trials < 1:
         raise ConfigError(f"--n-trials must be >= 1, got {n_trials}")
-    storage = open_storage(storage_url, create=False)
+    storage = open_storage(storage_url, create=False, write=True)
     config, infos, from_file = resolve_experiment(target, storage, storage_url)
     if from_file:
         for line in check_drift(config, infos, storage_url, force):

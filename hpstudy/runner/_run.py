@@ -35,7 +35,7 @@ from hpstudy.store import (
     counts_toward_budget,
 )
 from hpstudy.strategies import distributions, make_pruner, make_sampler, strategy
-from hpstudy.training import NonFiniteLossError, train
+from hpstudy.training import NonFiniteLossError, train, warm_up
 
 _logger = logging.getLogger("hpstudy")
 
@@ -413,6 +413,7 @@ def run_studies(
     :class:`~hpstudy.Interrupted` is raised; further signals are ignored meanwhile.
     """
     torch.set_num_threads(config.training.torch_threads)
+    warm_up(config.training.device)  # one-time start-up costs stay out of the first trial
     if announce:
         progress.experiment_started([(i.name, i.budget) for i in infos])
     writer = TrialWriter(storage)

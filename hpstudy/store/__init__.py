@@ -17,6 +17,7 @@ from hpstudy.store._storage import (
     ENV_STORAGE,
     TrialReader,
     open_storage,
+    read_only_reason,
     resolve_storage_url,
 )
 from hpstudy.store._studies import (
@@ -26,6 +27,7 @@ from hpstudy.store._studies import (
     StudyInfo,
     best_value,
     counts_toward_budget,
+    is_interrupted,
     study_attrs,
 )
 from hpstudy.store._writer import MAX_CRASHES, TrialWriter
@@ -44,7 +46,9 @@ __all__ = [
     "check_versions",
     "counts_toward_budget",
     "experiment_studies",
+    "is_interrupted",
     "open_storage",
+    "read_only_reason",
     "require_experiment",
     "resolve_storage_url",
     "stored_config",

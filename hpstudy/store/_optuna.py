@@ -19,6 +19,8 @@ What hpstudy relies on, and why:
   (Optuna counts it in a study system attr, which each worker's local copy holds separately:
   two workers would draw the same point).
 - ``FrozenTrial._trial_id`` and ``Study._study_id``: read only.
+- ``RDBStorage.scoped_session`` and ``models.StudyModel``: several studies are deleted in one
+  transaction (Optuna's ``delete_study`` commits one study at a time).
 """
 
 from __future__ import annotations
@@ -113,6 +115,63 @@ def trial_id(trial: FrozenTrial) -> int:
 def study_id(study: optuna.Study | FrozenStudy) -> int:
     """The storage id of a study."""
     return int(study._study_id)
+
+
+def delete_studies(storage: BaseStorage, study_ids: list[int], *, force: bool) -> list[int]:
+    """Delete ``study_ids`` with their trials, all or none.
+
+    On RDB storages one transaction: it starts with a write on the studies' rows (so SQLite
+    takes its write lock up front and PostgreSQL locks the rows a worker's claim locks), then,
+    unless ``force``, refuses when any of their trials is RUNNING, then deletes through
+    Optuna's ORM cascades. Other storages: Optuna's ``delete_study`` per study (a re-run
+    deletes what is left).
+
+    Returns:
+        The ids of the RUNNING trials that stopped the deletion (empty when it was done).
+    """
+    from optuna.trial import TrialState
+    from sqlalchemy import select, update
+
+    rdb = rdb_backend(storage)
+    if rdb is None:
+        running = [
+            trial_id(t)
+            for s in study_ids
+            for t in storage.get_all_trials(s, deepcopy=False, states=(TrialState.RUNNING,))
+        ]
+        if running and not force:
+            return running
+        for s in study_ids:
+            storage.delete_study(s)
+        return []
+    session = rdb.scoped_session()
+    try:
+        session.execute(
+            update(STUDIES)
+            .where(STUDIES.c.study_id.in_(study_ids))
+            .values(study_name=STUDIES.c.study_name)
+        )
+        running = list(
+            session.execute(
+                select(TRIALS.c.trial_id).where(
+                    TRIALS.c.study_id.in_(study_ids), TRIALS.c.state == TrialState.RUNNING
+                )
+            ).scalars()
+        )
+        if running and not force:
+            session.rollback()
+            return running
+        for s in study_ids:
+            study = session.get(models.StudyModel, s)
+            if study is not None:
+                session.delete(study)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+    return []
 
 
 def clear_trial_cache(study: optuna.Study) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from typing import Any
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from hpstudy._errors import StorageError
+from hpstudy._errors import StorageError, UsageError
 from hpstudy._faults import start_barrier
 from hpstudy._redact import redact_text, redact_url
 
@@ -32,8 +33,59 @@ SQLITE_BUSY_TIMEOUT_S = 60
 
 
 def resolve_storage_url(url: str | None) -> str:
-    """``--storage`` if given, else ``$HPSTUDY_STORAGE``, else the default SQLite file."""
-    return url or os.environ.get(ENV_STORAGE) or DEFAULT_STORAGE
+    """``--storage`` if given, else ``$HPSTUDY_STORAGE``, else the default SQLite file.
+
+    A plain file path (``storage/x.db``, ``my.db``, ``/data/x.db``: no ``scheme:`` in front)
+    is a SQLite file: ``sqlite:///`` + the path.
+    """
+    url = url or os.environ.get(ENV_STORAGE) or DEFAULT_STORAGE
+    if not re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", url):
+        return "sqlite:///" + url
+    return url
+
+
+EXPECTED_FORMS = (
+    "a SQLite file (sqlite:///path.db, or just path.db) or a database server "
+    "(postgresql://user@host/db, mysql+pymysql://user@host/db)"
+)
+
+
+def _check_url(url: str) -> None:
+    """Refuse a URL SQLAlchemy cannot parse or whose scheme names no database, saying the
+    expected forms (before anything tries to connect)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        dialect = make_url(url).get_dialect
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise UsageError(
+            f"--storage {redact_url(url)} is not a storage URL; expected {EXPECTED_FORMS}"
+        ) from None
+    try:
+        dialect()
+    except NoSuchModuleError:
+        scheme = url.split(":", 1)[0]
+        hint = "; for PostgreSQL write postgresql://" if scheme == "postgres" else ""
+        raise UsageError(
+            f"--storage {redact_url(url)}: {scheme!r} is not a database scheme{hint}; "
+            f"expected {EXPECTED_FORMS}"
+        ) from None
+    except ImportError:
+        pass  # a known database without its driver: said when the storage is opened
+
+
+def read_only_reason(url: str) -> str | None:
+    """Why the SQLite file of ``url`` cannot be written here, or ``None`` (not SQLite, not
+    there yet, or writable). SQLite needs to write the file and, for its journal, the folder."""
+    path = _sqlite_path(url)
+    if path is None or not path.exists():
+        return None
+    if not os.access(path, os.W_OK):
+        return f"the file {path} is read-only"
+    if not os.access(path.parent, os.W_OK):
+        return f"its folder {path.parent} is read-only"
+    return None
 
 
 def _sqlite_path(url: str) -> Path | None:
@@ -43,20 +95,35 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(url[len(prefix) :].split("?", 1)[0])
 
 
-def open_storage(url: str, *, create: bool = True) -> BaseStorage:
+def open_storage(url: str, *, create: bool = True, write: bool | None = None) -> BaseStorage:
     """Open (and with ``create``, initialise) the storage at ``url``.
 
     SQLite files get WAL journaling (readers such as optuna-dashboard never block the writer)
     and a long busy timeout. ``create=False`` refuses a SQLite file that does not exist, so
-    read-only commands never leave empty databases behind.
+    read-only commands never leave empty databases behind. A SQLite file that cannot be
+    written here (its mode, or its folder's) is opened read-only when ``write`` is false
+    (default: ``create``), and refused with the reason and the fix when it is true.
 
     Raises:
-        StorageError: The URL is malformed, its driver is missing or the database refuses.
+        UsageError: The URL is not one (a bogus scheme): the message says the expected forms.
+        StorageError: Its driver is missing, the database refuses, or a command that writes
+            was given a read-only SQLite file.
     """
     check_versions()
+    _check_url(url)
     start_barrier("open")
     path = _sqlite_path(url)
     engine_kwargs: dict[str, Any] = {}
+    read_only = read_only_reason(url)
+    if read_only is not None:
+        if create if write is None else write:
+            raise StorageError(
+                f"storage {redact_url(url)} is read-only ({read_only}) and this command writes "
+                "to it; make the file and its folder writable, or copy the file to a writable "
+                "folder and pass --storage COPY.db"
+            )
+        assert path is not None
+        return _open_read_only(url, path)
     if path is not None:
         if not path.exists():
             if not create:
@@ -80,6 +147,28 @@ def open_storage(url: str, *, create: bool = True) -> BaseStorage:
 
         event.listen(rdb.engine, "connect", _pragmas)
         rdb.engine.dispose()  # reconnect so every pooled connection has the pragmas
+    return wrap_rdb(rdb)
+
+
+def _open_read_only(url: str, path: Path) -> BaseStorage:
+    """A read-only SQLite file (``mode=ro``). In a read-only folder SQLite cannot make its
+    shared-memory file: with no write-ahead log left beside the file (a cleanly closed
+    database), ``immutable=1`` reads it (nothing can be writing it there either); with one,
+    plain ``mode=ro`` reads the log too (``immutable`` would silently ignore it)."""
+    from urllib.parse import quote
+
+    wal = Path(f"{path}-wal")
+    no_log = not wal.exists() or wal.stat().st_size == 0
+    immutable = no_log and not os.access(path.parent, os.W_OK)
+    flags = "mode=ro" + ("&immutable=1" if immutable else "")
+    ro_url = f"sqlite:///file:{quote(str(path.resolve()))}?{flags}&uri=true"
+    try:
+        rdb = RDBStorage(ro_url, skip_table_creation=True)
+    except Exception as e:
+        detail = redact_text(" ".join(str(e).split()), url)
+        raise StorageError(
+            f"cannot read the read-only SQLite storage {redact_url(url)}: {type(e).__name__}: {detail}"
+        ) from e
     return wrap_rdb(rdb)
 
 

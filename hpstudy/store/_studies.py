@@ -113,9 +113,19 @@ def best_value(trials: list[FrozenTrial], direction: str) -> float | None:
     return max(values) if direction == "maximize" else min(values)
 
 
+def is_interrupted(trial: FrozenTrial) -> bool:
+    """A FAIL that is not the configuration's fault: interrupted, stale or given up."""
+    return trial.state == TrialState.FAIL and not counts_toward_budget(trial)
+
+
 @dataclass(frozen=True)
 class StudyCounts:
-    """Trial counts of one study, by what they mean for the budget."""
+    """Trial counts of one study, by what they mean for the budget.
+
+    ``failed`` counts the configurations' own failures (they count toward the budget);
+    ``interrupted`` the attempts stopped by an interrupt, a dead worker (stale) or given up
+    after repeated crashes (:data:`UNCOUNTED_REASONS`): never counted, shown apart.
+    """
 
     finished: int
     complete: int
@@ -124,6 +134,7 @@ class StudyCounts:
     running: int
     waiting: int
     best: float | None
+    interrupted: int = 0
 
     @classmethod
     def of(cls, trials: list[FrozenTrial], direction: str) -> StudyCounts:
@@ -132,7 +143,8 @@ class StudyCounts:
             finished=sum(counts_toward_budget(t) for t in trials),
             complete=states.count(TrialState.COMPLETE),
             pruned=states.count(TrialState.PRUNED),
-            failed=states.count(TrialState.FAIL),
+            failed=sum(t.state == TrialState.FAIL and counts_toward_budget(t) for t in trials),
+            interrupted=sum(map(is_interrupted, trials)),
             running=states.count(TrialState.RUNNING),
             waiting=states.count(TrialState.WAITING),
             best=best_value(trials, direction),

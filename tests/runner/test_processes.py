@@ -141,11 +141,16 @@ def test_four_processes_share_one_sqlite_file(tmp_path: Path) -> None:
     study.write_text(tiny_study_text(strategies=("manual", "grid", "random", "tpe"), n_trials=6))
     db = tmp_path / "db.sqlite"
     url = f"sqlite:///{db}"
+    # The four workers claim their first trial together (3-epoch trials take milliseconds
+    # once start-up is paid before forking: a worker scheduled late could find none left).
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
     done = subprocess.run(
         _hpstudy("-q", "create", str(study), "--storage", url, "--n-jobs", "4"),
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, "HPSTUDY_START_BARRIER": f"{barrier}:4"},
     )
     assert done.returncode == 0, done.stderr
     assert "locked" not in done.stderr.lower()

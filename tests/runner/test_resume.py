@@ -106,3 +106,54 @@ def test_status_shows_counts(tmp_path: Path, storage_url: str) -> None:
     assert result.exit_code == 0
     assert "tiny.iris.random.s0" in result.stdout and "2/2" in result.stdout
     assert "2 of 2 studies have met their budget" in result.stdout
+
+
+def _csv_study(tmp_path: Path) -> Path:
+    rows = "".join(f"{i % 7},{(i * 3) % 5},{i % 7 + 0.5 * ((i * 3) % 5)}\n" for i in range(60))
+    (tmp_path / "d.csv").write_text("a,b,y\n" + rows)
+    text = tiny_study_text(strategies=("random",), n_trials=1)
+    text = text.replace('[[tasks]]\nname = "diabetes"\ndataset = "diabetes"\n', "")
+    text = text.replace(
+        'name = "iris"\ndataset = "iris"', 'name = "d"\ncsv = "d.csv"\ntarget = "y"'
+    )
+    return _write(tmp_path / "s.toml", text)
+
+
+def test_a_training_change_is_named_alone_not_as_a_data_change(
+    tmp_path: Path, storage_url: str
+) -> None:
+    """Only training.max_epochs changed, the CSV untouched: the diff says that, and counts 1."""
+    study = _csv_study(tmp_path)
+    create_experiment(load_config(study), storage_url, run=False)
+    _write(study, study.read_text().replace("max_epochs = 3", "max_epochs = 4"))
+    result = runner.invoke(app, ["resume", str(study), "--storage", storage_url])
+    assert result.exit_code == 2
+    message = result.stderr.strip()
+    assert "(1 change that would make new trials incomparable" in message, message
+    assert "training.max_epochs: 3 -> 4" in message
+    assert "contents" not in message and "problems" not in message
+    assert len(message.splitlines()) == 1
+
+
+def test_a_changed_csv_is_named_as_the_data_change(tmp_path: Path, storage_url: str) -> None:
+    study = _csv_study(tmp_path)
+    create_experiment(load_config(study), storage_url, run=False)
+    data = tmp_path / "d.csv"
+    data.write_text(data.read_text() + "1,1,9.5\n")
+    with pytest.raises(DriftError) as info:
+        resume_experiment(str(study), storage_url)
+    message = str(info.value)
+    assert (
+        f"(1 change that would make new trials incomparable with the stored ones: tasks[d]: the contents of {data} changed since create)"
+        in message
+    )
+    # the same data copied elsewhere with a copied study file is not a change: only max_epochs
+    data.write_text(data.read_text().rsplit("1,1,9.5\n", 1)[0])
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "d.csv").write_bytes(data.read_bytes())
+    _write(copy / "s.toml", study.read_text().replace("max_epochs = 3", "max_epochs = 5"))
+    with pytest.raises(DriftError) as info:
+        resume_experiment(str(copy / "s.toml"), storage_url)
+    message = str(info.value)
+    assert "(1 change that would make" in message and "training.max_epochs: 3 -> 5" in message
