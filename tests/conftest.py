@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -79,21 +80,28 @@ def tiny_study(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
+@contextmanager
+def fresh_postgres_database(prefix: str = "hpstudy_test") -> Iterator[str]:
+    """A new, empty database on the test server (``$HPSTUDY_TEST_POSTGRES_URL``), dropped after;
+    skips the test when that variable is unset (``.ci/run`` sets it, so CI never skips)."""
     base = os.environ.get("HPSTUDY_TEST_POSTGRES_URL")
     if not base:
         pytest.skip("HPSTUDY_TEST_POSTGRES_URL is not set (.ci/run sets it)")
     import sqlalchemy
 
-    name = f"hpstudy_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = sqlalchemy.create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
-    url = base.rsplit("/", 1)[0] + "/" + name
     try:
-        yield url
+        yield base.rsplit("/", 1)[0] + "/" + name
     finally:
         with admin.connect() as conn:
             conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    with fresh_postgres_database() as url:
+        yield url

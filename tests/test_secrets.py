@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +15,7 @@ from typer.testing import CliRunner
 
 from hpstudy._redact import redact_text, redact_url
 from hpstudy.cli import _storage_flag, app
-from tests.conftest import tiny_study_text
+from tests.conftest import fresh_postgres_database, tiny_study_text
 
 runner = CliRunner()
 SECRET = "s3cretPW"
@@ -51,24 +49,11 @@ def test_redact_text_hides_raw_and_encoded_password() -> None:
 
 @pytest.fixture(scope="module")
 def pg_url_with_password() -> Iterator[str]:
-    base = os.environ.get("HPSTUDY_TEST_POSTGRES_URL")
-    if not base:
-        pytest.skip("HPSTUDY_TEST_POSTGRES_URL is not set (.ci/run sets it)")
-    import sqlalchemy
     from sqlalchemy.engine import make_url
 
-    name = f"hpstudy_secret_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
-    # the test server trusts any password: this one must still never be shown
-    url = make_url(base).set(password=SECRET, database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+    with fresh_postgres_database("hpstudy_secret") as url:
+        # the test server trusts any password: this one must still never be shown
+        yield make_url(url).set(password=SECRET).render_as_string(hide_password=False)
 
 
 def _free_port() -> int:

@@ -11,18 +11,11 @@ import pytest
 from hpstudy.config import parse_config
 from hpstudy.report import write_report
 from hpstudy.runner import create_experiment
+from scripts.screenshot import CHROMIUM_FLAGS
 from tests.conftest import tiny_study_text
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
+FLAGS = CHROMIUM_FLAGS  # one list: the README's screenshot is taken the same way
 
 
 @pytest.mark.slow
