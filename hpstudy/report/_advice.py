@@ -304,9 +304,9 @@ def _estimate(
     unit: str,
     pooled: bool,
 ) -> Finding:
-    if spec.reason is not None or spec.key == "dropout_start":
-        if spec.reason is not None:
-            return Finding(spec.key, spec.advice, spec.comparison, scope, unit, reason=spec.reason)
+    if spec.reason is not None:
+        return Finding(spec.key, spec.advice, spec.comparison, scope, unit, reason=spec.reason)
+    if spec.key == "dropout_start":
         return _dropout_start(spec, studies, scope, unit, pooled)
     assert spec.better is not None and spec.worse is not None
     effects: list[float] = []

@@ -305,6 +305,18 @@ def learning_figure(data: ExperimentData, task: str) -> go.Figure | None:
     return fig
 
 
+def _ci_bars(
+    estimates: list[float], lows: list[float], highs: list[float], scale: float = 1.0
+) -> dict[str, Any]:
+    """Plotly error bars drawing each estimate's (asymmetric) CI, in units of ``scale``."""
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": [(h - e) / scale for e, h in zip(estimates, highs, strict=True)],
+        "arrayminus": [(e - lo) / scale for e, lo in zip(estimates, lows, strict=True)],
+    }
+
+
 def forest_figure(summaries: list[Any]) -> go.Figure | None:
     """Difference vs the baseline with its CI, per task and strategy; the margin band shaded.
 
@@ -328,7 +340,7 @@ def forest_figure(summaries: list[Any]) -> go.Figure | None:
         fig.add_trace(
             go.Scatter(
                 x=[v.difference / m], y=[label], mode="markers",
-                error_x={"type": "data", "symmetric": False, "array": [(v.ci_high - v.difference) / m], "arrayminus": [(v.difference - v.ci_low) / m]},
+                error_x=_ci_bars([v.difference], [v.ci_low], [v.ci_high], m),
                 marker={"color": COLORS.get(v.strategy, "#333333"), "size": 10}, showlegend=False,
                 hovertext=f"{v.verdict}: {v.difference:+.4g} [{v.ci_low:+.4g}, {v.ci_high:+.4g}] {s.metric}, margin {m:.4g}",
             )
@@ -363,8 +375,7 @@ def equal_compute_figure(summaries: list[Any]) -> go.Figure | None:
                 go.Scatter(
                     x=[e.fraction for e in pts], y=[e.difference / m for e in pts], mode="lines+markers",
                     name=f"{s.task}: {s.label(strategy)}", line={"color": COLORS.get(strategy, "#333333"), "dash": dashes[i % len(dashes)]},
-                    error_y={"type": "data", "symmetric": False, "array": [(e.ci_high - e.difference) / m for e in pts],
-                             "arrayminus": [(e.difference - e.ci_low) / m for e in pts]},
+                    error_y=_ci_bars([e.difference for e in pts], [e.ci_low for e in pts], [e.ci_high for e in pts], m),
                 )
             )  # fmt: skip
     if not fig.data:
@@ -397,7 +408,7 @@ def advice_figure(advice: Any) -> go.Figure | None:
         fig.add_trace(
             go.Scatter(
                 x=[f.estimate], y=[f.comparison], mode="markers", showlegend=False,
-                error_x={"type": "data", "symmetric": False, "array": [f.ci_high - f.estimate], "arrayminus": [f.estimate - f.ci_low]},
+                error_x=_ci_bars([f.estimate], [f.ci_low], [f.ci_high]),
                 marker={"color": COLORS.get("random", "#333333"), "size": 10},
                 hovertext=f"{f.advice}: {f.estimate:+.3g} [{f.ci_low:+.3g}, {f.ci_high:+.3g}], {f.studies} studies",
             )
