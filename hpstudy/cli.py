@@ -58,6 +58,16 @@ NJobsOption = Annotated[
         help="Worker processes on this machine (one torch thread each).",
     ),
 ]
+RetrainJobsOption = Annotated[
+    int,
+    typer.Option(
+        "--n-jobs",
+        "-j",
+        min=1,
+        max=256,
+        help="Processes retraining the test scores not yet cached (one torch thread each).",
+    ),
+]
 
 
 def _print_version(value: bool) -> None:
@@ -500,13 +510,16 @@ def report(
         typer.Option("--output", "-o", help="HTML file [default: reports/EXPERIMENT.html]."),
     ] = None,
     no_test: NoTestOption = False,
+    n_jobs: RetrainJobsOption = 1,
 ) -> None:
     """Write one offline HTML report: which strategy won, for how much compute, on held-out test data, and is it real."""
     from hpstudy.report import headline, write_report
 
     url = _storage_url(storage)
     path, summaries = _call(
-        lambda: write_report(url, experiment, output, retrain=not no_test, progress=_retrain_note)
+        lambda: write_report(
+            url, experiment, output, retrain=not no_test, progress=_retrain_note, n_jobs=n_jobs
+        )
     )
     out.print(headline(summaries))
     for summary in summaries:
@@ -537,6 +550,7 @@ def export(
         ),
     ] = None,
     no_test: NoTestOption = False,
+    n_jobs: RetrainJobsOption = 1,
 ) -> None:
     """Export one row per trial (every parameter, value, epochs, seconds) and the summary table."""
     from hpstudy.report import export_experiment
@@ -544,7 +558,13 @@ def export(
     url = _storage_url(storage)
     paths = _call(
         lambda: export_experiment(
-            url, experiment, fmt, output, retrain=not no_test, progress=_retrain_note
+            url,
+            experiment,
+            fmt,
+            output,
+            retrain=not no_test,
+            progress=_retrain_note,
+            n_jobs=n_jobs,
         )
     )
     for path in paths:

@@ -123,6 +123,7 @@ def export_experiment(
     *,
     retrain: bool = True,
     progress: Callable[[str], None] = lambda name: None,
+    n_jobs: int = 1,
 ) -> list[Path]:
     """Export ``experiment``: ``json`` writes one file (trials, summary, verdicts, advice);
     ``csv`` writes the trials to OUTPUT and the summary table beside it (``*.summary.csv``);
@@ -142,9 +143,11 @@ def export_experiment(
 
         target = Path(output) if output else default_output("reports", (experiment,), ".csv.gz")
         return write_trials_csv_gz(
-            storage_url, experiment, target, retrain=retrain, progress=progress
+            storage_url, experiment, target, retrain=retrain, progress=progress, n_jobs=n_jobs
         )
-    data, summaries = analyze(storage_url, experiment, retrain=retrain, progress=progress)
+    data, summaries = analyze(
+        storage_url, experiment, retrain=retrain, progress=progress, n_jobs=n_jobs
+    )
     path = Path(output) if output else default_output("reports", (experiment,), f".{fmt}")
     trials, summary = trial_rows(data), summary_rows(summaries)
     if fmt == "json":

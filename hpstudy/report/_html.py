@@ -333,6 +333,7 @@ def analyze(
     *,
     retrain: bool = True,
     progress: Callable[[str], None] = lambda name: None,
+    n_jobs: int = 1,
 ) -> tuple[ExperimentData, list[TaskSummary]]:
     """Collect the experiment, score each study's best configuration on its test split
     (cached in the storage), and summarize each task."""
@@ -348,6 +349,7 @@ def analyze(
             score_cache(storage_url),
             progress,
             picks=picks_needed(data, config),
+            n_jobs=n_jobs,
         )
     return data, summarize(data, tests, config)
 
@@ -427,13 +429,16 @@ def write_report(
     *,
     retrain: bool = True,
     progress: Callable[[str], None] = lambda name: None,
+    n_jobs: int = 1,
 ) -> tuple[Path, list[TaskSummary]]:
     """Write the HTML report of ``experiment`` (default ``reports/EXPERIMENT.html``).
 
     Returns:
         The report's path and each task's summary.
     """
-    data, summaries = analyze(storage_url, experiment, retrain=retrain, progress=progress)
+    data, summaries = analyze(
+        storage_url, experiment, retrain=retrain, progress=progress, n_jobs=n_jobs
+    )
     path = Path(output) if output else default_output("reports", (experiment,), ".html")
     advice = advice_from_experiment(data, stored_config(data, storage_url))
     html_text = render_html(

@@ -88,6 +88,7 @@ def write_trials_csv_gz(
     *,
     retrain: bool = True,
     progress: Callable[[str], None] = lambda name: None,
+    n_jobs: int = 1,
 ) -> list[Path]:
     """Write ``output`` (gzip CSV, one row per trial) and the stored study file beside it.
 
@@ -103,7 +104,7 @@ def write_trials_csv_gz(
     if retrain:
         tests = test_scores(
             config, data.studies, score_cache(storage_url), progress,
-            picks=picks_needed(data, config),
+            picks=picks_needed(data, config), n_jobs=n_jobs,
         )  # fmt: skip
     else:
         tests = {s.info.name: _cached_by_trial(s) for s in data.studies}

@@ -10,7 +10,7 @@ second report never retrains and a resumed study whose best trial changed is ret
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,12 +48,13 @@ def best_trial(study: StudyData) -> FrozenTrial | None:
 
 
 def retrain_test_scores(
-    config: ExperimentConfig, study: StudyData, trial: FrozenTrial, repeats: int = TEST_REPEATS
+    config: ExperimentConfig, task: str, seed: int, trial: FrozenTrial, repeats: int = TEST_REPEATS
 ) -> TestScore:
-    """Retrain ``trial``'s configuration on train+validation and score it on the test split."""
+    """Retrain ``trial``'s configuration on train+validation of ``task`` at study seed
+    ``seed``, and score it on the test split."""
     from hpstudy.training import train
 
-    data = prepare_final(config.task(study.info.task), study.info.seed)
+    data = prepare_final(config.task(task), seed)
     params = {**config.fixed_params(), **trial.params}
     epochs = int(trial.user_attrs.get("best_epoch") or params["epochs"])
     params["epochs"] = epochs
@@ -62,7 +63,7 @@ def retrain_test_scores(
         result = train(
             params,
             data,
-            seed=derive_seed(study.info.seed, r, "test"),
+            seed=derive_seed(seed, r, "test"),
             max_epochs=epochs,
             patience=0,
             device=config.training.device,
@@ -77,15 +78,20 @@ def test_scores(
     write_attr: Callable[[int, dict[str, Any]], None],
     progress: Callable[[str], None] = lambda name: None,
     picks: dict[str, set[int]] | None = None,
+    n_jobs: int = 1,
 ) -> dict[str, dict[int, TestScore]]:
     """Test scores per study name and trial number: the study's best trial and any trial in
     ``picks[study name]`` (e.g. what a strategy would have picked at a fraction of the
     compute), from the storage cache, or retrained and cached.
 
     The cache is two study user attrs: ``test_scores`` (the best trial, which ``best`` reads)
-    and ``test_scores_by_trial`` (every scored trial, keyed by its number as a string).
+    and ``test_scores_by_trial`` (every scored trial, keyed by its number as a string). Each
+    study's attrs are written as soon as its last retraining is done, so an interrupted
+    report keeps what it finished. ``n_jobs`` processes retrain in parallel (one torch thread
+    each); the scores do not depend on it.
     """
-    out: dict[str, dict[int, TestScore]] = {}
+    plans: list[tuple[StudyData, FrozenTrial, set[int], dict[int, TestScore]]] = []
+    jobs: list[tuple[int, FrozenTrial]] = []  # (index into plans, trial to retrain)
     for study in studies:
         best = best_trial(study)
         if best is None:
@@ -93,23 +99,101 @@ def test_scores(
         wanted = {best.number, *((picks or {}).get(study.info.name, set()))}
         by_number = {t.number: t for t in study.trials}
         cache = _cached_by_trial(study)
-        fresh = False
         for number in sorted(wanted):
-            if number in cache or number not in by_number:
-                continue
-            progress(study.info.name)
-            cache[number] = retrain_test_scores(config, study, by_number[number])
-            fresh = True
-        if fresh or (best.number in cache and _cached(study, best.number) is None):
-            write_attr(
-                study.info.study_id,
-                {
-                    ATTR: {"trial": best.number, "scores": cache[best.number].scores},
-                    ATTR_BY_TRIAL: {str(n): ts.scores for n, ts in sorted(cache.items())},
-                },
-            )
-        out[study.info.name] = {n: cache[n] for n in wanted if n in cache}
-    return out
+            if number not in cache and number in by_number:
+                jobs.append((len(plans), by_number[number]))
+        plans.append((study, best, wanted, cache))
+
+    left = [0] * len(plans)
+    for index, _ in jobs:
+        left[index] += 1
+    for index, plan in enumerate(plans):
+        if left[index] == 0:
+            _write(plan, write_attr, fresh=False)
+    done = _retrain_all(
+        config, [(plans[i][0].info.task, plans[i][0].info.seed, t) for i, t in jobs], n_jobs,
+        lambda k: progress(plans[jobs[k][0]][0].info.name),
+    )  # fmt: skip
+    for (index, trial), score_ in zip(jobs, done, strict=True):
+        plans[index][3][trial.number] = score_
+        left[index] -= 1
+        if left[index] == 0:
+            _write(plans[index], write_attr, fresh=True)
+    return {
+        study.info.name: {n: cache[n] for n in wanted if n in cache}
+        for study, _, wanted, cache in plans
+    }
+
+
+def _write(
+    plan: tuple[StudyData, FrozenTrial, set[int], dict[int, TestScore]],
+    write_attr: Callable[[int, dict[str, Any]], None],
+    *,
+    fresh: bool,
+) -> None:
+    """Cache one study's scores, when something new was scored or the best trial's scores
+    are only in ``test_scores_by_trial``."""
+    study, best, _, cache = plan
+    if fresh or (best.number in cache and _cached(study, best.number) is None):
+        write_attr(
+            study.info.study_id,
+            {
+                ATTR: {"trial": best.number, "scores": cache[best.number].scores},
+                ATTR_BY_TRIAL: {str(n): ts.scores for n, ts in sorted(cache.items())},
+            },
+        )
+
+
+_JOB_CONFIG: ExperimentConfig | None = None
+
+
+def _init_worker(config: ExperimentConfig) -> None:
+    global _JOB_CONFIG
+    import torch
+
+    torch.set_num_threads(1)
+    _JOB_CONFIG = config
+
+
+def _retrain_job(job: tuple[str, int, FrozenTrial]) -> TestScore:
+    assert _JOB_CONFIG is not None
+    task, seed, trial = job
+    return retrain_test_scores(_JOB_CONFIG, task, seed, trial)
+
+
+def _retrain_all(
+    config: ExperimentConfig,
+    jobs: list[tuple[str, int, FrozenTrial]],
+    n_jobs: int,
+    progress: Callable[[int], None],
+) -> Iterator[TestScore]:
+    """Each job's scores, in the jobs' order; computed by ``n_jobs`` processes."""
+    if n_jobs <= 1 or len(jobs) <= 1:
+        for k, (task, seed, trial) in enumerate(jobs):
+            progress(k)
+            yield retrain_test_scores(config, task, seed, trial)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork starts a worker in milliseconds; CUDA does not survive a fork, so spawn for it
+    on_cpu = config.training.device == "cpu" or (
+        config.training.device == "auto" and not _cuda_available()
+    )
+    method = "fork" if on_cpu and "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    with ProcessPoolExecutor(
+        min(n_jobs, len(jobs)), mp_context=context, initializer=_init_worker, initargs=(config,)
+    ) as pool:
+        for k, result in enumerate(pool.map(_retrain_job, jobs)):
+            progress(k)
+            yield result
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def _cached_by_trial(study: StudyData) -> dict[int, TestScore]:
