@@ -149,16 +149,36 @@ def _spread(s: Any, fmt: str = ".4g") -> str:
     return f"{_f(s.median, fmt)} [{_f(s.low, fmt)}, {_f(s.high, fmt)}]"
 
 
+KEEP_BEGIN = "<!-- written by hand: 'hpstudy results' keeps this block -->"
+KEEP_END = "<!-- end of the block written by hand -->"
+
+
+def kept_block(output: Path) -> list[str]:
+    """The block of ``output`` written by hand (the interpretation of the numbers), markers
+    included, when ``output`` exists and has one; regenerating the page keeps it."""
+    try:
+        text = output.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError):
+        return []
+    begin, end = text.find(KEEP_BEGIN), text.find(KEEP_END)
+    if begin < 0 or end < begin:
+        return []
+    return [text[begin : end + len(KEEP_END)], ""]
+
+
 def write_results(
     paths: Sequence[Path], output: Path, html_dir: Path | None = None
 ) -> list[tuple[Results, list[TaskSummary]]]:
     """Regenerate the results page (and, with ``html_dir``, each experiment's full HTML report
-    with its figures) from exported files, retraining nothing."""
+    with its figures) from exported files, retraining nothing. A block of the existing page
+    between ``KEEP_BEGIN`` and ``KEEP_END`` (the prose interpreting the numbers) is kept, right
+    after the title."""
     from hpstudy.report._html import draw_figures, overview_figures, render_html, write_atomic
 
     lines = [
         "# Results (regenerated)",
         "",
+        *kept_block(output),
         "Every number below is recomputed from the per-trial files with "
         f"`hpstudy results {' '.join(p.as_posix() for p in paths)} -o {output.as_posix()}`; "
         "nothing is retrained.",

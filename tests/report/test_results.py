@@ -17,7 +17,7 @@ from hpstudy.config import parse_config
 from hpstudy.report import analyze, export_experiment, write_report
 from hpstudy.report._export import comparison_rows, summary_rows
 from hpstudy.report._results import COLUMNS, load_results, regenerate
-from hpstudy.report._results_page import write_results
+from hpstudy.report._results_page import KEEP_BEGIN, KEEP_END, write_results
 from hpstudy.runner import create_experiment
 from tests.conftest import tiny_study_text
 
@@ -138,6 +138,28 @@ def test_write_results_does_not_touch_other_files(
     out = tmp_path / "page.md"
     write_results([path], out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["page.md", "t.csv.gz", "t.toml"]
+
+
+def test_results_keep_the_block_written_by_hand(
+    experiment: tuple[str, Path], tmp_path: Path
+) -> None:
+    url, _ = experiment
+    path = export_experiment(url, "tiny", "csv.gz", tmp_path / "t.csv.gz", retrain=False)[0]
+    out = tmp_path / "page.md"
+    write_results([path], out)
+    fresh = out.read_text()
+    assert KEEP_BEGIN not in fresh
+    prose = f"{KEEP_BEGIN}\nRandom search is **competitive** here.\n{KEEP_END}"
+    out.write_text(fresh.replace("## Every comparison", f"{prose}\n\n## Every comparison"))
+    write_results([path], out)
+    again = out.read_text()
+    assert again.count(prose) == 1 and again.index(prose) < again.index("## Every comparison")
+    assert (
+        again.replace(prose + "\n\n", "") == fresh
+    )  # the numbers are regenerated, the prose kept
+    out.write_text(f"{KEEP_END}\nstray {KEEP_BEGIN}")  # markers out of order: nothing kept
+    write_results([path], out)
+    assert out.read_text() == fresh
 
 
 def test_live_report_has_the_advice_section(experiment: tuple[str, Path]) -> None:
