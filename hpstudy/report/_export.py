@@ -28,7 +28,7 @@ TRIAL_COLUMNS = [
     "number",
     "state",
     "value",
-    "epochs",
+    "epochs_trained",  # "epochs", when searched, is the hyperparameter
     "seconds",
     "fail_reason",
     "counted",
@@ -43,7 +43,7 @@ def trial_rows(data: ExperimentData) -> list[dict[str, Any]]:
             row: dict[str, Any] = {
                 "experiment": s.info.experiment, "task": s.info.task, "strategy": s.info.strategy,
                 "seed": s.info.seed, "study": s.info.name, "number": t.number, "state": t.state.name,
-                "value": t.value, "epochs": t.user_attrs.get("epochs"), "seconds": t.user_attrs.get("seconds"),
+                "value": t.value, "epochs_trained": t.user_attrs.get("epochs"), "seconds": t.user_attrs.get("seconds"),
                 "fail_reason": t.user_attrs.get("fail_reason"),
                 # False for interrupted, stale and given-up attempts: not the budget's, not compute
                 "counted": counts_toward_budget(t) if t.state.is_finished() else None,

@@ -36,9 +36,11 @@ STUDY_COLUMNS = [
     "budget", "fingerprint",
 ]  # fmt: skip
 TRIAL_COLUMNS = [
-    "number", "state", "value", "epochs", "seconds", "best_epoch", "n_params", "fail_reason",
-    "test_scores",
+    "number", "state", "value", "epochs_trained", "seconds", "best_epoch", "n_params",
+    "fail_reason", "test_scores",
 ]  # fmt: skip
+# "epochs_trained" is what a trial trained (pruned and early-stopped runs stop early, every fold
+# counted); "epochs", among the hyperparameters, is what it was allowed
 PARAM_COLUMNS = list(HYPERPARAMETERS)
 COLUMNS = STUDY_COLUMNS + TRIAL_COLUMNS + PARAM_COLUMNS
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -181,7 +183,7 @@ def load_results(path: Path) -> Results:
             attrs = {
                 k: v
                 for k, v in (
-                    ("epochs", _number(row["epochs"], int)),
+                    ("epochs", _number(row["epochs_trained"], int)),
                     ("seconds", _number(row["seconds"])),
                     ("best_epoch", _number(row["best_epoch"], int)),
                     ("n_params", _number(row["n_params"], int)),

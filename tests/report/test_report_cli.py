@@ -51,7 +51,7 @@ def test_report_and_export_from_the_cli(tmp_path: Path, storage_url: str) -> Non
         "lr",
         "n_layers",
         "n_units",
-        "epochs",
+        "epochs_trained",
         "seconds",
     } <= set(payload["trials"][0])
     assert {r["strategy"] for r in payload["summary"]} == {"grid", "random"}
@@ -64,7 +64,7 @@ def test_report_and_export_from_the_cli(tmp_path: Path, storage_url: str) -> Non
     lines = (tmp_path / "e.csv").read_text().splitlines()
     assert (
         lines[0].startswith(
-            "experiment,task,strategy,seed,study,number,state,value,epochs,seconds"
+            "experiment,task,strategy,seed,study,number,state,value,epochs_trained,seconds"
         )
         and len(lines) == 13
     )

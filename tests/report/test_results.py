@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from hpstudy.cli import app
 from hpstudy.config import parse_config
 from hpstudy.report import analyze, export_experiment, write_report
+from hpstudy.report._collect import collect_experiment
 from hpstudy.report._export import comparison_rows, summary_rows
 from hpstudy.report._results import COLUMNS, load_results, regenerate
 from hpstudy.report._results_page import KEEP_BEGIN, KEEP_END, write_results
@@ -79,6 +80,36 @@ def test_exported_raw_results_regenerate_the_live_reports_verdicts(
     # the same bytes for the same results (no timestamp in the gzip header)
     again = export_experiment(url, "tiny", "csv.gz", tmp / "again.csv.gz")[0]
     assert again.read_bytes() == csv_path.read_bytes()
+
+
+def test_every_trial_reads_back_as_stored(tmp_path: Path) -> None:
+    """The file holds each trial's state, value, parameters and what it trained; a pruned or
+    early-stopped trial's epochs are what it trained, not the epochs it was allowed."""
+    text = tiny_study_text(strategies=("random",), n_trials=6)
+    text = text.replace("max_epochs = 3\npatience = 0", "max_epochs = 12\npatience = 1")
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    create_experiment(parse_config(text), url)
+    path = export_experiment(url, "tiny", "csv.gz", tmp_path / "t.csv.gz", retrain=False)[0]
+    stored = {s.info.name: s for s in collect_experiment(url, "tiny").studies}
+    loaded = load_results(path)
+    assert sorted(s.info.name for s in loaded.data.studies) == sorted(stored)
+    short = 0
+    for study in loaded.data.studies:
+        by_number = {t.number: t for t in stored[study.info.name].trials}
+        assert len(study.trials) == len(by_number)
+        for t in study.trials:
+            s = by_number[t.number]
+            assert (t.state, t.value, t.params) == (s.state, s.value, s.params)
+            for key in ("epochs", "seconds", "best_epoch", "n_params"):
+                assert t.user_attrs.get(key) == s.user_attrs.get(key), (key, t.number)
+            short += s.user_attrs.get("epochs", 0) < loaded.config.fixed_params()["epochs"]
+        assert [r.epochs for r in study.records] == [
+            r.epochs for r in stored[study.info.name].records
+        ]
+    assert short > 0  # some trials stopped early: the case the old "epochs" column got wrong
+    with gzip.open(path, "rt") as f:
+        header = f.readline().strip().split(",")
+    assert len(header) == len(set(header))  # no column name twice
 
 
 def test_results_command_writes_the_page_and_html_from_the_files(

@@ -68,9 +68,9 @@ def test_ctrl_c_is_shown_as_interrupted_and_its_compute_is_not_charged(tmp_path:
         trials = [r for r in csv.DictReader(f) if r["strategy"] == "grid"]
     stopped_trials = [r for r in trials if r["counted"] == "False"]
     assert [r["fail_reason"][:11] for r in stopped_trials] == ["interrupted"]
-    lost = int(stopped_trials[0]["epochs"])
+    lost = int(stopped_trials[0]["epochs_trained"])
     assert lost >= 1
-    counted = sum(int(r["epochs"]) for r in trials if r["counted"] == "True")
+    counted = sum(int(r["epochs_trained"]) for r in trials if r["counted"] == "True")
     assert counted == 9  # three 3-epoch trials; the interrupted epochs are not among them
     with out.with_suffix(".summary.csv").open() as f:
         (row,) = [r for r in csv.DictReader(f) if r["strategy"] == "grid"]
