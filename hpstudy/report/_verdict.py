@@ -89,7 +89,12 @@ def hodges_lehmann(d: Sequence[float] | np.ndarray, confidence: float = 0.95) ->
     if c < 1:
         c, level = 1, 1.0 - 2.0 * float(cdf[0])
     m = len(walsh)
-    return Interval(float(np.median(walsh)), float(walsh[c - 1]), float(walsh[m - c]), level)
+    # rounding noise: (a + b) / 2 of two differences equal but for their last bits is 1e-17, not 0
+    noise = 1e-12 * float(np.max(np.abs(d)))
+    est, low, high = (
+        0.0 if abs(v) <= noise else v for v in (np.median(walsh), walsh[c - 1], walsh[m - c])
+    )
+    return Interval(float(est), float(low), float(high), level)
 
 
 def _p_greater(x: np.ndarray) -> float:
@@ -145,7 +150,14 @@ def paired_differences(
 ) -> list[float]:
     """strategy - baseline per shared seed, signed so that positive = strategy better."""
     sign = 1.0 if direction == "maximize" else -1.0
-    return [sign * (strategy[s] - baseline[s]) for s in sorted(set(strategy) & set(baseline))]
+    return [_tie(sign * (strategy[s] - baseline[s]), strategy[s], baseline[s])
+            for s in sorted(set(strategy) & set(baseline))]  # fmt: skip
+
+
+def _tie(d: float, a: float, b: float) -> float:
+    """``d`` = a - b, or exactly 0 when a and b differ only by rounding (the same test score
+    averaged in another order): a tie, which the signed-rank test must see as one."""
+    return 0.0 if abs(d) <= 1e-12 * max(abs(a), abs(b)) else d
 
 
 def compare_pair(

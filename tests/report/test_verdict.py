@@ -129,3 +129,13 @@ def test_differences_are_paired_by_seed_and_signed_positive_better() -> None:
 def test_relative_margin_is_a_share_of_the_baselines_median_score() -> None:
     assert resolve_margin("1%", [50.0, 60.0, 70.0]) == pytest.approx(0.6)
     assert resolve_margin(0.005, [0.9]) == 0.005
+
+
+def test_scores_equal_but_for_rounding_are_a_tie_and_print_as_zero() -> None:
+    # the same three test scores averaged in two orders differ in the last bit
+    a, b = (0.1 + 0.2 + 0.3) / 3, (0.3 + 0.2 + 0.1) / 3
+    assert a != b
+    assert paired_differences({0: a, 1: 0.5}, {0: b, 1: 0.25}, "maximize") == [0.0, 0.25]
+    x = 0.0029239766081871
+    ci = hodges_lehmann([x, -x * (1 + 2e-16), x, -x * (1 - 2e-16)] * 5)
+    assert ci.estimate == 0.0 and ci.low < 0 < ci.high
