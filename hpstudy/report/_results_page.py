@@ -141,6 +141,27 @@ def overview_rows(done: Sequence[tuple[Results, list[TaskSummary]]]) -> list[lis
     return rows
 
 
+def tpe_vs_random(done: Sequence[tuple[Results, list[TaskSummary]]]) -> list[list[str]]:
+    """TPE against random search, per (experiment, task) that ran both: paired by seed on test
+    scores, against the task's margin, Holm over these comparisons (a family of its own, apart
+    from the headline's comparisons against the baseline)."""
+    from hpstudy.report._verdict import compare_pair, judge, paired_differences
+
+    keys, raw = [], []
+    for results, summaries in done:
+        for s in summaries:
+            scores = s.best_scores or {}
+            if "tpe" in scores and "random" in scores and not math.isnan(s.margin):
+                d = paired_differences(scores["tpe"], scores["random"], s.direction)
+                if d:
+                    keys.append((results.data.experiment, s))
+                    raw.append(compare_pair(s.task, "tpe", "random", d, s.margin))
+    judged = judge(raw, "TPE against random search, every task of every file")
+    return [[experiment, s.task, _ci(v.difference, v.ci_low, v.ci_high, v.ci_level),
+             f"{s.margin:.4g}", str(v.seeds), _f(v.p_adjusted), v.verdict]
+            for (experiment, s), v in zip(keys, judged, strict=True)]  # fmt: skip
+
+
 def _spread(s: Any, fmt: str = ".4g") -> str:
     if not s.n:
         return "-"
@@ -203,5 +224,19 @@ def write_results(
          "difference in test score [95% CI]", "verdict", "smallest non-inferior fraction of the baseline's epochs"],
         overview_rows(done),
     )  # fmt: skip
+    versus = tpe_vs_random(done)
+    if versus:
+        lines += [
+            "## TPE against random search",
+            "",
+            "Paired by seed on held-out test scores, positive = TPE better, against each task's "
+            "margin; Holm over these comparisons, a family of their own.",
+            "",
+        ]
+        lines += _table(
+            ["experiment", "task", "difference in test score [95% CI]", "margin", "seeds",
+             "p non-inferiority (Holm)", "verdict"],
+            versus,
+        )  # fmt: skip
     write_atomic(output, "\n".join(lines + sections))
     return done

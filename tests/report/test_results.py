@@ -19,6 +19,7 @@ from hpstudy.report._collect import collect_experiment
 from hpstudy.report._export import comparison_rows, summary_rows
 from hpstudy.report._results import COLUMNS, load_results, regenerate
 from hpstudy.report._results_page import KEEP_BEGIN, KEEP_END, write_results
+from hpstudy.report._verdict import hodges_lehmann, paired_differences
 from hpstudy.runner import create_experiment
 from tests.conftest import tiny_study_text
 
@@ -144,6 +145,16 @@ def test_results_command_writes_the_page_and_html_from_the_files(
             assert any(f"| {s.task} | {s.label(v.strategy)} |" in r and f"| {v.verdict} |" in r
                        for r in rows), (s.task, v.strategy)  # fmt: skip
     assert "dropout 0.2-0.5 - dropout under 0.1" in text
+    # TPE against random search: one row per task, the same numbers as the paired comparison
+    versus = text.split("## TPE against random search")[1].split("\n## ")[0]
+    rows = [line for line in versus.splitlines() if line.startswith("| tiny |")]
+    assert len(rows) == len(live)
+    for s in live:
+        scores = s.best_scores or {}
+        d = paired_differences(scores["tpe"], scores["random"], s.direction)
+        ci = hodges_lehmann(d)
+        (row,) = [r for r in rows if r.startswith(f"| tiny | {s.task} |")]
+        assert f"{ci.estimate + 0.0:+.3g} [{ci.low + 0.0:+.3g}, {ci.high + 0.0:+.3g}]" in row
     html = (tmp / "cli" / "tiny.html").read_text()
     assert "<h2>What the trials say about the brief's advice</h2>" in html
 
