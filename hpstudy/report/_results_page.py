@@ -133,12 +133,22 @@ def overview_rows(done: Sequence[tuple[Results, list[TaskSummary]]]) -> list[lis
         pruner = results.config.pruner.type
         for s in summaries:
             for v in s.verdicts:
+                cost = {c.unit: c for c in s.compute or [] if c.strategy == v.strategy}
                 rows.append(
                     [results.data.experiment, str(searched), pruner, s.task, s.label(v.strategy),
                      s.label(v.baseline), _ci(v.difference, v.ci_low, v.ci_high, v.ci_level),
-                     v.verdict, _fraction((s.smallest_fraction or {}).get(v.strategy))]
+                     v.verdict, *(_ratio(cost.get(u)) for u in ("trials", "epochs", "seconds")),
+                     _fraction((s.smallest_fraction or {}).get(v.strategy))]
                 )  # fmt: skip
     return rows
+
+
+def _ratio(c: Any) -> str:
+    """A compute ratio with its CI; ">=" when some seed never reached the target (a lower bound)."""
+    if c is None or math.isnan(c.estimate):
+        return "-"
+    bound = ">=" if c.censored else ""
+    return f"{bound}{_f(c.estimate, '.2g')} [{_f(c.ci_low, '.2g')}, {_f(c.ci_high, '.2g')}]"
 
 
 def tpe_vs_random(done: Sequence[tuple[Results, list[TaskSummary]]]) -> list[list[str]]:
@@ -218,10 +228,20 @@ def write_results(
             )  # fmt: skip
             write_atomic(html_dir / f"{results.data.experiment}.html", page)
         done.append((results, summaries))
-    lines += ["## Every comparison", ""]
+    lines += [
+        "## Every comparison",
+        "",
+        "Against each file's baseline, paired by seed on held-out test scores (positive = the "
+        "strategy better); compute to reach the target (the baseline's best validation score "
+        "minus the margin, at the same seed) over the baseline's exact expected compute, the "
+        'geometric centre over seeds with its 95% CI; ">=" where some seeds never reached it (a lower bound).',
+        "",
+    ]
     lines += _table(
         ["experiment", "dimensions", "pruner", "task", "strategy", "baseline",
-         "difference in test score [95% CI]", "verdict", "smallest non-inferior fraction of the baseline's epochs"],
+         "difference in test score [95% CI]", "verdict",
+         "compute to target / baseline's expected: trials", "epochs", "seconds",
+         "smallest non-inferior fraction of the baseline's epochs"],
         overview_rows(done),
     )  # fmt: skip
     versus = tpe_vs_random(done)
