@@ -47,9 +47,13 @@ def test_full_experiment_files_keep_the_comparison_fair(path: Path) -> None:
             q = {**fixed, **pick}
             assert q["dropout"] == 0.2 and q["activation"] == "relu"
             assert resolve_init(q["init"], "relu") == "kaiming"
-    # the header states an estimated run time with --n-jobs 2 and how it was computed
+    # the header states the measured run time with --n-jobs 2 (or, before the file has run, an
+    # estimate) and how the estimate was computed
     header = path.read_text().split("\nname =")[0]
-    assert re.search(r"ESTIMATED run time: about \d+ min with --n-jobs 2", header), path
+    assert re.search(
+        r"(MEASURED run time: (\d+ min )?\d+ s|ESTIMATED run time: about \d+ min) with --n-jobs 2",
+        header,
+    ), path
     assert "benchmarks/profile_tasks.py" in header
 
 
