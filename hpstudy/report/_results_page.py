@@ -207,7 +207,7 @@ def write_results(
     from hpstudy.report._html import draw_figures, overview_figures, render_html, write_atomic
 
     lines = [
-        "# Results (regenerated)",
+        "# Results",
         "",
         *kept_block(output),
         "Every number below is recomputed from the per-trial files with "
