@@ -48,25 +48,18 @@ StorageOption = Annotated[
 NoTestOption = Annotated[
     bool, typer.Option("--no-test", help="Skip the held-out test scores (no retraining).")
 ]
+
+
+def _jobs_option(help_text: str) -> Any:
+    return typer.Option("--n-jobs", "-j", min=1, max=256, help=help_text)
+
+
 NJobsOption = Annotated[
-    int,
-    typer.Option(
-        "--n-jobs",
-        "-j",
-        min=1,
-        max=256,
-        help="Worker processes on this machine (one torch thread each).",
-    ),
+    int, _jobs_option("Worker processes on this machine (one torch thread each).")
 ]
 RetrainJobsOption = Annotated[
     int,
-    typer.Option(
-        "--n-jobs",
-        "-j",
-        min=1,
-        max=256,
-        help="Processes retraining the test scores not yet cached (one torch thread each).",
-    ),
+    _jobs_option("Processes retraining the test scores not yet cached (one torch thread each)."),
 ]
 
 

@@ -172,23 +172,25 @@ def test_results_of_missing_or_damaged_files_exit_2(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "bad.toml" in result.output
 
 
-def test_write_results_does_not_touch_other_files(
-    experiment: tuple[str, Path], tmp_path: Path
-) -> None:
-    url, _ = experiment
+def _page(url: str, tmp_path: Path) -> tuple[Path, Path]:
+    """The tiny experiment exported to t.csv.gz and its page written to page.md."""
     path = export_experiment(url, "tiny", "csv.gz", tmp_path / "t.csv.gz", retrain=False)[0]
     out = tmp_path / "page.md"
     write_results([path], out)
+    return path, out
+
+
+def test_write_results_does_not_touch_other_files(
+    experiment: tuple[str, Path], tmp_path: Path
+) -> None:
+    _page(experiment[0], tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["page.md", "t.csv.gz", "t.toml"]
 
 
 def test_results_keep_the_block_written_by_hand(
     experiment: tuple[str, Path], tmp_path: Path
 ) -> None:
-    url, _ = experiment
-    path = export_experiment(url, "tiny", "csv.gz", tmp_path / "t.csv.gz", retrain=False)[0]
-    out = tmp_path / "page.md"
-    write_results([path], out)
+    path, out = _page(experiment[0], tmp_path)
     fresh = out.read_text()
     assert KEEP_BEGIN not in fresh
     prose = f"{KEEP_BEGIN}\nRandom search is **competitive** here.\n{KEEP_END}"
