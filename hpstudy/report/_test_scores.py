@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from optuna.trial import FrozenTrial, TrialState
@@ -90,7 +90,7 @@ def test_scores(
     report keeps what it finished. ``n_jobs`` processes retrain in parallel (one torch thread
     each); the scores do not depend on it.
     """
-    plans: list[tuple[StudyData, FrozenTrial, set[int], dict[int, TestScore]]] = []
+    plans: list[_Plan] = []
     jobs: list[tuple[int, FrozenTrial]] = []  # (index into plans, trial to retrain)
     for study in studies:
         best = best_trial(study)
@@ -102,7 +102,7 @@ def test_scores(
         for number in sorted(wanted):
             if number not in cache and number in by_number:
                 jobs.append((len(plans), by_number[number]))
-        plans.append((study, best, wanted, cache))
+        plans.append(_Plan(study, best, wanted, cache))
 
     left = [0] * len(plans)
     for index, _ in jobs:
@@ -111,11 +111,11 @@ def test_scores(
         if left[index] == 0:
             _write(plan, write_attr, fresh=False)
     done = _retrain_all(
-        config, [(plans[i][0].info.task, plans[i][0].info.seed, t) for i, t in jobs], n_jobs,
-        lambda k: progress(plans[jobs[k][0]][0].info.name),
+        config, [(plans[i].study.info.task, plans[i].study.info.seed, t) for i, t in jobs], n_jobs,
+        lambda k: progress(plans[jobs[k][0]].study.info.name),
     )  # fmt: skip
     for (index, trial), score_ in zip(jobs, done, strict=True):
-        plans[index][3][trial.number] = score_
+        plans[index].cache[trial.number] = score_
         left[index] -= 1
         if left[index] == 0:
             _write(plans[index], write_attr, fresh=True)
@@ -125,8 +125,17 @@ def test_scores(
     }
 
 
+class _Plan(NamedTuple):
+    """One study's retraining: its best trial, the trials wanted, the scores known so far."""
+
+    study: StudyData
+    best: FrozenTrial
+    wanted: set[int]
+    cache: dict[int, TestScore]
+
+
 def _write(
-    plan: tuple[StudyData, FrozenTrial, set[int], dict[int, TestScore]],
+    plan: _Plan,
     write_attr: Callable[[int, dict[str, Any]], None],
     *,
     fresh: bool,
