@@ -45,21 +45,12 @@ StorageOption = Annotated[
 ]
 
 
-NoTestOption = Annotated[
-    bool, typer.Option("--no-test", help="Skip the held-out test scores (no retraining).")
-]
-
-
 def _jobs_option(help_text: str) -> Any:
     return typer.Option("--n-jobs", "-j", min=1, max=256, help=help_text)
 
 
 NJobsOption = Annotated[
     int, _jobs_option("Worker processes on this machine (one torch thread each).")
-]
-RetrainJobsOption = Annotated[
-    int,
-    _jobs_option("Processes retraining the test scores not yet cached (one torch thread each)."),
 ]
 
 
@@ -502,25 +493,32 @@ def report(
         Path | None,
         typer.Option("--output", "-o", help="HTML file [default: reports/EXPERIMENT.html]."),
     ] = None,
-    no_test: NoTestOption = False,
-    n_jobs: RetrainJobsOption = 1,
 ) -> None:
-    """Write one offline HTML report: which strategy won, for how much compute, on held-out test data, and is it real."""
-    from hpstudy.report import headline, write_report
+    """Write one offline HTML report: which strategy won, for how much compute, on held-out test data, and is it real. Reads only: nothing is retrained."""
+    from hpstudy.analysis._table import failure_note
+    from hpstudy.report import write_report
+    from hpstudy.report._html import unscored_studies
 
     url = _storage_url(storage)
-    path, summaries = _call(
-        lambda: write_report(
-            url, experiment, output, retrain=not no_test, progress=_retrain_note, n_jobs=n_jobs
-        )
-    )
-    out.print(headline(summaries))
-    for summary in summaries:
+    path, analysis = _call(lambda: write_report(url, experiment, output))
+    out.print(analysis.headline)
+    for summary in analysis.summaries:
         out.print(f"{summary.task}: {summary.verdict}")
-        for line in summary.missing:
-            if "finished trials failed" in line:
-                err.print(f"warning: {line}", markup=False)
+    for study in analysis.table.studies:
+        note = failure_note(study.trials)
+        if note is not None:
+            err.print(f"warning: {study.name}: {note}", markup=False)
+    _warn_unscored(unscored_studies(analysis.table), experiment)
     out.print(f"report: {path}")
+
+
+def _warn_unscored(n: int, experiment: str) -> None:
+    if n:
+        err.print(
+            f"warning: {n} studies have no test score for their best trial yet (scored when a "
+            f"study finishes); 'hpstudy resume {experiment}' computes them",
+            markup=False,
+        )
 
 
 @app.command()
@@ -542,24 +540,12 @@ def export(
             "--output", "-o", help="File [default: reports/EXPERIMENT.csv, .json or .csv.gz]."
         ),
     ] = None,
-    no_test: NoTestOption = False,
-    n_jobs: RetrainJobsOption = 1,
 ) -> None:
-    """Export one row per trial (every parameter, value, epochs, seconds) and the summary table."""
+    """Export one row per trial (every parameter, value, epochs, seconds) and the summary table. Reads only."""
     from hpstudy.report import export_experiment
 
     url = _storage_url(storage)
-    paths = _call(
-        lambda: export_experiment(
-            url,
-            experiment,
-            fmt,
-            output,
-            retrain=not no_test,
-            progress=_retrain_note,
-            n_jobs=n_jobs,
-        )
-    )
+    paths = _call(lambda: export_experiment(url, experiment, fmt, output))
     for path in paths:
         out.print(f"wrote {path}")
 
@@ -581,9 +567,9 @@ def results(
     from hpstudy.report._results_page import write_results
 
     done = _call(lambda: write_results(files, output, html_dir))
-    for res, summaries in done:
-        for summary in summaries:
-            out.print(f"{res.data.experiment}.{summary.task}: {summary.verdict}")
+    for _, analysis in done:
+        for summary in analysis.summaries:
+            out.print(f"{analysis.table.experiment}.{summary.task}: {summary.verdict}")
     out.print(f"wrote {output}")
 
 
@@ -611,7 +597,7 @@ def best(
         tests = (
             f"; test {b.metric} {sum(b.test_scores) / len(b.test_scores):.4g} (mean of {len(b.test_scores)} retrainings)"
             if b.test_scores
-            else "; no test score yet ('hpstudy report' computes it)"
+            else f"; no test score yet ('hpstudy resume {experiment}' computes it)"
         )
         out.print(
             f"{b.task}: validation {b.metric} {b.value:.4g} ({b.direction}){tests}", markup=False
@@ -711,11 +697,6 @@ def predict(
         sys.stdout.write(predictions.to_csv(index=False))
     else:
         out.print(f"wrote {len(predictions)} predictions to {path}", markup=False)
-
-
-def _retrain_note(study: str) -> None:
-    if not _state["quiet"]:
-        err.print(f"scoring the best configuration of {study} on its test split", markup=False)
 
 
 def main() -> None:

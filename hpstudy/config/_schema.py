@@ -13,6 +13,34 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypeGuard
 
 STRATEGIES = ("manual", "grid", "random", "tpe", "gp", "cmaes", "qmc")
+
+
+@dataclass(frozen=True)
+class StrategyNames:
+    """How a strategy is named and drawn, and whether its trials are exchangeable.
+
+    ``exchangeable``: its trials do not depend on each other (grid points in a seeded shuffle,
+    independent random draws), so every ordering of them is an equally likely run; a
+    sequential strategy (TPE, GP, CMA-ES, QMC's low-discrepancy sequence) has only the order
+    it ran in. The analysis reads this to compare compute like with like.
+    """
+
+    label: str
+    color: str
+    exchangeable: bool
+
+
+# The one copy of each strategy's name in prose and colour (the registry, the analysis and the
+# figures read it here: this module imports nothing heavy).
+STRATEGY_NAMES = {
+    "manual": StrategyNames("manual picks", "#7f7f7f", False),
+    "grid": StrategyNames("grid search", "#1f77b4", True),
+    "random": StrategyNames("random search", "#ff7f0e", True),
+    "tpe": StrategyNames("TPE", "#2ca02c", False),
+    "gp": StrategyNames("GP", "#d62728", False),
+    "cmaes": StrategyNames("CMA-ES", "#9467bd", False),
+    "qmc": StrategyNames("QMC", "#8c564b", False),
+}
 CORE_STRATEGIES = ("manual", "grid", "random", "tpe")
 
 BUILTIN_DATASETS = {

@@ -5,41 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from hpstudy._failures import failure_note
-from hpstudy.report._anytime import TrialRecord
 from hpstudy.store import (
     StudyCounts,
     StudyInfo,
     TrialReader,
-    counts_toward_budget,
     open_storage,
     require_experiment,
 )
 
 
-def to_record(trial: FrozenTrial) -> TrialRecord | None:
-    """The report's view of a trial; ``None`` for trials that are not finished or were
-    re-run (an interrupted or stale trial's compute is counted by its retry)."""
-    if not trial.state.is_finished() or not counts_toward_budget(trial):
-        return None
-    value = trial.value if trial.state == TrialState.COMPLETE else None
-    return TrialRecord(
-        number=trial.number,
-        state=trial.state.name,
-        value=value,
-        epochs=int(trial.user_attrs.get("epochs", 0)),
-        seconds=float(trial.user_attrs.get("seconds", 0.0)),
-    )
-
-
 @dataclass(frozen=True)
 class StudyData:
-    """One study: its description, trial records and full trials, and what is missing."""
+    """One study as stored: its description, its trials, counts and user attrs."""
 
     info: StudyInfo
-    records: list[TrialRecord]
     trials: list[FrozenTrial]
     counts: StudyCounts
     attrs: dict[str, Any]
@@ -90,9 +72,8 @@ def collect_experiment(storage_url: str, experiment: str) -> ExperimentData:
     studies = []
     for info in sorted(infos, key=lambda i: (i.task, i.strategy, i.seed)):
         trials = reader.fetch(info.study_id, None)
-        records = [r for r in map(to_record, trials) if r is not None]
         attrs = storage.get_study_user_attrs(info.study_id)
         studies.append(
-            StudyData(info, records, trials, StudyCounts.of(trials, info.direction), attrs)
+            StudyData(info, trials, StudyCounts.of(trials, info.direction), attrs)
         )
     return ExperimentData(experiment, studies)

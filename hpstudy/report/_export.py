@@ -6,18 +6,14 @@ import csv
 import io
 import json
 import math
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from hpstudy._errors import ConfigError
 from hpstudy._paths import default_output
-from hpstudy.report._collect import ExperimentData
-from hpstudy.report._sentences import headline
-from hpstudy.report._summary import TaskSummary
-from hpstudy.report._verdict import RULE
-from hpstudy.store import counts_toward_budget
+from hpstudy.analysis import TaskSummary, TrialTable, analyze
+from hpstudy.analysis._verdict import RULE
 
 TRIAL_COLUMNS = [
     "experiment",
@@ -35,20 +31,21 @@ TRIAL_COLUMNS = [
 ]
 
 
-def trial_rows(data: ExperimentData) -> list[dict[str, Any]]:
-    """Every trial of the experiment (any state) with its parameters as columns."""
+def trial_rows(table: TrialTable) -> list[dict[str, Any]]:
+    """Every trial of the experiment (any state) with its searched parameters as columns."""
+    searched = set(table.config.searched_params())
     rows = []
-    for s in data.studies:
+    for s in table.studies:
         for t in s.trials:
             row: dict[str, Any] = {
-                "experiment": s.info.experiment, "task": s.info.task, "strategy": s.info.strategy,
-                "seed": s.info.seed, "study": s.info.name, "number": t.number, "state": t.state.name,
-                "value": t.value, "epochs_trained": t.user_attrs.get("epochs"), "seconds": t.user_attrs.get("seconds"),
-                "fail_reason": t.user_attrs.get("fail_reason"),
+                "experiment": s.experiment, "task": s.task, "strategy": s.strategy,
+                "seed": s.seed, "study": s.name, "number": t.number, "state": t.state,
+                "value": t.value, "epochs_trained": t.epochs, "seconds": t.seconds,
+                "fail_reason": t.fail_reason,
                 # False for interrupted, stale and given-up attempts: not the budget's, not compute
-                "counted": counts_toward_budget(t) if t.state.is_finished() else None,
+                "counted": t.counted if t.finished else None,
             }  # fmt: skip
-            row.update(t.params)
+            row.update({k: v for k, v in t.params.items() if k in searched})
             rows.append(row)
     return rows
 
@@ -93,18 +90,19 @@ def comparison_rows(summaries: list[TaskSummary]) -> list[dict[str, Any]]:
             row: dict[str, Any] = {"metric": s.metric, "direction": s.direction}
             row.update(asdict(v))
             row["margin_spec"] = s.margin_spec
-            row["compute_target"] = s.target
-            row["compute_ratios"] = {
-                c.unit: {
+            row["compute_ratios"] = [
+                {
+                    "unit": c.unit, "level": c.level, "method": c.method,
                     "ratio": c.estimate, "ci_low": c.ci_low, "ci_high": c.ci_high, "ci_level": c.ci_level,
-                    "seeds": c.seeds, "never_reached": c.censored,
+                    "seeds": c.seeds, "censored": c.censored, "undecided": c.summary.undecided,
                     "per_seed": [
-                        {"seed": r.seed, "strategy_cost": r.strategy_cost, "baseline_expected_cost": r.baseline_cost, "reached": r.reached}
+                        {"seed": r.seed, "strategy_cost": r.strategy_cost, "baseline_cost": r.baseline_cost,
+                         "strategy_reached": r.strategy_reached, "baseline_reached": r.baseline_reached}
                         for r in c.per_seed
                     ],
                 }
                 for c in s.compute or [] if c.strategy == v.strategy
-            }  # fmt: skip
+            ]  # fmt: skip
             row["equal_compute"] = [
                 {k: getattr(e, k) for k in ("fraction", "difference", "ci_low", "ci_high", "p_noninferiority", "seeds")}
                 | {"test_median": e.test.median}
@@ -120,21 +118,19 @@ def export_experiment(
     experiment: str,
     fmt: str = "csv",
     output: str | Path | None = None,
-    *,
-    retrain: bool = True,
-    progress: Callable[[str], None] = lambda name: None,
-    n_jobs: int = 1,
 ) -> list[Path]:
     """Export ``experiment``: ``json`` writes one file (trials, summary, verdicts, advice);
     ``csv`` writes the trials to OUTPUT and the summary table beside it (``*.summary.csv``);
     ``csv.gz`` writes the raw results ``hpstudy results`` recomputes everything from (one row per
     trial with its test scores, and the study file beside it as ``NAME.toml``).
 
+    Reads only: test scores are those the workers cached when each study finished.
+
     Returns:
         The files written.
     """
-    from hpstudy.report._advice import advice_from_experiment
-    from hpstudy.report._html import analyze, stored_config, write_atomic
+    from hpstudy.report._html import write_atomic
+    from hpstudy.report._source import table_from_storage
 
     if fmt not in ("csv", "json", "csv.gz"):
         raise ConfigError(f"--format must be csv, csv.gz or json, got {fmt!r}")
@@ -142,25 +138,26 @@ def export_experiment(
         from hpstudy.report._results import write_trials_csv_gz
 
         target = Path(output) if output else default_output("reports", (experiment,), ".csv.gz")
-        return write_trials_csv_gz(
-            storage_url, experiment, target, retrain=retrain, progress=progress, n_jobs=n_jobs
-        )
-    data, summaries = analyze(
-        storage_url, experiment, retrain=retrain, progress=progress, n_jobs=n_jobs
-    )
+        return write_trials_csv_gz(table_from_storage(storage_url, experiment), target)
+    analysis = analyze(table_from_storage(storage_url, experiment))
+    summaries, advice = analysis.summaries, analysis.advice
     path = Path(output) if output else default_output("reports", (experiment,), f".{fmt}")
-    trials, summary = trial_rows(data), summary_rows(summaries)
+    trials, summary = trial_rows(analysis.table), summary_rows(summaries)
     if fmt == "json":
-        advice = advice_from_experiment(data, stored_config(data, storage_url))
         payload = {
-            "experiment": data.experiment,
+            "experiment": analysis.table.experiment,
             "trials": [{k: _clean(v) for k, v in r.items()} for r in trials],
             "summary": [{k: _clean(v) for k, v in r.items()} for r in summary],
-            "headline": headline(summaries),
+            "headline": analysis.headline,
+            "family": analysis.family,
             "verdicts": {s.task: s.verdict for s in summaries},
             "rule": RULE,
-            "ci_method": "Hodges-Lehmann estimate, exact Wilcoxon signed-rank confidence interval",
+            "ci_method": "Hodges-Lehmann estimate, exact signed-rank confidence interval (ties exact)",
             "comparisons": [_clean(r) for r in comparison_rows(summaries)],
+            "negative_controls": [
+                _clean({"metric": s.metric, **asdict(s.control)})
+                for s in summaries if s.control is not None
+            ],
             "advice": _clean(asdict(advice)) if advice is not None else None,
             "winners": [
                 _clean({"task": s.task, **asdict(w)}) for s in summaries for w in s.winners or []

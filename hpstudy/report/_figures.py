@@ -9,26 +9,18 @@ import random
 from typing import Any
 
 import numpy as np
-import optuna
 import plotly.graph_objects as go
-from optuna.trial import FrozenTrial, TrialState
 from plotly.subplots import make_subplots
 
-from hpstudy.report._anytime import anytime_curve, seed_band
-from hpstudy.report._collect import ExperimentData
+from hpstudy.analysis import Trial, TrialTable
+from hpstudy.analysis._anytime import anytime_curve, seed_band
+from hpstudy.analysis._summary import label_of
+from hpstudy.config._schema import STRATEGY_NAMES
 
 MAX_POINTS = 2000  # per scatter / parallel-coordinates figure
 MAX_CURVES = 30  # learning curves per strategy
 PER_SEED_BELOW = 5  # with fewer seeds, each seed's curve is drawn instead of a quartile band
-COLORS = {
-    "manual": "#7f7f7f",
-    "grid": "#1f77b4",
-    "random": "#ff7f0e",
-    "tpe": "#2ca02c",
-    "gp": "#d62728",
-    "cmaes": "#9467bd",
-    "qmc": "#8c564b",
-}
+COLORS = {name: n.color for name, n in STRATEGY_NAMES.items()}
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -40,21 +32,21 @@ def _sample(items: list[Any], n: int, seed: int = 0) -> list[Any]:
     return items if len(items) <= n else random.Random(seed).sample(items, n)
 
 
-def anytime_figure(data: ExperimentData, task: str) -> go.Figure:
+def anytime_figure(data: TrialTable, task: str) -> go.Figure:
     """Best-so-far validation score against trials, epochs and seconds: median over seeds
     with the interquartile band; manual picks as a reference line."""
     studies = data.of(task)
-    metric, direction = studies[0].info.metric, studies[0].info.direction
+    metric, direction = studies[0].metric, studies[0].direction
     axes = [
         ("trials", "trials"),
         ("epochs", "compute (epochs trained)"),
         ("seconds", "training seconds"),
     ]
     fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in axes], shared_yaxes=True)
-    strategies = list(dict.fromkeys(s.info.strategy for s in studies))
+    strategies = list(dict.fromkeys(s.strategy for s in studies))
     for strategy in strategies:
         color = COLORS.get(strategy, "#333333")
-        curves = [anytime_curve(s.records, direction) for s in data.of(task, strategy)]
+        curves = [anytime_curve(s.runs, direction) for s in data.of(task, strategy)]
         if strategy == "manual":
             bests = [c.best[-1] for c in curves if len(c.best) and not math.isnan(c.best[-1])]
             if bests:
@@ -89,7 +81,7 @@ def anytime_figure(data: ExperimentData, task: str) -> go.Figure:
                         row=1, col=col,
                     )  # fmt: skip
                 fig.add_trace(
-                    go.Scatter(x=band.x, y=band.median, mode="lines", line={"color": color, "width": 2}, name=strategy, legendgroup=strategy, showlegend=show),
+                    go.Scatter(x=band.x, y=band.median, mode="lines", line={"color": color, "width": 2}, name=label_of(strategy), legendgroup=strategy, showlegend=show),
                     row=1, col=col,
                 )  # fmt: skip
                 continue
@@ -110,7 +102,7 @@ def anytime_figure(data: ExperimentData, task: str) -> go.Figure:
                 row=1, col=col,
             )  # fmt: skip
             fig.add_trace(
-                go.Scatter(x=band.x, y=band.median, mode="lines", line={"color": color, "width": 2}, name=strategy, legendgroup=strategy, showlegend=show),
+                go.Scatter(x=band.x, y=band.median, mode="lines", line={"color": color, "width": 2}, name=label_of(strategy), legendgroup=strategy, showlegend=show),
                 row=1, col=col,
             )  # fmt: skip
     fig.update_yaxes(title_text=f"best validation {metric}", row=1, col=1)
@@ -123,32 +115,47 @@ def anytime_figure(data: ExperimentData, task: str) -> go.Figure:
     return fig
 
 
-def _complete_trials(data: ExperimentData, task: str) -> list[FrozenTrial]:
+def _complete_trials(data: TrialTable, task: str) -> list[Trial]:
+    """COMPLETE trials of the searching strategies, with only their searched parameters."""
+    searched = set(data.config.searched_params())
     trials = [
-        t
+        Trial(t.number, t.state, t.value, params={k: v for k, v in t.params.items() if k in searched})
         for s in data.of(task)
-        if s.info.strategy != "manual"
-        for t in s.trials
-        if t.state == TrialState.COMPLETE and t.value is not None
+        if s.strategy != "manual"
+        for t in s.runs
+        if t.state == "COMPLETE" and t.value is not None
     ]
     return _sample(trials, MAX_POINTS)
 
 
-def importance_figure(data: ExperimentData, task: str) -> go.Figure | None:
+def importance_figure(data: TrialTable, task: str) -> go.Figure | None:
     """Hyperparameter importance (Optuna's default evaluator) over the task's complete trials."""
     trials = _complete_trials(data, task)
     params = sorted({p for t in trials for p in t.params})
     if len(trials) < 4 or len(params) < 2:
         return None
+    import optuna
+
+    from hpstudy.strategies import distribution
+
     trials = [t for t in trials if set(t.params) == set(params)]
-    maximize = data.of(task)[0].info.direction == "maximize"
+    maximize = data.of(task)[0].direction == "maximize"
     study = optuna.create_study(
         direction=optuna.study.StudyDirection.MAXIMIZE
         if maximize
         else optuna.study.StudyDirection.MINIMIZE
     )
+    dists = {n: distribution(p) for n, p in data.config.searched_params().items()}
     try:
-        study.add_trials(trials)
+        study.add_trials(
+            [
+                optuna.trial.create_trial(
+                    params=dict(t.params), distributions={n: dists[n] for n in t.params},
+                    value=t.value,
+                )
+                for t in trials
+            ]
+        )  # fmt: skip
         importances = optuna.importance.get_param_importances(study)
     except (RuntimeError, ValueError):  # too few distinct values to rank: no figure
         return None
@@ -162,28 +169,25 @@ def importance_figure(data: ExperimentData, task: str) -> go.Figure | None:
     return fig
 
 
-def log_searched(trials: list[FrozenTrial], param: str) -> bool:
-    """Whether ``param`` was searched on a log scale (its distribution says so), not guessed
+def log_searched(data: TrialTable, param: str) -> bool:
+    """Whether ``param`` was searched on a log scale (the study file says so), not guessed
     from the values' range: dropout searched linearly stays linear."""
-    for t in trials:
-        dist = t.distributions.get(param)
-        if dist is not None:
-            return bool(getattr(dist, "log", False))
-    return False
+    p = data.config.searched_params().get(param)
+    return bool(p is not None and p.log)
 
 
 def _tick(v: float) -> str:
     return f"{v:.3g}"
 
 
-def parallel_dimensions(trials: list[FrozenTrial], params: list[str]) -> list[dict[str, Any]]:
+def parallel_dimensions(data: TrialTable, trials: list[Trial], params: list[str]) -> list[dict[str, Any]]:
     """Plotly parcoords dimensions: a log-searched parameter is placed on a log10 axis whose
     ticks read in the hyperparameter's own units; categorical values are labelled."""
     dims: list[dict[str, Any]] = []
     for p in params:
         values = [t.params[p] for t in trials]
         if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-            if log_searched(trials, p) and all(v > 0 for v in values):
+            if log_searched(data, p) and all(v > 0 for v in values):
                 lo, hi = math.floor(math.log10(min(values))), math.ceil(math.log10(max(values)))
                 ticks = [
                     10.0**k * m
@@ -214,15 +218,15 @@ def parallel_dimensions(trials: list[FrozenTrial], params: list[str]) -> list[di
     return dims
 
 
-def parallel_figure(data: ExperimentData, task: str) -> go.Figure | None:
+def parallel_figure(data: TrialTable, task: str) -> go.Figure | None:
     """Parallel coordinates of the searched hyperparameters and the validation score."""
     trials = _complete_trials(data, task)
     params = sorted({p for t in trials for p in t.params})
     trials = [t for t in trials if set(t.params) == set(params)]
     if not trials or not params:
         return None
-    metric = data.of(task)[0].info.metric
-    dims = parallel_dimensions(trials, params)
+    metric = data.of(task)[0].metric
+    dims = parallel_dimensions(data, trials, params)
     scores = [float(t.value) for t in trials]  # type: ignore[arg-type]
     dims.append({"label": metric, "values": scores})
     fig = go.Figure(
@@ -237,13 +241,13 @@ def parallel_figure(data: ExperimentData, task: str) -> go.Figure | None:
     return fig
 
 
-def slice_figure(data: ExperimentData, task: str) -> go.Figure | None:
+def slice_figure(data: TrialTable, task: str) -> go.Figure | None:
     """Validation score against each hyperparameter, one panel per hyperparameter."""
     trials = _complete_trials(data, task)
     params = sorted({p for t in trials for p in t.params})
     if not trials or not params:
         return None
-    metric = data.of(task)[0].info.metric
+    metric = data.of(task)[0].metric
     fig = make_subplots(rows=1, cols=len(params), subplot_titles=params, shared_yaxes=True)
     for col, p in enumerate(params, start=1):
         pts = [(t.params[p], t.value) for t in trials if p in t.params]
@@ -260,7 +264,7 @@ def slice_figure(data: ExperimentData, task: str) -> go.Figure | None:
         )
         values = [x for x, _ in pts]
         if (
-            log_searched(trials, p)
+            log_searched(data, p)
             and values
             and all(isinstance(v, int | float) and v > 0 for v in values)
         ):
@@ -270,23 +274,25 @@ def slice_figure(data: ExperimentData, task: str) -> go.Figure | None:
     return fig
 
 
-def learning_figure(data: ExperimentData, task: str) -> go.Figure | None:
+def learning_figure(data: TrialTable, task: str) -> go.Figure | None:
     """Per-epoch validation curves of trials at the first seed; pruned trials marked."""
     studies = data.of(task)
-    seed = min(s.info.seed for s in studies)
+    seed = min(s.seed for s in studies)
     fig = go.Figure()
     shown: set[str] = set()
     for s in studies:
-        if s.info.seed != seed:
+        if s.seed != seed:
             continue
-        color = COLORS.get(s.info.strategy, "#333333")
-        for t in _sample([t for t in s.trials if t.intermediate_values], MAX_CURVES, seed=1):
-            steps = sorted(t.intermediate_values)
-            pruned = t.state == TrialState.PRUNED
-            key = f"{s.info.strategy} ({'pruned' if pruned else t.state.name.lower()})"
+        color = COLORS.get(s.strategy, "#333333")
+        for t in _sample([t for t in s.runs if t.curve], MAX_CURVES, seed=1):
+            assert t.curve is not None
+            curve = t.curve
+            steps = sorted(curve)
+            pruned = t.state == "PRUNED"
+            key = f"{label_of(s.strategy)} ({'pruned' if pruned else t.state.lower()})"
             fig.add_trace(
                 go.Scatter(
-                    x=steps, y=[t.intermediate_values[k] for k in steps], mode="lines+markers" if pruned else "lines",
+                    x=steps, y=[curve[k] for k in steps], mode="lines+markers" if pruned else "lines",
                     line={"color": color, "dash": "dot" if pruned else "solid", "width": 1},
                     marker={"symbol": "x", "size": 4}, opacity=0.6, name=key, legendgroup=key, showlegend=key not in shown,
                     hovertext=f"trial {t.number}",
@@ -295,7 +301,7 @@ def learning_figure(data: ExperimentData, task: str) -> go.Figure | None:
             shown.add(key)
     if not fig.data:
         return None
-    metric = studies[0].info.metric
+    metric = studies[0].metric
     fig.update_layout(
         title=f"{task}: learning curves at seed {seed} (dotted with x = pruned)",
         xaxis_title="epoch",
@@ -325,12 +331,22 @@ def forest_figure(summaries: list[Any]) -> go.Figure | None:
     rows = [
         (s, v)
         for s in summaries
-        for v in s.verdicts
+        for v in [*s.verdicts, *([s.control] if s.control is not None else [])]
         if v.seeds and s.margin > 0 and not math.isnan(v.difference)
     ]
     if not rows:
         return None
-    labels = [f"{s.task}: {s.label(v.strategy)} vs {s.label(v.baseline)}" for s, v in rows]
+    labels = [
+        f"{s.task}: {s.label(v.strategy)}{' (negative control)' if v.strategy == 'control' else ''}"
+        f" vs {s.label(v.baseline)}"
+        for s, v in rows
+    ]
+    levels = [v.ci_level for _, v in rows if not math.isnan(v.ci_level)]
+    coverage = (
+        "95% CI"
+        if all(x >= 0.95 - 1e-9 for x in levels)
+        else f"CI: 95%, or the most the seeds allow (as low as {min(levels):.1%})"
+    )
     fig = go.Figure()
     fig.add_vrect(x0=-1, x1=1, fillcolor="rgba(44,160,44,0.12)", line_width=0)
     fig.add_vline(x=0, line_color="#555", line_width=1)
@@ -341,14 +357,14 @@ def forest_figure(summaries: list[Any]) -> go.Figure | None:
             go.Scatter(
                 x=[v.difference / m], y=[label], mode="markers",
                 error_x=_ci_bars([v.difference], [v.ci_low], [v.ci_high], m),
-                marker={"color": COLORS.get(v.strategy, "#333333"), "size": 10}, showlegend=False,
+                marker={"color": COLORS.get(v.strategy, "#333333"), "size": 10, "symbol": "x" if v.strategy == "control" else "circle"}, showlegend=False,
                 hovertext=f"{v.verdict}: {v.difference:+.4g} [{v.ci_low:+.4g}, {v.ci_high:+.4g}] {s.metric}, margin {m:.4g}",
             )
         )  # fmt: skip
     fig.update_layout(
-        title="Test score difference vs the baseline (positive = better), in units of each task's margin; "
+        title="Test score difference vs the baseline (positive = better), in units of each task's margin;<br>"
         "shaded: within the margin; dashed: the non-inferiority bound",
-        xaxis_title="difference / margin (95% CI)",
+        xaxis_title=f"difference / margin ({coverage})",
         height=160 + 40 * len(rows),
     )
     fig.update_yaxes(autorange="reversed")
@@ -410,12 +426,12 @@ def advice_figure(advice: Any) -> go.Figure | None:
                 x=[f.estimate], y=[f.comparison], mode="markers", showlegend=False,
                 error_x=_ci_bars([f.estimate], [f.ci_low], [f.ci_high]),
                 marker={"color": COLORS.get("random", "#333333"), "size": 10},
-                hovertext=f"{f.advice}: {f.estimate:+.3g} [{f.ci_low:+.3g}, {f.ci_high:+.3g}], {f.studies} studies",
+                hovertext=f"{f.advice}: {f.estimate:+.3g} [{f.ci_low:+.3g}, {f.ci_high:+.3g}], {f.studies} seeds",
             )
         )  # fmt: skip
     fig.update_layout(
-        title="What random search's trials say about the brief's advice, all tasks: difference in "
-        "mean percentile rank within each study (positive = the advice's side is better), 95% CI",
+        title="Does the usual tuning advice hold? Random search's trials, all tasks: difference in<br>"
+        "percentile rank within each study (positive = the advice's side is better), 95% CI over seeds",
         xaxis_title="difference in percentile rank",
         height=160 + 40 * len(rows),
     )

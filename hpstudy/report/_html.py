@@ -1,4 +1,5 @@
-"""``hpstudy report``: one self-contained HTML file that opens offline.
+"""``hpstudy report``: one self-contained HTML file that opens offline; it renders the
+analysis (``hpstudy.analysis``) of the storage's trial table and retrains nothing.
 
 plotly.js is embedded once for all figures (no CDN); every string that comes from the user
 (experiment, task and study names, metric names) is HTML-escaped. The file is written to a
@@ -8,23 +9,19 @@ temporary name and moved into place, so a failed report never leaves a half-writ
 from __future__ import annotations
 
 import html
-import logging
 import math
 import os
 import tempfile
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from hpstudy._paths import default_output
-from hpstudy.config import ExperimentConfig
-from hpstudy.report._advice import Advice, advice_from_experiment
-from hpstudy.report._aggregate import Aggregate, aggregate
-from hpstudy.report._collect import ExperimentData, collect_experiment
-from hpstudy.report._sentences import HEADLINE_FAMILY, headline, summarize
-from hpstudy.report._summary import Scores, Spread, SummaryRow, TaskSummary, picks_needed
-from hpstudy.report._test_scores import test_scores
-from hpstudy.report._verdict import RULE
+from hpstudy.analysis import Advice, Analysis, TaskSummary, TrialTable, analyze
+from hpstudy.analysis._aggregate import Aggregate
+from hpstudy.analysis._compute import PRIMARY_LEVEL, UNIT_NOTES
+from hpstudy.analysis._prose import ratio_text
+from hpstudy.analysis._summary import CONTROL, Spread, SummaryRow, label_of
+from hpstudy.analysis._verdict import RULE
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;color:#222}
@@ -52,7 +49,7 @@ def _spread(s: Spread, integer: bool = False) -> str:
     if not s.n:
         return "-"
     fmt = (lambda v: f"{v:.0f}") if integer else _num
-    return fmt(s.median) if s.low == s.high else f"{fmt(s.median)} [{fmt(s.low)}, {fmt(s.high)}]"
+    return fmt(s.median) if s.low == s.high else f"{fmt(s.median)} (range {fmt(s.low)}-{fmt(s.high)})"
 
 
 def _reach(s: Spread, seeds: int) -> str:
@@ -83,8 +80,8 @@ def summary_table(summary: TaskSummary) -> str:
     ]  # fmt: skip
     return (
         _table("summary", head, rows)
-        + '<p class="note">Median over seeds [min, max]. Test: the best configuration of each seed, retrained on '
-        "train+validation with several training seeds and scored on the test split the search never saw. "
+        + '<p class="note">Median over seeds (range: min-max, not a CI). Test: the best configuration of each seed, retrained on '
+        "train+validation with several training seeds when its study finished, and scored on the test split the search never saw. "
         "Compute counts every trial (pruned and failed too) except interrupted attempts (Ctrl-C, a "
         "dead worker, given up after repeated crashes), which are not the configuration's doing: "
         "their compute is shown apart (summed over seeds) and never charged to the strategy.</p>"
@@ -97,90 +94,98 @@ def _interrupted(r: SummaryRow) -> str:
     return f"{r.interrupted} ({r.interrupted_epochs:.0f} epochs, {r.interrupted_seconds:.3g} s)"
 
 
-def _ci(est: float, low: float, high: float, signed: bool = True) -> str:
+def _ci(est: float, low: float, high: float, signed: bool = True, level: float = 0.95) -> str:
     if math.isnan(est):
         return "-"
     f = (lambda x: f"{x:+.3g}") if signed else (lambda x: f"{x:.3g}")
-    return f"{f(est + 0.0)} [{f(low + 0.0)}, {f(high + 0.0)}]"  # + 0.0: never "-0"
+    what = "95% CI" if math.isnan(level) or level >= 0.95 - 1e-9 else f"{100 * level:.1f}% CI"
+    return f"{f(est + 0.0)}, {what} [{f(low + 0.0)}, {f(high + 0.0)}]"  # + 0.0: never "-0"
 
 
-def comparison_table(summary: TaskSummary) -> str:
+def comparison_table(summary: TaskSummary, family: str) -> str:
     if not summary.verdicts:
         return '<p class="note">No comparison: only one strategy ran.</p>'
     head = [
-        "strategy", "baseline", "seeds", f"difference in test {summary.metric} [95% CI]",
+        "strategy", "baseline", "seeds", f"difference in test {summary.metric}",
         "p non-inferiority", "p equivalence (TOST)", "p superiority", "p (Holm, non-inferiority)",
-        "verdict", "seeds needed",
+        "verdict", "planning: seeds for 80% power",
     ]  # fmt: skip
+    shown = list(summary.verdicts) + ([summary.control] if summary.control is not None else [])
     rows = [
         [
-            _e(summary.label(v.strategy)), _e(summary.label(v.baseline)), str(v.seeds),
-            _ci(v.difference, v.ci_low, v.ci_high) + ("" if v.ci_level == 0.95 or math.isnan(v.ci_level) else f" ({100 * v.ci_level:.1f}% CI)"),
+            _e(summary.label(v.strategy)) + (" (negative control)" if v.strategy == CONTROL else ""),
+            _e(summary.label(v.baseline)), str(v.seeds),
+            _ci(v.difference, v.ci_low, v.ci_high, level=v.ci_level),
             _num(v.p_noninferiority), _num(v.p_equivalence), _num(v.p_superiority), _num(v.p_adjusted),
             f"<b>{_e(v.verdict)}</b>", "-" if v.seeds_needed is None else str(v.seeds_needed),
         ]
-        for v in summary.verdicts
+        for v in shown
     ]  # fmt: skip
     return (
         _table("stats", head, rows)
         + f'<p class="note">Margin: {_e(summary.margin_spec)} (test {_e(summary.metric)}). '
         "Paired by seed; difference = strategy - baseline, signed so that positive is better; "
-        "Hodges-Lehmann estimate with the exact Wilcoxon signed-rank 95% CI (with 5 seeds or fewer no finite 95% "
-        "interval exists: the range shown has the coverage given). "
-        f"Holm family: {_e(HEADLINE_FAMILY)} (manual picks: a family of their own). Rule: {_e(RULE)}</p>"
+        "Hodges-Lehmann estimate with the exact signed-rank CI (exact with ties; with 5 seeds or fewer no finite 95% "
+        "interval exists: the coverage shown is what the seeds allow). The negative control, random search "
+        "stopped at 1/8 of the baseline's epochs, is worse by construction: where it is not called inferior the "
+        "task cannot tell a worse search from the baseline. "
+        f"Holm family: {_e(family)} (manual picks: a family of their own). Rule: {_e(RULE)}</p>"
     )
 
 
 def compute_table(summary: TaskSummary) -> str:
     if not summary.compute:
         return ""
-    head = [
-        "strategy",
-        "unit",
-        f"compute to target / {summary.label(summary.baseline)}'s expected [95% CI]",
-        "seeds",
-        "never reached",
-    ]
+    base = summary.label(summary.baseline)
+    head = ["strategy", "unit", "level", f"compute to the level / {base}'s", "how compared"]
     rows = [
-        [_e(summary.label(c.strategy)), _e(c.unit), _ci(c.estimate, c.ci_low, c.ci_high, signed=False), str(c.seeds), str(c.censored)]
+        [_e(summary.label(c.strategy)), _e(UNIT_NOTES.get(c.unit, c.unit)), _e(c.level),
+         _e(ratio_text(c)), _e(c.method)]
         for c in summary.compute
-        if c.strategy != summary.baseline
     ]  # fmt: skip
     return (
         _table("compute", head, rows)
-        + f'<p class="note">Target: {_e(summary.target)}. Per seed, the strategy\'s compute (in its run order) '
-        f"to first reach the target over {_e(summary.baseline)}'s expected compute to reach it over every random "
-        "ordering of its trials (exact: each trial keeps its recorded cost and outcome). A seed that never "
-        "reached the target counts at its total compute (a lower bound). Geometric centre (Hodges-Lehmann of log "
-        "ratios) with its exact 95% CI; below 1 = less compute than the baseline.</p>"
+        + f'<p class="note">Levels, per seed and symmetric in the two arms: "{_e(PRIMARY_LEVEL)}" is the worse of the two '
+        "arms' best validation scores (the primary level); the 90% and 50% quantiles of both arms' COMPLETE scores pooled, "
+        "capped at it. Random search and grid search are exchangeable (their trials do not depend on each other): each "
+        "side is its exact expected cost over every ordering of its own trials. A sequential strategy has only the order "
+        f"it ran in: it is compared with {_e(base)} in the order {_e(base)} ran (its seed-shuffled order). Geometric centre "
+        "over seeds (Hodges-Lehmann of log ratios) with its exact 95% CI; below 1 = less compute. A seed where a side never "
+        "reached the level is censored (its cost is a lower bound) and counted as infinitely costly for that side, so a "
+        "censored seed never makes an interval look better than it is.</p>"
     )
+
+
+def _fraction(f: float | None) -> str:
+    return "never" if f is None else "1" if f >= 1 else f"1/{round(1 / f)}"
 
 
 def equal_compute_table(summary: TaskSummary) -> str:
     if not summary.equal:
         return ""
+    base = summary.label(summary.baseline)
     head = [
         "strategy",
-        "fraction of baseline's epochs",
-        f"test {summary.metric}",
-        "difference vs full baseline [95% CI]",
+        f"fraction of {base}'s epochs",
+        f"test {summary.metric} (median, range)",
+        f"difference vs the full {base}",
         "p non-inferiority",
         "seeds",
     ]
     rows = [
-        [_e(summary.label(e.strategy)), f"1/{round(1 / e.fraction)}" if e.fraction < 1 else "1", _spread(e.test),
-         _ci(e.difference, e.ci_low, e.ci_high), _num(e.p_noninferiority), str(e.seeds)]
+        [_e(summary.label(e.strategy)), _fraction(e.fraction), _spread(e.test),
+         _ci(e.difference, e.ci_low, e.ci_high, level=e.ci_level), _num(e.p_noninferiority), str(e.seeds)]
         for e in summary.equal
     ]  # fmt: skip
     smallest = "; ".join(
-        f"{summary.label(k)}: {'never' if f is None else ('1' if f == 1 else f'1/{round(1 / f)}')}"
-        for k, f in (summary.smallest_fraction or {}).items()
+        f"{summary.label(k)}: {_fraction(f)}" for k, f in (summary.smallest_fraction or {}).items()
     )
     return (
         _table("equal", head, rows)
-        + f'<p class="note">Each strategy stopped after a fraction of {_e(summary.label(summary.baseline))}\'s total '
-        "epochs at the same seed; its best configuration by then, retrained and scored on test (cached). Smallest "
-        f"fraction at which it is non-inferior to the full baseline (fixed-sequence from 1 down, alpha 0.025): {_e(smallest)}.</p>"
+        + f'<p class="note">Each strategy stopped after a fraction of {_e(base)}\'s total '
+        f"epochs at the same seed, in the order it ran ({_e(base)} too: stopped early in its shuffled order); its best "
+        "configuration by then, retrained and scored on test. Smallest "
+        f"fraction at which it is non-inferior to the full {_e(base)} (fixed-sequence from 1 down, alpha 0.025): {_e(smallest)}.</p>"
     )
 
 
@@ -190,25 +195,30 @@ def winners_table(summary: TaskSummary) -> str:
     params = sorted({k for w in summary.winners for k in w.params})
     head = [
         "strategy",
-        "seed",
-        "trial",
-        f"validation {summary.metric}",
-        f"test {summary.metric}",
+        "seeds it ran at",
+        f"mean validation {summary.metric}",
+        f"mean test {summary.metric}",
         *params,
     ]
     rows = [
-        [_e(summary.label(w.strategy)), str(w.seed), str(w.trial), _num(w.validation), _num(w.test),
+        [_e(summary.label(w.strategy)), str(len(w.seeds)), _num(w.validation), _num(w.test),
          *(_e(_num(w.params[p]) if isinstance(w.params.get(p), float) else w.params.get(p, "-")) for p in params)]
         for w in summary.winners
     ]  # fmt: skip
-    return "<h3>Winning configurations</h3>" + _table("winners", head, rows)
+    return (
+        "<h3>Winning configurations</h3>"
+        + _table("winners", head, rows)
+        + '<p class="note">Per strategy, the configuration with the best mean validation score over the seeds it ran at '
+        "(a grid point or manual pick runs at every seed, a sampled configuration at one); configurations that ran at "
+        "fewer than half the seeds of the most repeated one are not compared.</p>"
+    )
 
 
 def aggregate_html(agg: Aggregate | None) -> str:
     if agg is None:
         return ""
     head = ["strategy", "mean rank (1 = best)", "blocks"]
-    rows = [[_e(k), f"{r:.2f}", str(agg.blocks)] for k, r in agg.mean_ranks.items()]
+    rows = [[_e(label_of(k)), f"{r:.2f}", str(agg.blocks)] for k, r in agg.mean_ranks.items()]
     test = (
         f"Friedman test p = {_num(agg.p_friedman)}; Nemenyi critical difference at 0.05 = {_num(agg.critical_difference)} "
         "(two mean ranks further apart than this differ)."
@@ -218,32 +228,34 @@ def aggregate_html(agg: Aggregate | None) -> str:
     return (
         "<h2>Across tasks</h2>"
         + _table("aggregate", head, rows)
-        + f'<p class="note">Ranks of test scores within each (task, seed) block where every strategy has one. {test}</p>'
+        + '<p class="note">Ranks of test scores of the searching strategies (manual picks apart) within each (task, seed) '
+        f"block where every one has a score. {test}</p>"
     )
 
 
 def advice_html(advice: Advice | None) -> str:
-    """The section "What the trials say about the brief's advice" (a table per scope)."""
+    """The section on what random search's trials say about the usual advice (a table per scope)."""
     if advice is None:
         return ""
-    parts = ["<h2>What the trials say about the brief's advice</h2>"]
+    parts = ["<h2>Does the usual tuning advice hold in these trials?</h2>"]
     if advice.note:
         parts.append(f"<p class='note'>{_e(advice.note)}</p>")
     head = [
         "advice",
         "comparison (positive = first is better)",
-        "effect [95% CI]",
-        "studies",
+        "effect",
+        "seeds",
         "trials",
+        "p (Holm over every finding)",
+        "called",
     ]
     for scope in dict.fromkeys(f.scope for f in advice.findings):
         own = [f for f in advice.findings if f.scope == scope]
         rows = [
             [
                 _e(f.advice), _e(f.comparison),
-                _e(f.reason) if f.reason else _ci(f.estimate, f.ci_low, f.ci_high)
-                + ("" if f.ci_level == 0.95 else f" ({100 * f.ci_level:.1f}% CI)"),
-                str(f.studies), str(f.trials),
+                _e(f.reason) if f.reason else _ci(f.estimate, f.ci_low, f.ci_high, level=f.ci_level),
+                str(f.studies), str(f.trials), _num(f.p_adjusted), _e(f.called),
             ]
             for f in own
         ]  # fmt: skip
@@ -251,11 +263,7 @@ def advice_html(advice: Advice | None) -> str:
         parts.append(_table("advice", head, rows))
     parts.append(
         f"<p class='note'>Estimated from {_e(advice.strategy)} search's trials only (an unbiased sample "
-        f"of the space): {_e(advice.method)}. Pooled over tasks the scores of each study are percentile "
-        "ranks (0 = its worst trial, 1 = its best), so metrics can be pooled; per task the effect is "
-        "the difference of the groups' median validation scores in the metric's units, signed so that "
-        "positive is better. Pruned trials have no final score and are left out (an experiment without "
-        "pruning has no such gap).</p>"
+        f"of the space): {_e(advice.method)}.</p>"
     )
     from hpstudy.report._figures import advice_figure
 
@@ -271,38 +279,34 @@ def advice_html(advice: Advice | None) -> str:
     return "\n".join(parts)
 
 
+def _to_html(fig: Any) -> str:
+    import plotly.io as pio
+
+    return str(pio.to_html(fig, include_plotlyjs=False, full_html=False, config={"displaylogo": False}))
+
+
 def render_html(
-    data: ExperimentData,
-    summaries: list[TaskSummary],
-    figures: dict[str, list[Any]],
-    overview: list[Any] | None = None,
-    advice: Advice | None = None,
+    analysis: Analysis, figures: dict[str, list[Any]], overview: list[Any] | None = None
 ) -> str:
     """The whole page: one inline plotly.js, then per task the verdict, tables and figures."""
-    import plotly.io as pio
     from plotly.offline import get_plotlyjs
 
+    table = analysis.table
+    source = "looked up in published tabular benchmarks (not trained here)" if table.from_tables else ""
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>hpstudy report: {_e(data.experiment)}</title><style>{_CSS}</style>",
+        f"<title>hpstudy report: {_e(table.experiment)}</title><style>{_CSS}</style>",
         f"<script>{get_plotlyjs()}</script></head><body>",
-        f"<h1>Experiment {_e(data.experiment)}</h1>",
-        f"<p>{len(data.studies)} studies: tasks {', '.join(_e(t) for t in data.tasks())}; "
-        f"strategies {', '.join(_e(s) for s in dict.fromkeys(s.info.strategy for s in data.studies))}; "
-        f"seeds {', '.join(str(s) for s in sorted({s.info.seed for s in data.studies}))}.</p>",
-        f"<p class='headline'>{_e(headline(summaries))}</p>",
+        f"<h1>Experiment {_e(table.experiment)}</h1>",
+        f"<p>{len(table.studies)} studies: tasks {', '.join(_e(t) for t in table.tasks())}; "
+        f"strategies {', '.join(_e(label_of(s)) for s in table.strategies())}; "
+        f"seeds {', '.join(str(s) for s in sorted({s.seed for s in table.studies}))}. {_e(source)}</p>",
+        f"<p class='headline'>{_e(analysis.headline)}</p>",
     ]
-    for fig in overview or []:
-        parts.append(
-            pio.to_html(
-                fig, include_plotlyjs=False, full_html=False, config={"displaylogo": False}
-            )
-        )
-    parts.append(
-        aggregate_html(aggregate([(s.direction, s.best_scores or {}) for s in summaries]))
-    )
-    parts.append(advice_html(advice))
-    for summary in summaries:
+    parts += [_to_html(fig) for fig in overview or []]
+    parts.append(aggregate_html(analysis.aggregate))
+    parts.append(advice_html(analysis.advice))
+    for summary in analysis.summaries:
         parts.append(
             f"<h2>Task {_e(summary.task)} <span class='note'>({_e(summary.metric)}, {_e(summary.direction)})</span></h2>"
         )
@@ -312,73 +316,36 @@ def render_html(
             parts.append(
                 f"<div class='warning'>This task is not complete; the figures show what has finished:<ul>{items}</ul></div>"
             )
-        parts.append(comparison_table(summary))
+        unscored = _unscored(analysis.table, summary.task)
+        if unscored:
+            parts.append(
+                f"<div class='warning'>{_e(unscored)}</div>"
+            )
+        parts.append(comparison_table(summary, analysis.family))
         parts.append(compute_table(summary))
         parts.append(equal_compute_table(summary))
         parts.append(winners_table(summary))
         parts.append(summary_table(summary))
-        for fig in figures.get(summary.task, []):
-            parts.append(
-                pio.to_html(
-                    fig, include_plotlyjs=False, full_html=False, config={"displaylogo": False}
-                )
-            )
+        parts += [_to_html(fig) for fig in figures.get(summary.task, [])]
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def analyze(
-    storage_url: str,
-    experiment: str,
-    *,
-    retrain: bool = True,
-    progress: Callable[[str], None] = lambda name: None,
-    n_jobs: int = 1,
-) -> tuple[ExperimentData, list[TaskSummary]]:
-    """Collect the experiment, score each study's best configuration on its test split
-    (cached in the storage), and summarize each task."""
-    from hpstudy.store import stored_config as _stored_config
-
-    data = collect_experiment(storage_url, experiment)
-    config = _stored_config(data.studies[0].info, storage_url)
-    tests: Scores = {}
-    if retrain:
-        tests = test_scores(
-            config,
-            data.studies,
-            score_cache(storage_url),
-            progress,
-            picks=picks_needed(data, config),
-            n_jobs=n_jobs,
-        )
-    return data, summarize(data, tests, config)
-
-
-def score_cache(storage_url: str) -> Callable[[int, Mapping[str, Any]], None]:
-    """Where retrained test scores are kept: the storage's study attrs, or, when the storage
-    is a read-only SQLite file, nowhere (said once: they are computed again next time)."""
-    from hpstudy.store import TrialWriter, open_storage, read_only_reason
-
-    read_only = read_only_reason(storage_url)
-    if read_only is None:
-        return TrialWriter(open_storage(storage_url, create=False)).set_study_user_attrs
-    logging.getLogger("hpstudy").warning(
-        "%s: test scores are computed but not cached in the storage (next time they are "
-        "computed again)",
-        read_only,
+def _unscored(table: TrialTable, task: str) -> str:
+    """A sentence when studies of ``task`` lack the test score of their best trial."""
+    lacking = [s.name for s in table.of(task) if (b := s.best()) is not None and b.test_scores is None]
+    if not lacking:
+        return ""
+    return (
+        f"{len(lacking)} of {len(table.of(task))} studies have no test score for their best trial yet "
+        f"(they are computed when a study finishes; 'hpstudy resume {table.experiment}' computes the "
+        "missing ones): their comparisons leave those seeds out."
     )
-    return _no_cache
 
 
-def _no_cache(study_id: int, attrs: Mapping[str, Any]) -> None:
-    """The cache of a read-only storage: keeps nothing."""
-
-
-def stored_config(data: ExperimentData, storage_url: str) -> ExperimentConfig:
-    """The experiment's study file as stored with its studies."""
-    from hpstudy.store import stored_config as _stored_config
-
-    return _stored_config(data.studies[0].info, storage_url)
+def unscored_studies(table: TrialTable) -> int:
+    """How many studies lack the test score of their best trial."""
+    return sum(1 for s in table.studies if (b := s.best()) is not None and b.test_scores is None)
 
 
 def overview_figures(summaries: list[TaskSummary]) -> list[Any]:
@@ -389,18 +356,18 @@ def overview_figures(summaries: list[TaskSummary]) -> list[Any]:
     return [f for f in drawn if f is not None]
 
 
-def draw_figures(data: ExperimentData) -> dict[str, list[Any]]:
+def draw_figures(table: TrialTable) -> dict[str, list[Any]]:
     """Every figure of every task."""
     from hpstudy.report import _figures
 
     figures: dict[str, list[Any]] = {}
-    for task in data.tasks():
+    for task in table.tasks():
         drawn = [
-            _figures.anytime_figure(data, task),
-            _figures.importance_figure(data, task),
-            _figures.parallel_figure(data, task),
-            _figures.slice_figure(data, task),
-            _figures.learning_figure(data, task),
+            _figures.anytime_figure(table, task),
+            _figures.importance_figure(table, task),
+            _figures.parallel_figure(table, task),
+            _figures.slice_figure(table, task),
+            _figures.learning_figure(table, task),
         ]
         figures[task] = [f for f in drawn if f is not None]
     return figures
@@ -422,27 +389,24 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def write_analysis(analysis: Analysis, path: Path) -> Path:
+    """Render ``analysis`` as the HTML report at ``path``."""
+    page = render_html(analysis, draw_figures(analysis.table), overview_figures(analysis.summaries))
+    write_atomic(path, page)
+    return path
+
+
 def write_report(
-    storage_url: str,
-    experiment: str,
-    output: str | Path | None = None,
-    *,
-    retrain: bool = True,
-    progress: Callable[[str], None] = lambda name: None,
-    n_jobs: int = 1,
-) -> tuple[Path, list[TaskSummary]]:
-    """Write the HTML report of ``experiment`` (default ``reports/EXPERIMENT.html``).
+    storage_url: str, experiment: str, output: str | Path | None = None
+) -> tuple[Path, Analysis]:
+    """Write the HTML report of ``experiment`` (default ``reports/EXPERIMENT.html``) from the
+    storage; reads only (test scores come from the cache the workers fill).
 
     Returns:
-        The report's path and each task's summary.
+        The report's path and the analysis it renders.
     """
-    data, summaries = analyze(
-        storage_url, experiment, retrain=retrain, progress=progress, n_jobs=n_jobs
-    )
+    from hpstudy.report._source import table_from_storage
+
+    analysis = analyze(table_from_storage(storage_url, experiment))
     path = Path(output) if output else default_output("reports", (experiment,), ".html")
-    advice = advice_from_experiment(data, stored_config(data, storage_url))
-    html_text = render_html(
-        data, summaries, draw_figures(data), overview_figures(summaries), advice
-    )
-    write_atomic(path, html_text)
-    return path, summaries
+    return write_analysis(analysis, path), analysis

@@ -1,7 +1,8 @@
-"""The results page (Markdown) recomputed from raw results files: every comparison across the
-files, then per experiment its headline, per task the verdict and its tables, the ranks across
-tasks and the advice section. The numbers come from ``_results.regenerate``; this module only
-lays them out (the HTML report with figures is ``_html.render_html``).
+"""The results page (Markdown) recomputed from raw results files: the answer (generated
+from the tables), every comparison across the files with one multiplicity family, the negative
+controls, then per experiment its headline, per task the verdict and its tables, the ranks
+across tasks and the advice section. The numbers come from ``hpstudy.analysis.analyze_many``;
+this module only lays them out (the HTML report with figures is ``_html.render_html``).
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hpstudy.report._advice import Advice
-from hpstudy.report._aggregate import aggregate
-from hpstudy.report._results import Results, load_results, regenerate
-from hpstudy.report._sentences import headline
-from hpstudy.report._summary import TaskSummary
+from hpstudy.analysis import Analysis, analyze_many, read_results
+from hpstudy.analysis._compute import PRIMARY_LEVEL
+from hpstudy.analysis._prose import answer, ratio_text
+from hpstudy.analysis._summary import CONTROL, label_of
 
 
 def _f(x: float | None, fmt: str = ".4g") -> str:
@@ -23,11 +23,12 @@ def _f(x: float | None, fmt: str = ".4g") -> str:
 
 
 def _ci(est: float, low: float, high: float, level: float = 0.95) -> str:
+    """An estimate and its interval, the bracket labelled with its coverage."""
     if math.isnan(est):
         return "-"
+    what = "95% CI" if math.isnan(level) or level >= 0.95 - 1e-9 else f"{level:.1%} CI"
     # + 0.0 turns -0.0 into 0.0, so an exact zero never prints as "-0"
-    text = f"{est + 0.0:+.3g} [{low + 0.0:+.3g}, {high + 0.0:+.3g}]"
-    return text if math.isnan(level) or level >= 0.95 - 1e-9 else f"{text} ({level:.1%} CI)"
+    return f"{est + 0.0:+.3g}, {what} [{low + 0.0:+.3g}, {high + 0.0:+.3g}]"
 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -40,37 +41,37 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     ]
 
 
-def experiment_markdown(
-    results: Results, summaries: list[TaskSummary], advice: Advice | None
-) -> list[str]:
+def experiment_markdown(path: Path, analysis: Analysis) -> list[str]:
     """One experiment's section: headline, per task the verdict and its tables, the advice."""
-    lines = [f"## {results.data.experiment}", "", f"From `{results.path.name}`.", ""]
-    lines += [f"**{headline(summaries)}**", ""]
+    table, summaries, advice = analysis.table, analysis.summaries, analysis.advice
+    lines = [f"## {table.experiment}", "", f"From `{path.name}`.", ""]
+    lines += [f"**{analysis.headline}**", ""]
     for s in summaries:
         lines += [f"### {s.task} ({s.metric}, {s.direction})", "", s.verdict, ""]
-        if s.verdicts:
+        shown = list(s.verdicts) + ([s.control] if s.control is not None else [])
+        if shown:
             lines += _table(
-                ["strategy", "baseline", "seeds", f"difference in test {s.metric} [95% CI]",
-                 "p non-inferiority (Holm)", "verdict", "seeds needed"],
-                [[s.label(v.strategy), s.label(v.baseline), str(v.seeds),
+                ["strategy", "baseline", "seeds", f"difference in test {s.metric}",
+                 "p non-inferiority (Holm)", "verdict", "planning: seeds for 80% power"],
+                [[s.label(v.strategy) + (" (negative control)" if v.strategy == CONTROL else ""),
+                  s.label(v.baseline), str(v.seeds),
                   _ci(v.difference, v.ci_low, v.ci_high, v.ci_level), _f(v.p_adjusted), v.verdict,
-                  "-" if v.seeds_needed is None else str(v.seeds_needed)] for v in s.verdicts],
+                  "-" if v.seeds_needed is None else str(v.seeds_needed)] for v in shown],
             )  # fmt: skip
             lines += [f"Margin: {s.margin_spec}.", ""]
-        compute = [c for c in s.compute or [] if c.strategy != s.baseline]
+        compute = [c for c in s.compute or [] if c.level == PRIMARY_LEVEL]
         if compute:
             lines += _table(
-                ["strategy", "unit", f"compute to target / {s.label(s.baseline)}'s expected [95% CI]",
-                 "seeds", "never reached"],
-                [[s.label(c.strategy), c.unit, f"{_f(c.estimate, '.3g')} [{_f(c.ci_low, '.3g')}, {_f(c.ci_high, '.3g')}]",
-                  str(c.seeds), str(c.censored)] for c in compute],
+                ["strategy", "unit", f"compute to the best validation score both reached / {s.label(s.baseline)}'s",
+                 "how compared"],
+                [[s.label(c.strategy), c.unit, ratio_text(c), c.method] for c in compute],
             )  # fmt: skip
-            lines += [f"Target: {s.target}.", ""]
         if s.smallest_fraction:
             lines += [
                 "Smallest fraction of "
                 + f"{s.label(s.baseline)}'s epochs at which each strategy is non-inferior to the full "
-                + "baseline (fixed-sequence from 1 down): "
+                + f"{s.label(s.baseline)} (fixed-sequence from 1 down; {s.label(s.baseline)} itself stopped "
+                + "early in its shuffled order): "
                 + "; ".join(
                     f"{s.label(k)}: {_fraction(f)}" for k, f in s.smallest_fraction.items()
                 )
@@ -80,41 +81,44 @@ def experiment_markdown(
         if s.equal:
             lines += _table(
                 ["strategy", "fraction of baseline's epochs", f"test {s.metric} (median)",
-                 "difference vs full baseline [95% CI]", "p non-inferiority", "seeds"],
-                [[s.label(e.strategy), "1" if e.fraction >= 1 else f"1/{round(1 / e.fraction)}",
-                  _f(e.test.median), _ci(e.difference, e.ci_low, e.ci_high), _f(e.p_noninferiority),
+                 "difference vs full baseline", "p non-inferiority", "seeds"],
+                [[s.label(e.strategy), _fraction(e.fraction),
+                  _f(e.test.median), _ci(e.difference, e.ci_low, e.ci_high, e.ci_level), _f(e.p_noninferiority),
                   str(e.seeds)] for e in s.equal],
             )  # fmt: skip
         lines += _table(
-            ["strategy", "seeds", f"best validation {s.metric}", f"test {s.metric}",
-             "trials", "epochs", "seconds", "pruned", "failed"],
+            ["strategy", "seeds", f"best validation {s.metric} (median, range)",
+             f"test {s.metric} (median, range)", "trials", "epochs", "seconds", "pruned", "failed"],
             [[r.label, str(r.seeds), _spread(r.best_valid), _spread(r.test), _spread(r.trials, ".0f"),
               _spread(r.epochs, ".0f"), _spread(r.seconds, ".3g"), str(r.pruned), str(r.failed)]
              for r in s.rows],
         )  # fmt: skip
-    agg = aggregate([(s.direction, s.best_scores or {}) for s in summaries])
+    agg = analysis.aggregate
     if agg is not None:
         lines += ["### Across tasks", ""]
         lines += _table(
             ["strategy", "mean rank of test score (1 = best)", "blocks (task, seed)"],
-            [[k, f"{r:.2f}", str(agg.blocks)] for k, r in agg.mean_ranks.items()],
+            [[label_of(k), f"{r:.2f}", str(agg.blocks)] for k, r in agg.mean_ranks.items()],
         )
         if not math.isnan(agg.p_friedman):
             lines += [
-                f"Friedman test p = {_f(agg.p_friedman)}; Nemenyi critical difference at 0.05 = "
+                f"Searching strategies only (manual picks apart): Friedman test p = "
+                f"{_f(agg.p_friedman)}; Nemenyi critical difference at 0.05 = "
                 f"{_f(agg.critical_difference)}.",
                 "",
             ]
     if advice is not None:
-        lines += ["### What the trials say about the brief's advice", ""]
+        lines += ["### Does the usual tuning advice hold in these trials?", ""]
         lines += [f"Estimated from {advice.strategy} search's trials: {advice.method}.", ""]
         for scope in dict.fromkeys(f.scope for f in advice.findings):
             own = [f for f in advice.findings if f.scope == scope]
             lines += [f"**{scope}** ({own[0].unit})", ""]
             lines += _table(
-                ["advice", "comparison (positive = first is better)", "effect [95% CI]", "studies"],
+                ["advice", "comparison (positive = first is better)", "effect", "seeds",
+                 "p (Holm)", "called"],
                 [[f.advice, f.comparison,
-                  f.reason or _ci(f.estimate, f.ci_low, f.ci_high, f.ci_level), str(f.studies)]
+                  f.reason or _ci(f.estimate, f.ci_low, f.ci_high, f.ci_level), str(f.studies),
+                  _f(f.p_adjusted), f.called]
                  for f in own],
             )  # fmt: skip
     return lines
@@ -124,47 +128,62 @@ def _fraction(f: float | None) -> str:
     return "never" if f is None else "1" if f >= 1 else f"1/{round(1 / f)}"
 
 
-def overview_rows(done: Sequence[tuple[Results, list[TaskSummary]]]) -> list[list[str]]:
+def overview_rows(done: Sequence[tuple[Path, Analysis]]) -> list[list[str]]:
     """One row per (experiment, task, strategy) compared: the answer across every file, so the
     effect of the space's size and of pruning shows side by side."""
     rows = []
-    for results, summaries in done:
-        searched = len(results.config.searched_params())
-        pruner = results.config.pruner.type
-        for s in summaries:
+    for _, a in done:
+        searched = len(a.table.config.searched_params())
+        pruner = a.table.config.pruner.type
+        for s in a.summaries:
             for v in s.verdicts:
-                cost = {c.unit: c for c in s.compute or [] if c.strategy == v.strategy}
+                cost = {
+                    c.unit: c for c in s.compute or []
+                    if c.strategy == v.strategy and c.level == PRIMARY_LEVEL
+                }  # fmt: skip
                 rows.append(
-                    [results.data.experiment, str(searched), pruner, s.task, s.label(v.strategy),
+                    [a.table.experiment, str(searched), pruner, s.task, s.label(v.strategy),
                      s.label(v.baseline), _ci(v.difference, v.ci_low, v.ci_high, v.ci_level),
-                     v.verdict, *(_ratio(cost.get(u)) for u in ("trials", "epochs", "seconds")),
-                     _fraction((s.smallest_fraction or {}).get(v.strategy))]
+                     v.verdict, *(_ratio(cost.get(u)) for u in ("epochs", "trials", "seconds")),
+                     _fraction((s.smallest_fraction or {}).get(v.strategy)),
+                     _fraction((s.smallest_fraction or {}).get(s.baseline))]
                 )  # fmt: skip
     return rows
 
 
+def control_rows(done: Sequence[tuple[Path, Analysis]]) -> list[list[str]]:
+    """The negative control of every task: whether the method could find a loss there."""
+    return [
+        [a.table.experiment, s.task, _ci(v.difference, v.ci_low, v.ci_high, v.ci_level),
+         _f(v.p_adjusted_inferiority), v.verdict,
+         "yes" if v.verdict == "inferior" else "no: an equivalence there says little"]
+        for _, a in done
+        for s in a.summaries
+        if (v := s.control) is not None
+    ]  # fmt: skip
+
+
 def _ratio(c: Any) -> str:
-    """A compute ratio with its CI; ">=" when some seed never reached the target (a lower bound)."""
+    """A compute ratio with its CI; ">=" when some seed was censored (a lower bound)."""
     if c is None or math.isnan(c.estimate):
         return "-"
-    bound = ">=" if c.censored else ""
-    return f"{bound}{_f(c.estimate, '.2g')} [{_f(c.ci_low, '.2g')}, {_f(c.ci_high, '.2g')}]"
+    return ratio_text(c)
 
 
-def tpe_vs_random(done: Sequence[tuple[Results, list[TaskSummary]]]) -> list[list[str]]:
+def tpe_vs_random(done: Sequence[tuple[Path, Analysis]]) -> list[list[str]]:
     """TPE against random search, per (experiment, task) that ran both: paired by seed on test
     scores, against the task's margin, Holm over these comparisons (a family of its own, apart
     from the headline's comparisons against the baseline)."""
-    from hpstudy.report._verdict import compare_pair, judge, paired_differences
+    from hpstudy.analysis._verdict import compare_pair, judge, paired_differences
 
     keys, raw = [], []
-    for results, summaries in done:
-        for s in summaries:
+    for _, a in done:
+        for s in a.summaries:
             scores = s.best_scores or {}
             if "tpe" in scores and "random" in scores and not math.isnan(s.margin):
                 d = paired_differences(scores["tpe"], scores["random"], s.direction)
                 if d:
-                    keys.append((results.data.experiment, s))
+                    keys.append((a.table.experiment, s))
                     raw.append(compare_pair(s.task, "tpe", "random", d, s.margin))
     judged = judge(raw, "TPE against random search, every task of every file")
     return [[experiment, s.task, _ci(v.difference, v.ci_low, v.ci_high, v.ci_level),
@@ -177,7 +196,7 @@ def _spread(s: Any, fmt: str = ".4g") -> str:
         return "-"
     if s.low == s.high:
         return _f(s.median, fmt)
-    return f"{_f(s.median, fmt)} [{_f(s.low, fmt)}, {_f(s.high, fmt)}]"
+    return f"{_f(s.median, fmt)} (range {_f(s.low, fmt)} to {_f(s.high, fmt)})"
 
 
 KEEP_BEGIN = "<!-- written by hand: 'hpstudy results' keeps this block -->"
@@ -197,53 +216,84 @@ def kept_block(output: Path) -> list[str]:
     return [text[begin : end + len(KEEP_END)], ""]
 
 
+ANSWER_BEGIN = "<!-- generated from the tables by 'hpstudy results': the answer -->"
+ANSWER_END = "<!-- end of the generated answer -->"
+
+
+def answer_block(done: Sequence[tuple[Path, Analysis]]) -> str:
+    """The answer paragraph, generated from the tables (README carries the same block)."""
+    summaries = [s for _, a in done for s in a.summaries]
+    parts = [answer(summaries, "random")]
+    if any(v.strategy == "tpe" for s in summaries for v in s.verdicts):
+        parts.append(answer(summaries, "tpe"))
+    return "\n".join([ANSWER_BEGIN, " ".join(parts), ANSWER_END])
+
+
 def write_results(
     paths: Sequence[Path], output: Path, html_dir: Path | None = None
-) -> list[tuple[Results, list[TaskSummary]]]:
+) -> list[tuple[Path, Analysis]]:
     """Regenerate the results page (and, with ``html_dir``, each experiment's full HTML report
-    with its figures) from exported files, retraining nothing. A block of the existing page
-    between ``KEEP_BEGIN`` and ``KEEP_END`` (the prose interpreting the numbers) is kept, right
-    after the title."""
-    from hpstudy.report._html import draw_figures, overview_figures, render_html, write_atomic
+    with its figures) from exported files, retraining nothing; one multiplicity family across
+    every file. A block of the existing page between ``KEEP_BEGIN`` and ``KEEP_END`` (words
+    only, no numbers: a test checks) is kept, after the generated answer."""
+    from hpstudy.report._html import write_analysis, write_atomic
 
+    tables = [read_results(p) for p in paths]
+    done = list(zip(paths, analyze_many(tables), strict=True))
+    command = (
+        f"hpstudy results {' '.join(p.as_posix() for p in paths)} -o {output.as_posix()}"
+    )
     lines = [
         "# Results",
         "",
+        answer_block(done),
+        "",
         *kept_block(output),
-        "Every number below is recomputed from the per-trial files with "
-        f"`hpstudy results {' '.join(p.as_posix() for p in paths)} -o {output.as_posix()}`; "
-        "nothing is retrained.",
+        f"Every number below is recomputed from the per-trial files with `{command}`; "
+        "nothing is retrained. Verdicts are Holm-adjusted over one family: "
+        f"{done[0][1].family}.",
         "",
     ]
-    done = []
     sections: list[str] = []
-    for path in paths:
-        results = load_results(path)
-        summaries, advice = regenerate(results)
-        sections += experiment_markdown(results, summaries, advice)
+    for path, a in done:
+        sections += experiment_markdown(path, a)
         if html_dir is not None:
-            page = render_html(
-                results.data, summaries, draw_figures(results.data),
-                overview_figures(summaries), advice,
-            )  # fmt: skip
-            write_atomic(html_dir / f"{results.data.experiment}.html", page)
-        done.append((results, summaries))
+            write_analysis(a, html_dir / f"{a.table.experiment}.html")
     lines += [
         "## Every comparison",
         "",
         "Against each file's baseline, paired by seed on held-out test scores (positive = the "
-        "strategy better); compute to reach the target (the baseline's best validation score "
-        "minus the margin, at the same seed) over the baseline's exact expected compute, the "
-        'geometric centre over seeds with its 95% CI; ">=" where some seeds never reached it (a lower bound).',
+        "strategy better), with the exact signed-rank 95% CI; compute to the best validation "
+        "score both arms reached at the same seed, over the baseline's, like with like (random "
+        "and grid search: each side's expected cost over orderings of its own trials; TPE: both "
+        "in the order they ran), the geometric centre over seeds with its 95% CI; epochs trained "
+        "are the primary unit, seconds are confounded by the machine's load. The last two "
+        "columns: the smallest fraction of the baseline's epochs at which the strategy, and the "
+        "baseline itself stopped early in its shuffled order, is non-inferior to the full baseline.",
         "",
     ]
     lines += _table(
         ["experiment", "dimensions", "pruner", "task", "strategy", "baseline",
-         "difference in test score [95% CI]", "verdict",
-         "compute to target / baseline's expected: trials", "epochs", "seconds",
-         "smallest non-inferior fraction of the baseline's epochs"],
+         "difference in test score", "verdict",
+         "epochs to level / baseline's", "trials", "seconds (secondary)",
+         "smallest non-inferior fraction", "the baseline's own"],
         overview_rows(done),
     )  # fmt: skip
+    controls = control_rows(done)
+    if controls:
+        lines += [
+            "## Can the method find a loss? The negative control",
+            "",
+            "Random search stopped at 1/8 of the baseline's epochs, worse by construction, "
+            "judged in the same family as the comparisons above. Where it is not called "
+            "inferior, the task cannot tell a worse search from the baseline.",
+            "",
+        ]
+        lines += _table(
+            ["experiment", "task", "difference in test score", "p inferiority (Holm)",
+             "verdict", "a loss can be found"],
+            controls,
+        )  # fmt: skip
     versus = tpe_vs_random(done)
     if versus:
         lines += [
@@ -254,7 +304,7 @@ def write_results(
             "",
         ]
         lines += _table(
-            ["experiment", "task", "difference in test score [95% CI]", "margin", "seeds",
+            ["experiment", "task", "difference in test score", "margin", "seeds",
              "p non-inferiority (Holm)", "verdict"],
             versus,
         )  # fmt: skip

@@ -206,13 +206,22 @@ def _cuda_available() -> bool:
 
 
 def _cached_by_trial(study: StudyData) -> dict[int, TestScore]:
+    return _from_attrs(study.attrs)
+
+
+def cached_scores(attrs: dict[str, Any]) -> dict[int, tuple[float, ...]]:
+    """Trial number -> cached test scores, read from a study's user attrs."""
+    return {n: tuple(ts.scores) for n, ts in _from_attrs(attrs).items()}
+
+
+def _from_attrs(attrs: dict[str, Any]) -> dict[int, TestScore]:
     cache: dict[int, TestScore] = {}
-    attr = study.attrs.get(ATTR_BY_TRIAL)
+    attr = attrs.get(ATTR_BY_TRIAL)
     if isinstance(attr, dict):
         for key, scores in attr.items():
             if str(key).isdigit() and isinstance(scores, list) and scores:
                 cache[int(key)] = TestScore(int(key), [float(s) for s in scores])
-    best = study.attrs.get(ATTR)
+    best = attrs.get(ATTR)
     if isinstance(best, dict) and isinstance(best.get("trial"), int) and best.get("scores"):
         cache.setdefault(
             best["trial"], TestScore(best["trial"], [float(s) for s in best["scores"]])

@@ -20,7 +20,7 @@ import numpy as np
 import optuna
 
 from hpstudy._errors import DependencyError
-from hpstudy.config._schema import ExperimentConfig
+from hpstudy.config._schema import STRATEGY_NAMES, ExperimentConfig
 
 
 def derive_seed(seed: int, number: int, strategy: str = "") -> int:
@@ -142,13 +142,13 @@ def _manual_picks(config: ExperimentConfig, seed: int, budget: int) -> list[Queu
 STRATEGY_REGISTRY: dict[str, Strategy] = {
     s.name: s
     for s in (
-        Strategy("manual", "manual picks", (), True, lambda c: len(c.manual), None, _manual_picks),
-        Strategy("grid", "grid search", (), True, _grid_size, None, _grid_points),
-        Strategy("random", "random search", (), False, _n_trials, _random),
-        Strategy("tpe", "TPE", (), False, _n_trials, _tpe),
-        Strategy("gp", "GP", ("scipy", "torch"), False, _n_trials, _gp),
-        Strategy("cmaes", "CMA-ES", ("cmaes",), False, _n_trials, _cmaes),
-        Strategy("qmc", "QMC", ("scipy",), False, _n_trials, _qmc),
+        Strategy("manual", STRATEGY_NAMES["manual"].label, (), True, lambda c: len(c.manual), None, _manual_picks),
+        Strategy("grid", STRATEGY_NAMES["grid"].label, (), True, _grid_size, None, _grid_points),
+        Strategy("random", STRATEGY_NAMES["random"].label, (), False, _n_trials, _random),
+        Strategy("tpe", STRATEGY_NAMES["tpe"].label, (), False, _n_trials, _tpe),
+        Strategy("gp", STRATEGY_NAMES["gp"].label, ("scipy", "torch"), False, _n_trials, _gp),
+        Strategy("cmaes", STRATEGY_NAMES["cmaes"].label, ("cmaes",), False, _n_trials, _cmaes),
+        Strategy("qmc", STRATEGY_NAMES["qmc"].label, ("scipy",), False, _n_trials, _qmc),
     )
 }
 

@@ -9,7 +9,8 @@ test scores, signed so that a positive difference means the strategy is better.
   of the Walsh averages that invert the exact test. With 5 seeds or fewer no finite 95% interval
   exists; the interval is then the range of the Walsh averages and ``ci_level`` says what it
   covers (93.75% at 5 seeds).
-* The tests are exact one-sided Wilcoxon signed-rank tests (scipy) of the shifted differences at
+* The tests are exact one-sided Wilcoxon signed-rank tests of the shifted differences, exact
+  with ties and zeros too (``_signed_rank.py``: scipy would switch to a normal approximation), at
   ``ALPHA`` = 0.025, the level that matches the two-sided 95% CI:
   non-inferiority (H0: effect <= -margin), superiority (H0: effect <= 0), the upper half of TOST
   (H0: effect >= +margin) and inferiority (H0: effect >= -margin).
@@ -25,11 +26,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from itertools import combinations_with_replacement
 
 import numpy as np
 
-from hpstudy.report._stats import holm
+from hpstudy.analysis._signed_rank import Interval, hodges_lehmann, signed_rank_p
+from hpstudy.analysis._stats import holm
+
+__all__ = ["Interval", "hodges_lehmann"]
 
 ALPHA = 0.025
 POWER = 0.8
@@ -44,68 +47,9 @@ RULE = (
 )
 
 
-@dataclass(frozen=True)
-class Interval:
-    """A location estimate and its confidence interval (``level``: the coverage achieved)."""
-
-    estimate: float
-    low: float
-    high: float
-    level: float
-
-
-def walsh_averages(d: Sequence[float] | np.ndarray) -> np.ndarray:
-    """(d_i + d_j) / 2 for every i <= j, sorted."""
-    x = np.asarray(d, dtype=float)
-    return np.sort([(x[i] + x[j]) / 2 for i, j in combinations_with_replacement(range(len(x)), 2)])
-
-
-def signed_rank_null(n: int) -> np.ndarray:
-    """P(W+ = w) for w = 0 .. n(n+1)/2 under H0 (no ties): the exact null distribution."""
-    counts = np.zeros(n * (n + 1) // 2 + 1)
-    counts[0] = 1.0
-    for k in range(1, n + 1):
-        shifted = np.zeros_like(counts)
-        shifted[k:] = counts[:-k]
-        counts = counts + shifted
-    return counts / 2.0**n
-
-
-def hodges_lehmann(d: Sequence[float] | np.ndarray, confidence: float = 0.95) -> Interval:
-    """Hodges-Lehmann estimate with its exact Wilcoxon confidence interval.
-
-    The interval is [W_(c), W_(M+1-c)] of the M sorted Walsh averages, where c is the largest
-    integer with P(W+ < c) <= (1 - confidence) / 2; when no such c >= 1 exists (too few pairs)
-    it is [W_(1), W_(M)] with the level it actually achieves.
-    """
-    n = len(d)
-    if n == 0:
-        return Interval(math.nan, math.nan, math.nan, math.nan)
-    walsh = walsh_averages(d)
-    cdf = np.cumsum(signed_rank_null(n))  # cdf[w] = P(W+ <= w)
-    tail = (1 - confidence) / 2
-    c = int(np.sum(cdf <= tail + 1e-12))  # P(W+ <= c - 1) <= tail
-    level = confidence
-    if c < 1:
-        c, level = 1, 1.0 - 2.0 * float(cdf[0])
-    m = len(walsh)
-    # rounding noise: (a + b) / 2 of two differences equal but for their last bits is 1e-17, not 0
-    noise = 1e-12 * float(np.max(np.abs(d)))
-    est, low, high = (
-        0.0 if abs(v) <= noise else v for v in (np.median(walsh), walsh[c - 1], walsh[m - c])
-    )
-    return Interval(float(est), float(low), float(high), level)
-
-
 def _p_greater(x: np.ndarray) -> float:
-    """One-sided Wilcoxon signed-rank p-value of H0: location <= 0 against > 0."""
-    from scipy import stats
-
-    if len(x) == 0:
-        return math.nan
-    if np.all(x == 0):
-        return 1.0
-    return float(stats.wilcoxon(x, alternative="greater", zero_method="zsplit").pvalue)
+    """One-sided exact signed-rank p-value of H0: location <= 0 against > 0 (ties exact)."""
+    return signed_rank_p(x, "greater")
 
 
 @dataclass(frozen=True)
@@ -242,10 +186,11 @@ def judge(raw: list[Verdict], family: str, alpha: float = ALPHA) -> list[Verdict
     return out
 
 
-def resolve_margin(margin: float | str, baseline_scores: Sequence[float]) -> float:
-    """A margin in metric units: a number as is, "N%" of the baseline's median |score|."""
+def resolve_margin(margin: float | str, scores: Sequence[float]) -> float:
+    """A margin in metric units: a number as is, "N%" of the median |score| of ``scores``
+    (every compared arm's test scores pooled, so no one arm sets its own margin)."""
     if isinstance(margin, str):
-        scores = [s for s in baseline_scores if not math.isnan(s)]
+        scores = [s for s in scores if not math.isnan(s)]
         if not scores:
             return math.nan
         return float(margin.rstrip("%")) / 100 * abs(float(np.median(scores)))

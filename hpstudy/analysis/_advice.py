@@ -7,18 +7,26 @@ space. (TPE's or grid's trials are not such a sample.)
 
 How a finding is estimated:
 
-* **Within a study.** Each study (task, seed: one data split) gives one effect, comparing its
-  own COMPLETE trials (pruned trials have no final score; an experiment without pruning has no
-  such gap). Comparing within a study removes the split's and the task's level.
-* **Two scales.** Per task, the effect is the difference of the two groups' median validation
-  scores in the metric's units, signed so that positive favours the advice (medians: a
-  diverged trial's huge RMSE cannot dominate). Pooled over tasks, the scores of each study are
-  first turned into percentile ranks (0 = its worst trial, 1 = its best), so tasks with
-  different metrics can be pooled, and the effect is the difference of mean ranks (+0.2: the
-  advice's trials rank 20 percentile points higher in their study on average).
-* **Over studies.** The studies are independent (a different split, or a different data set),
-  so the effect over them is the Hodges-Lehmann estimate with the exact Wilcoxon signed-rank
-  95% CI, the method the verdicts use (deterministic; no resampling).
+* **No survivorship.** Every random-search trial that counts is used, pruned and failed ones
+  included: dropping them keeps only the trials that survived the pruner, which favours
+  whatever the pruner spared. Within a study the trials are turned into percentile ranks (0 =
+  worst, 1 = best), COMPLETE trials by validation score and pruned or failed trials tied at
+  the bottom (each was stopped because it scored below the others at some epoch; an
+  experiment without pruning needs no such assumption). Comparing within a study removes the
+  split's and the task's level, and ranks let tasks with different metrics be pooled.
+* **Jointly.** Within each study one least-squares regression of the ranks on every factor at
+  once (dropout groups, their interaction with width, matched/mismatched initialisation, ReLU,
+  few/many units), so a finding is not another factor's shadow; a finding's effect is the
+  difference of its two groups' coefficients (+0.2: its trials rank 20 percentile points
+  higher). The 20% dropout start keeps its own split-sample design (below).
+* **Clustered by seed.** Random search draws the same configurations for a seed in every task
+  and file, so the studies of one seed are not independent: pooled over tasks, the effects of
+  a seed's studies are averaged into one per seed, and the interval is over seeds:
+  Hodges-Lehmann estimate with the exact signed-rank 95% CI (ties exact). Per task, each seed
+  is one study.
+* **Corrected across findings.** Each finding also has a two-sided exact signed-rank p-value,
+  Holm-adjusted over every finding shown; a finding is called (helps or hurts) only when its
+  adjusted p is below 0.05.
 * A finding that the trials cannot estimate (the hyperparameter is fixed, or too few trials
   fall in a group) says why instead of showing a number.
 """
@@ -33,20 +41,22 @@ from typing import Any
 
 import numpy as np
 
-from hpstudy.config._schema import ExperimentConfig, ParamConfig
-from hpstudy.model import resolve_init
-from hpstudy.report._collect import ExperimentData
-from hpstudy.report._verdict import hodges_lehmann
+from hpstudy.analysis._signed_rank import hodges_lehmann, signed_rank_p
+from hpstudy.analysis._stats import holm
+from hpstudy.analysis._table import TrialTable
+from hpstudy.config._schema import ParamConfig
 
-MIN_PER_GROUP = 2  # COMPLETE trials per group and study for the study to count
+MIN_PER_GROUP = 2  # trials per group and study for the study to count
 MIN_STUDIES = 3  # studies a finding needs before it shows a number
 STRATEGY = "random"
 POOLED = "all tasks"
 POOLED_UNIT = "percentile rank within each study, positive = better"
 CI_METHOD = (
-    "one effect per study (task, seed), comparing its own COMPLETE random-search trials; "
-    "Hodges-Lehmann estimate over studies with the exact Wilcoxon signed-rank 95% CI"
+    "every counted random-search trial (pruned and failed ones ranked last in their study), "
+    "one joint rank regression per study (task, seed), effects averaged per seed over tasks; "
+    "Hodges-Lehmann estimate over seeds with the exact signed-rank 95% CI; Holm across findings"
 )
+ALPHA_FINDINGS = 0.05
 
 # dropout bins for "a 20% start against the best dropout": centres 0.0, 0.1, ..., half-width 0.05
 _BIN_WIDTH = 0.1
@@ -55,12 +65,13 @@ _RELU_LIKE = ("relu", "leaky_relu", "elu", "gelu")
 
 @dataclass(frozen=True)
 class Sample:
-    """One COMPLETE trial: where it came from, its validation score and every hyperparameter."""
+    """One counted trial: where it came from, its validation score (``None`` when it was
+    pruned or failed: ranked last in its study) and every hyperparameter."""
 
     task: str
     seed: int
     direction: str
-    value: float
+    value: float | None
     params: dict[str, Any]
 
 
@@ -93,6 +104,15 @@ class Finding:
     studies: int = 0
     trials: int = 0
     reason: str | None = None
+    p_value: float = math.nan
+    p_adjusted: float = math.nan
+
+    @property
+    def called(self) -> str:
+        """``helps``, ``hurts`` or ``not shown`` (Holm-adjusted over every finding)."""
+        if math.isnan(self.p_adjusted) or self.p_adjusted >= ALPHA_FINDINGS:
+            return "not shown"
+        return "helps" if self.estimate > 0 else "hurts"
 
 
 @dataclass(frozen=True)
@@ -110,6 +130,12 @@ class Advice:
 
 def _matched_init(activation: str) -> str:
     return "kaiming" if activation in _RELU_LIKE else "xavier"
+
+
+def resolve_init(init: str, activation: str) -> str:
+    """``auto`` is the initialisation matched to the activation (as ``hpstudy.model`` builds
+    it: He for ReLU-like, Glorot else); a test checks the two agree."""
+    return _matched_init(activation) if init == "auto" else init
 
 
 def _scaled(p: ParamConfig, value: float) -> float:
@@ -225,57 +251,111 @@ def _specs(space: dict[str, ParamConfig], fixed: dict[str, Any]) -> list[_Spec]:
 # ------------------------------------------------------------------ within-study effects
 
 
-def _percentile_ranks(values: np.ndarray, direction: str) -> np.ndarray:
-    """0 for the study's worst trial, 1 for its best (ties share their mean rank)."""
+Row = tuple[float, dict[str, Any]]  # (percentile rank in its study, params)
+
+
+def _percentile_ranks(values: Sequence[float | None], direction: str) -> np.ndarray:
+    """0 for the study's worst trial, 1 for its best; ties (and every trial without a value,
+    pruned or failed, tied below all others) share their mean rank."""
     from scipy.stats import rankdata
 
-    signed = values if direction == "maximize" else -values
+    signed = np.array(
+        [
+            -math.inf if v is None or not math.isfinite(v) else (v if direction == "maximize" else -v)
+            for v in values
+        ]
+    )
     if len(signed) == 1:
         return np.array([0.5])
     return (rankdata(signed) - 1) / (len(signed) - 1)
 
 
-def _study_effect(
-    group: list[tuple[float, float, dict[str, Any]]],
-    better: Group,
-    worse: Group,
-    pooled: bool,
-) -> tuple[float, int] | None:
-    """(effect, trials used) of one study, or ``None`` with too few trials in a group.
-
-    ``group`` holds (signed score, percentile rank, params) per trial."""
-    a = [(s, r) for s, r, q in group if better(q)]
-    b = [(s, r) for s, r, q in group if worse(q)]
-    if len(a) < MIN_PER_GROUP or len(b) < MIN_PER_GROUP:
-        return None
-    if pooled:
-        effect = float(np.mean([r for _, r in a]) - np.mean([r for _, r in b]))
-    else:
-        effect = float(np.median([s for s, _ in a]) - np.median([s for s, _ in b]))
-    return effect, len(a) + len(b)
-
-
-def _by_study(
-    samples: Sequence[Sample],
-) -> dict[tuple[str, int], list[tuple[float, float, dict[str, Any]]]]:
+def _by_study(samples: Sequence[Sample]) -> dict[tuple[str, int], list[Row]]:
     studies: dict[tuple[str, int], list[Sample]] = defaultdict(list)
     for s in samples:
-        if s.value is not None and math.isfinite(s.value):
-            studies[(s.task, s.seed)].append(s)
+        studies[(s.task, s.seed)].append(s)
     out = {}
     for key, trials in sorted(studies.items()):
-        values = np.array([t.value for t in trials], dtype=float)
-        direction = trials[0].direction
-        ranks = _percentile_ranks(values, direction)
-        sign = 1.0 if direction == "maximize" else -1.0
-        out[key] = [
-            (sign * t.value, float(r), t.params) for t, r in zip(trials, ranks, strict=True)
-        ]
+        ranks = _percentile_ranks([t.value for t in trials], trials[0].direction)
+        out[key] = [(float(r), t.params) for t, r in zip(trials, ranks, strict=True)]
     return out
 
 
 def _studies_have(n: int) -> str:
-    return "1 study has" if n == 1 else f"{n} studies have"
+    return "1 seed has" if n == 1 else f"{n} seeds have"
+
+
+def _columns(specs: Sequence[_Spec]) -> list[Group]:
+    """The regression's indicator columns: each group once (the interaction reuses the dropout
+    groups), and for an interaction its split and each group times the split."""
+    cols: list[Group] = []
+
+    def add(g: Group) -> None:
+        if not any(g is c for c in cols):
+            cols.append(g)
+
+    for spec in specs:
+        if spec.reason is not None or spec.better is None or spec.worse is None:
+            continue
+        add(spec.better)
+        add(spec.worse)
+        if spec.split is not None:
+            split, better, worse = spec.split, spec.better, spec.worse
+            add(split)
+            add(_product(better, split))
+            add(_product(worse, split))
+    return cols
+
+
+_PRODUCTS: dict[tuple[int, int], Group] = {}
+
+
+def _product(a: Group, b: Group) -> Group:
+    key = (id(a), id(b))
+    if key not in _PRODUCTS:
+        _PRODUCTS[key] = lambda q: a(q) and b(q)
+    return _PRODUCTS[key]
+
+
+def _index(cols: Sequence[Group], g: Group) -> int:
+    return next(i for i, c in enumerate(cols) if c is g)
+
+
+def _joint_effects(
+    rows: Sequence[Row], specs: Sequence[_Spec], cols: Sequence[Group]
+) -> dict[str, tuple[float, int]]:
+    """One study's joint regression: spec key -> (effect, trials in its groups); a spec whose
+    groups have too few trials in this study is left out."""
+    if not cols:
+        return {}
+    x = np.array([[1.0, *(float(bool(c(q))) for c in cols)] for _, q in rows])
+    y = np.array([r for r, _ in rows])
+    out: dict[str, tuple[float, int]] = {}
+    usable = [
+        spec
+        for spec in specs
+        if spec.reason is None and spec.better is not None and spec.worse is not None
+    ]
+    if len(rows) <= x.shape[1]:
+        return out
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    for spec in usable:
+        assert spec.better is not None and spec.worse is not None
+        if spec.split is None:
+            i, j = _index(cols, spec.better) + 1, _index(cols, spec.worse) + 1
+        else:
+            i = _index(cols, _product(spec.better, spec.split)) + 1
+            j = _index(cols, _product(spec.worse, spec.split)) + 1
+        n_i, n_j = int(x[:, i].sum()), int(x[:, j].sum())
+        if spec.split is not None:
+            # the interaction also needs both groups among the narrower half
+            k, m = _index(cols, spec.better) + 1, _index(cols, spec.worse) + 1
+            if min(n_i, n_j, x[:, k].sum() - n_i, x[:, m].sum() - n_j) < MIN_PER_GROUP:
+                continue
+        elif min(n_i, n_j) < MIN_PER_GROUP:
+            continue
+        out[spec.key] = (float(coef[i] - coef[j]), n_i + n_j)
+    return out
 
 
 def _finding(
@@ -288,46 +368,42 @@ def _finding(
             studies=len(effects),
             trials=trials,
             reason=f"too few trials: {_studies_have(len(effects))} at least {MIN_PER_GROUP} "
-            f"COMPLETE trials in each group{why_few}, {MIN_STUDIES} are needed",
+            f"trials in each group{why_few}, {MIN_STUDIES} are needed",
         )
     ci = hodges_lehmann(effects)
+    p = min(1.0, 2 * min(signed_rank_p(effects, "greater"), signed_rank_p(effects, "less")))
     return replace(
         base, estimate=ci.estimate, ci_low=ci.low, ci_high=ci.high, ci_level=ci.level,
-        studies=len(effects), trials=trials,
+        studies=len(effects), trials=trials, p_value=p,
     )  # fmt: skip
 
 
-def _estimate(
-    spec: _Spec,
-    studies: dict[tuple[str, int], list[tuple[float, float, dict[str, Any]]]],
-    scope: str,
-    unit: str,
-    pooled: bool,
-) -> Finding:
-    if spec.reason is not None:
-        return Finding(spec.key, spec.advice, spec.comparison, scope, unit, reason=spec.reason)
-    if spec.key == "dropout_start":
-        return _dropout_start(spec, studies, scope, unit, pooled)
-    assert spec.better is not None and spec.worse is not None
-    effects: list[float] = []
-    trials = 0
-    for group in studies.values():
-        if spec.split is None:
-            got = _study_effect(group, spec.better, spec.worse, pooled)
-            if got is not None:
-                effects.append(got[0])
-                trials += got[1]
+def _per_seed(per_study: dict[tuple[str, int], float]) -> list[float]:
+    """One effect per seed: the mean over the tasks of that seed (the cluster)."""
+    by_seed: dict[int, list[float]] = defaultdict(list)
+    for (_, seed), e in per_study.items():
+        by_seed[seed].append(e)
+    return [float(np.mean(v)) for _, v in sorted(by_seed.items())]
+
+
+def _estimate_all(
+    specs: Sequence[_Spec], studies: dict[tuple[str, int], list[Row]], scope: str, unit: str
+) -> list[Finding]:
+    cols = _columns(specs)
+    joint = {key: _joint_effects(rows, specs, cols) for key, rows in studies.items()}
+    out = []
+    for spec in specs:
+        if spec.reason is not None:
+            out.append(Finding(spec.key, spec.advice, spec.comparison, scope, unit, reason=spec.reason))
             continue
-        split = spec.split
-        wide = _study_effect([g for g in group if split(g[2])], spec.better, spec.worse, pooled)
-        narrow = _study_effect(
-            [g for g in group if not split(g[2])], spec.better, spec.worse, pooled
-        )
-        if wide is not None and narrow is not None:
-            effects.append(wide[0] - narrow[0])
-            trials += wide[1] + narrow[1]
-    why = " (in both halves of n_units)" if spec.split is not None else ""
-    return _finding(spec, scope, unit, effects, trials, why)
+        if spec.key == "dropout_start":
+            out.append(_dropout_start(spec, studies, scope, unit))
+            continue
+        per_study = {k: e[spec.key][0] for k, e in joint.items() if spec.key in e}
+        trials = sum(e[spec.key][1] for e in joint.values() if spec.key in e)
+        why = " (in both halves of n_units)" if spec.split is not None else ""
+        out.append(_finding(spec, scope, unit, _per_seed(per_study), trials, why))
+    return out
 
 
 def _dropout_bin(dropout: float) -> int:
@@ -335,11 +411,7 @@ def _dropout_bin(dropout: float) -> int:
 
 
 def _dropout_start(
-    spec: _Spec,
-    studies: dict[tuple[str, int], list[tuple[float, float, dict[str, Any]]]],
-    scope: str,
-    unit: str,
-    pooled: bool,
+    spec: _Spec, studies: dict[tuple[str, int], list[Row]], scope: str, unit: str
 ) -> Finding:
     """A 20% start (bin 0.15-0.25) against the best dropout bin.
 
@@ -350,32 +422,27 @@ def _dropout_start(
     only, which are independent of that choice.
     """
     start = _dropout_bin(0.2)
-    per_study: dict[tuple[str, int], dict[int, list[tuple[float, float]]]] = {}
-    for key, group in studies.items():
-        bins: dict[int, list[tuple[float, float]]] = defaultdict(list)
-        for s, r, q in group:
-            bins[_dropout_bin(float(q["dropout"]))].append((s, r))
+    per_study: dict[tuple[str, int], dict[int, list[float]]] = {}
+    for key, rows in studies.items():
+        bins: dict[int, list[float]] = defaultdict(list)
+        for r, q in rows:
+            bins[_dropout_bin(float(q["dropout"]))].append(r)
         per_study[key] = bins
     chosen: dict[int, list[float]] = defaultdict(list)
     for (_, seed), bins in per_study.items():
         if seed % 2 == 0:
             for b, xs in bins.items():
                 if len(xs) >= MIN_PER_GROUP:
-                    chosen[b].append(float(np.mean([r for _, r in xs])))
-    effects: list[float] = []
+                    chosen[b].append(float(np.mean(xs)))
+    effects: dict[tuple[str, int], float] = {}
     trials = 0
     if chosen:
         best = max(chosen, key=lambda b: (float(np.mean(chosen[b])), -abs(b - start)))
-        for (_, seed), bins in per_study.items():
+        for key, bins in per_study.items():
             a, c = bins.get(start, []), bins.get(best, [])
-            if seed % 2 == 0 or len(a) < MIN_PER_GROUP or len(c) < MIN_PER_GROUP:
+            if key[1] % 2 == 0 or len(a) < MIN_PER_GROUP or len(c) < MIN_PER_GROUP:
                 continue
-            if best == start:
-                effects.append(0.0)
-            elif pooled:
-                effects.append(float(np.mean([r for _, r in a]) - np.mean([r for _, r in c])))
-            else:
-                effects.append(float(np.median([s for s, _ in a]) - np.median([s for s, _ in c])))
+            effects[key] = 0.0 if best == start else float(np.mean(a) - np.mean(c))
             trials += len(a) + (len(c) if best != start else 0)
         spec = replace(
             spec,
@@ -383,7 +450,7 @@ def _dropout_start(
             f"({max(best * _BIN_WIDTH - _BIN_WIDTH / 2, 0):.2f}-{best * _BIN_WIDTH + _BIN_WIDTH / 2:.2f}), "
             "on the odd seeds",
         )
-    return _finding(spec, scope, unit, effects, trials, " among the odd seeds")
+    return _finding(spec, scope, unit, _per_seed(effects), trials, " among the odd seeds")
 
 
 def estimate_advice(
@@ -393,43 +460,42 @@ def estimate_advice(
     metrics: dict[str, str] | None = None,
     strategy: str = STRATEGY,
 ) -> Advice:
-    """Every finding pooled over tasks (percentile ranks) and per task (metric units).
+    """Every finding pooled over tasks and per task, Holm-adjusted across all of them.
 
     Args:
-        samples: COMPLETE trials of one strategy (normally random search), every
-            hyperparameter in ``params`` (fixed ones included).
+        samples: Counted trials of one strategy (normally random search), every
+            hyperparameter in ``params`` (fixed ones included); pruned and failed ones with
+            ``value=None``.
         space: The searched space (ranges decide "few"/"many" units).
         fixed: Values of the hyperparameters that are not searched (for the reasons).
-        metrics: Task -> metric name, for the per-task unit.
+        metrics: Task -> metric name (kept for the per-task scope's label).
     """
     specs = _specs(space, fixed)
     if not samples:
-        return Advice(strategy, note=f"no COMPLETE {strategy} trials: nothing to estimate")
+        return Advice(strategy, note=f"no {strategy} trials: nothing to estimate")
     studies = _by_study(samples)
-    findings = [_estimate(s, studies, POOLED, POOLED_UNIT, True) for s in specs]
+    findings = _estimate_all(specs, studies, POOLED, POOLED_UNIT)
     tasks = list(dict.fromkeys(task for task, _ in studies))
     if len(tasks) > 1 or metrics:
         for task in tasks:
             own = {k: v for k, v in studies.items() if k[0] == task}
-            unit = f"{(metrics or {}).get(task, 'score')}, positive = better"
-            findings += [_estimate(s, own, task, unit, False) for s in specs]
+            findings += _estimate_all(specs, own, task, POOLED_UNIT)
+    adjusted = holm([f.p_value for f in findings])
+    findings = [replace(f, p_adjusted=p) for f, p in zip(findings, adjusted, strict=True)]
     return Advice(strategy, findings)
 
 
-def advice_from_experiment(
-    data: ExperimentData, config: ExperimentConfig | None, strategy: str = STRATEGY
-) -> Advice | None:
-    """The advice section of an experiment (``ExperimentData``, ``ExperimentConfig``);
-    ``None`` when the experiment has no ``strategy`` studies."""
-    studies = [s for s in data.studies if s.info.strategy == strategy]
-    if not studies or config is None:
+def advice_from_table(table: TrialTable, strategy: str = STRATEGY) -> Advice | None:
+    """The advice section of an experiment; ``None`` when it has no ``strategy`` studies."""
+    studies = [s for s in table.studies if s.strategy == strategy]
+    if not studies:
         return None
-    fixed = config.fixed_params()
+    fixed = table.config.fixed_params()
     samples = [
-        Sample(s.info.task, s.info.seed, s.info.direction, float(t.value), {**fixed, **t.params})
+        Sample(s.task, s.seed, s.direction, t.value if t.state == "COMPLETE" else None,
+               {**fixed, **t.params})
         for s in studies
-        for t in s.trials
-        if t.state.name == "COMPLETE" and t.value is not None
-    ]
-    metrics = {s.info.task: s.info.metric for s in studies}
-    return estimate_advice(samples, config.space, fixed, metrics, strategy)
+        for t in s.runs
+    ]  # fmt: skip
+    metrics = {s.task: s.metric for s in studies}
+    return estimate_advice(samples, table.config.space, fixed, metrics, strategy)

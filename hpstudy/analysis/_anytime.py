@@ -14,24 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class TrialRecord:
-    """What the report needs of one finished trial.
-
-    Attributes:
-        number: Trial number (order of creation).
-        state: ``"COMPLETE"``, ``"PRUNED"`` or ``"FAIL"``.
-        value: Validation score of a COMPLETE trial (``None`` otherwise).
-        epochs: Epochs trained (the compute measure).
-        seconds: Training seconds.
-    """
-
-    number: int
-    state: str
-    value: float | None
-    epochs: int
-    seconds: float
+from hpstudy.analysis._table import Trial
 
 
 @dataclass(frozen=True)
@@ -44,7 +27,7 @@ class AnytimeCurve:
     best: np.ndarray  # best COMPLETE score so far (nan before the first one)
 
 
-def anytime_curve(records: Sequence[TrialRecord], direction: str) -> AnytimeCurve:
+def anytime_curve(records: Sequence[Trial], direction: str) -> AnytimeCurve:
     """Best-so-far curve of one study's trials, in trial-number order."""
     ordered = sorted(records, key=lambda r: r.number)
     best = math.nan

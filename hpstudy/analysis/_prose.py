@@ -1,0 +1,177 @@
+"""The words, generated from the tables: each comparison's verdict, one sentence per task, one
+across every task, and the answer paragraph (README's and the results page's). No sentence
+here carries a number that is not in a table, and every bracket says what it is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from hpstudy.analysis._compute import PRIMARY_LEVEL, PRIMARY_UNIT
+from hpstudy.analysis._summary import CONTROL, ComputeRatio, TaskSummary, label_of
+from hpstudy.analysis._verdict import Verdict
+
+HEADLINE_FAMILY = "every searching strategy and the negative control against the baseline, on every task"
+MANUAL_FAMILY = "manual picks against the baseline, on every task"
+
+
+def seeds_text(n: int) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"
+
+
+def _g(x: float, digits: int = 3) -> str:
+    return f"{x + 0.0:+.{digits}g}"
+
+
+def effect_text(v: Verdict) -> str:
+    """The effect with its interval, saying what the interval is."""
+    if v.seeds == 1:
+        return f"{_g(v.difference)}, 1 seed: no CI"
+    level = "95% CI" if v.ci_level >= 0.95 - 1e-9 else f"{v.ci_level:.1%} CI, the most {v.seeds} seeds allow"
+    return f"{_g(v.difference)}, {level} [{_g(v.ci_low)}, {_g(v.ci_high)}]"
+
+
+def ratio_text(c: ComputeRatio) -> str:
+    """A compute ratio with its interval over seeds; ">=" when a censored seed makes the
+    estimate a lower bound."""
+    s = c.summary
+    if s.seeds == 0 or math.isnan(s.estimate):
+        return "no ratio (no seed reached the level on both sides)"
+    bound = ">=" if s.censored else ""
+    if s.seeds == 1:
+        return f"{bound}{s.estimate:.2g}x (1 seed, no CI)"
+    level = "95% CI" if s.ci_level >= 0.95 - 1e-9 else f"{s.ci_level:.1%} CI"
+    text = f"{bound}{s.estimate:.2g}x ({level} [{s.ci_low:.2g}, {s.ci_high:.2g}])"
+    if s.censored:
+        text += f", {s.censored} of {seeds_text(s.seeds)} censored (a side never reached it)"
+    return text
+
+
+def verdict_phrase(v: Verdict, label: str) -> str:
+    name = label_of(v.strategy)
+    if v.seeds == 0:
+        return f"{name} vs {label}: no paired test scores yet"
+    ci = effect_text(v)
+    if v.verdict == "inconclusive":
+        plan = (
+            f"planning: about {v.seeds_needed} seeds for 80% power"
+            if v.seeds_needed
+            else "no number of seeds would settle it"
+        )
+        return (
+            f"{name} against {label} is not settled: the difference ({ci}, "
+            f"{seeds_text(v.seeds)}) cannot yet be told apart from the margin ({plan})"
+        )
+    return f"{name} is {v.verdict} to {label} ({ci}, {seeds_text(v.seeds)})"
+
+
+def primary_ratio(summary: TaskSummary, strategy: str) -> ComputeRatio | None:
+    return next(
+        (
+            c
+            for c in summary.compute or []
+            if c.strategy == strategy and c.unit == PRIMARY_UNIT and c.level == PRIMARY_LEVEL
+        ),
+        None,
+    )
+
+
+def verdict_sentence(summary: TaskSummary) -> str:
+    """One sentence per task: each searching strategy's verdict on test scores and its epochs
+    to the best level both reached, over the baseline's."""
+    label = summary.label(summary.baseline)
+    parts = []
+    for v in summary.verdicts:
+        if v.strategy == "manual":
+            continue
+        part = verdict_phrase(v, label)
+        c = primary_ratio(summary, v.strategy)
+        if c is not None and c.summary.seeds:
+            part += f"; it needs {ratio_text(c)} {label}'s epochs to reach the best validation score both reached"
+        parts.append(part)
+    if not parts:
+        return f"Nothing to compare yet: {label} is the only searching strategy with results."
+    sentence = (
+        f"Test {summary.metric}, difference from {label} (positive = better), margin "
+        f"{summary.margin_spec}: " + "; ".join(parts)
+    )
+    return sentence + "." + control_sentence(summary)
+
+
+def control_sentence(summary: TaskSummary) -> str:
+    """Whether the method could find a loss on this task (the negative control's verdict)."""
+    v = summary.control
+    if v is None or v.seeds == 0:
+        return ""
+    name = label_of(CONTROL)
+    if v.verdict == "inferior":
+        return f" Negative control: {name} is inferior ({effect_text(v)}): the test can find a loss here."
+    return (
+        f" Negative control: {name} is {v.verdict} ({effect_text(v)}), not inferior: on this "
+        "task the method cannot tell a worse search from the baseline, so its equivalences "
+        "say little."
+    )
+
+
+def headline(summaries: Sequence[TaskSummary]) -> str:
+    """One sentence across every task: each searching strategy's verdict per task."""
+    by_strategy: dict[str, list[str]] = {}
+    baselines = sorted({s.label(s.baseline) for s in summaries})
+    for s in summaries:
+        for v in s.verdicts:
+            if v.strategy == "manual" or v.seeds == 0:
+                continue
+            word = "not settled" if v.verdict == "inconclusive" else v.verdict
+            by_strategy.setdefault(v.strategy, []).append(f"{word} on {s.task}")
+    if not by_strategy:
+        return "Not enough finished studies with test scores to compare strategies yet."
+    parts = [f"{label_of(k)} is {', '.join(v)}" for k, v in by_strategy.items()]
+    n = sum(len(v) for v in by_strategy.values())
+    controls = [s.control for s in summaries if s.control is not None and s.control.seeds]
+    found = sum(v.verdict == "inferior" for v in controls)
+    tail = (
+        f" The negative control was called inferior on {found} of {len(controls)} tasks."
+        if controls
+        else ""
+    )
+    return (
+        f"Against {' / '.join(baselines)} on held-out test scores, within each task's margin: "
+        + "; ".join(parts)
+        + (f" (Holm over the family of {n} comparisons)." if n > 1 else " (one comparison).")
+        + tail
+    )
+
+
+def answer(summaries: Sequence[TaskSummary], strategy: str = "random") -> str:
+    """The answer to the brief's claim for ``strategy``, counted from the verdict and compute
+    tables: how many comparisons fall in each verdict, how many have their epochs-to-level
+    interval wholly below or above 1, and how many tasks could find a loss at all."""
+    verdicts = [v for s in summaries for v in s.verdicts if v.strategy == strategy and v.seeds]
+    if not verdicts:
+        return f"No comparison of {label_of(strategy)} with the baseline has test scores yet."
+    counts: dict[str, int] = {}
+    for v in verdicts:
+        counts[v.verdict] = counts.get(v.verdict, 0) + 1
+    order = ("superior", "equivalent", "non-inferior", "inconclusive", "inferior")
+    said = ", ".join(
+        f"{counts[k]} {'not settled' if k == 'inconclusive' else k}" for k in order if k in counts
+    )
+    ratios = [c for s in summaries if (c := primary_ratio(s, strategy)) is not None]
+    below = sum(c.summary.below_one for c in ratios)
+    above = sum(c.summary.above_one for c in ratios)
+    controls = [s.control for s in summaries if s.control is not None and s.control.seeds]
+    found = sum(v.verdict == "inferior" for v in controls)
+    text = (
+        f"{label_of(strategy)} against the baseline on held-out test scores, "
+        f"{len(verdicts)} comparisons: {said}. "
+        f"In epochs to the best validation score both reached, its 95% CI lies wholly below "
+        f"the baseline's (fewer epochs) on {below} of {len(ratios)} comparisons and wholly above "
+        f"(more epochs) on {above}."
+    )
+    if controls:
+        text += (
+            f" The negative control (random search with 1/8 of the compute) was called inferior "
+            f"on {found} of {len(controls)} tasks; where it was not, an equivalence says little."
+        )
+    return text

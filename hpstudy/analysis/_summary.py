@@ -1,0 +1,449 @@
+"""Per task, in stages: the baseline, summary rows, the paired test scores and their raw
+comparisons, compute to a level, quality at equal compute, the negative control and the
+winning configurations. Each stage is a function of the trial table; ``_pipeline.py`` orders
+them and judges the verdicts over the family.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hpstudy.analysis._compute import (
+    FRACTIONS,
+    LEVELS,
+    UNITS,
+    RatioSummary,
+    SeedRatio,
+    pick_at_budget,
+    seed_ratio,
+    summarize_ratios,
+    total,
+)
+from hpstudy.analysis._table import Study, Trial, TrialTable, better
+from hpstudy.analysis._verdict import (
+    ALPHA,
+    Verdict,
+    compare_pair,
+    hodges_lehmann,
+    paired_differences,
+    resolve_margin,
+)
+from hpstudy.config import ExperimentConfig
+from hpstudy.config._schema import STRATEGY_NAMES
+
+CONTROL = "control"
+CONTROL_SOURCE = "random"
+CONTROL_FRACTION = 1 / 8
+
+
+def label_of(strategy: str) -> str:
+    """A strategy's name in prose (the registry's one copy)."""
+    if strategy == CONTROL:
+        return f"{STRATEGY_NAMES[CONTROL_SOURCE].label} with 1/8 of the compute"
+    return STRATEGY_NAMES[strategy].label if strategy in STRATEGY_NAMES else strategy
+
+
+def exchangeable(strategy: str) -> bool:
+    return strategy in STRATEGY_NAMES and STRATEGY_NAMES[strategy].exchangeable
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Median and range (min, max) over seeds (``nan`` when there is no value)."""
+
+    median: float
+    low: float
+    high: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float | None]) -> Spread:
+        vals = [float(v) for v in values if v is not None and not math.isnan(v)]
+        if not vals:
+            return cls(math.nan, math.nan, math.nan, 0)
+        return cls(float(np.median(vals)), min(vals), max(vals), len(vals))
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One strategy on one task, over its seeds."""
+
+    strategy: str
+    label: str  # e.g. "grid (12 of 48 points)"
+    seeds: int
+    best_valid: Spread
+    test: Spread
+    trials: Spread
+    epochs: Spread
+    seconds: Spread
+    pruned: int
+    failed: int  # the configurations' own failures (counted toward budget and compute)
+    # Attempts stopped by an interrupt, a dead worker or given up: re-run or dropped, never
+    # counted toward the budget nor the compute above; their compute, summed over seeds.
+    interrupted: int = 0
+    interrupted_epochs: float = 0.0
+    interrupted_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ComputeRatio:
+    """A strategy's compute to a level over the baseline's, over seeds (``method`` says which
+    costs are compared: both expected over orderings, or both realised)."""
+
+    strategy: str
+    unit: str
+    level: str
+    method: str
+    summary: RatioSummary
+    per_seed: tuple[SeedRatio, ...]
+
+    @property
+    def estimate(self) -> float:
+        return self.summary.estimate
+
+    @property
+    def ci_low(self) -> float:
+        return self.summary.ci_low
+
+    @property
+    def ci_high(self) -> float:
+        return self.summary.ci_high
+
+    @property
+    def ci_level(self) -> float:
+        return self.summary.ci_level
+
+    @property
+    def seeds(self) -> int:
+        return self.summary.seeds
+
+    @property
+    def censored(self) -> int:
+        return self.summary.censored
+
+
+@dataclass(frozen=True)
+class EqualCompute:
+    """A strategy stopped at ``fraction`` of the baseline's total epochs (per seed, in its run
+    order): the test score of what it would have picked, against the full baseline's."""
+
+    strategy: str
+    fraction: float
+    test: Spread
+    difference: float
+    ci_low: float
+    ci_high: float
+    ci_level: float
+    p_noninferiority: float
+    seeds: int
+
+
+@dataclass(frozen=True)
+class Winner:
+    """A strategy's winning configuration on a task: the configuration with the best mean
+    validation score over the seeds it ran at (grid points and manual picks run at every
+    seed; a sampled configuration at one), and its mean test score where it was scored."""
+
+    strategy: str
+    seeds: tuple[int, ...]
+    validation: float
+    test: float
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    task: str
+    metric: str
+    direction: str
+    rows: list[SummaryRow]
+    verdicts: list[Verdict]
+    verdict: str
+    missing: list[str]
+    baseline: str = ""
+    margin: float = math.nan
+    margin_spec: str = ""
+    compute: list[ComputeRatio] | None = None
+    equal: list[EqualCompute] | None = None
+    smallest_fraction: dict[str, float | None] | None = None
+    winners: list[Winner] | None = None
+    best_scores: dict[str, dict[int, float]] | None = None  # strategy -> seed -> test score
+    control: Verdict | None = None
+
+    def label(self, strategy: str) -> str:
+        return next((r.label for r in self.rows if r.strategy == strategy), label_of(strategy))
+
+
+# ------------------------------------------------------------------ one rule each
+
+
+def task_baseline(config: ExperimentConfig | None, strategies: Sequence[str]) -> str:
+    """The configured baseline when it ran, else grid, else the first non-manual strategy."""
+    wanted = config.baseline() if config is not None else "grid"
+    for candidate in (wanted, "grid"):
+        if candidate in strategies:
+            return candidate
+    return next((s for s in strategies if s != "manual"), strategies[0])
+
+
+def strategy_label(strategy: str, studies: Sequence[Study], config: ExperimentConfig) -> str:
+    """The strategy's name, with "(k of N points)" for a grid that visits part of its grid."""
+    label = label_of(strategy)
+    if strategy == "grid" and studies and "grid" in config.strategies:
+        size = config.grid_size()
+        k = max(s.budget for s in studies)
+        if k < size:
+            return f"{label} ({k} of {size} points)"
+    return label
+
+
+def best_scores(table: TrialTable, task: str) -> dict[str, dict[int, float]]:
+    """Per strategy and seed: the test score of that study's best trial (scored ones only)."""
+    out: dict[str, dict[int, float]] = {}
+    for s in table.of(task):
+        best = s.best()
+        if best is not None and not math.isnan(best.test):
+            out.setdefault(s.strategy, {})[s.seed] = best.test
+    return out
+
+
+def _best_valid(s: Study) -> float:
+    b = s.best()
+    return math.nan if b is None or b.value is None else float(b.value)
+
+
+# ------------------------------------------------------------------ the stages
+
+
+def summary_rows(table: TrialTable, task: str) -> list[SummaryRow]:
+    rows = []
+    for strategy in table.strategies(task):
+        own = table.of(task, strategy)
+        rows.append(
+            SummaryRow(
+                strategy=strategy, label=strategy_label(strategy, own, table.config),
+                seeds=len(own), best_valid=Spread.of([_best_valid(s) for s in own]),
+                test=Spread.of([b.test if (b := s.best()) else None for s in own]),
+                trials=Spread.of([float(s.finished) for s in own]),
+                epochs=Spread.of([total(s.runs, "epochs") for s in own]),
+                seconds=Spread.of([total(s.runs, "seconds") for s in own]),
+                pruned=sum(s.count("PRUNED") for s in own), failed=sum(s.count("FAIL") for s in own),
+                interrupted=sum(len(s.interrupted) for s in own),
+                interrupted_epochs=float(sum(t.epochs for s in own for t in s.interrupted)),
+                interrupted_seconds=float(sum(t.seconds for s in own for t in s.interrupted)),
+            )
+        )  # fmt: skip
+    return rows
+
+
+def task_margin(table: TrialTable, task: str, scores: dict[str, dict[int, float]]) -> float:
+    """The margin in metric units: the task's number, or "N%" of the median test score of
+    every compared arm pooled (manual picks excluded)."""
+    spec = table.config.task(task).resolved_margin(table.of(task)[0].metric)
+    pooled = [v for k, by_seed in scores.items() if k != "manual" for v in by_seed.values()]
+    return resolve_margin(spec, pooled)
+
+
+def margin_text(table: TrialTable, task: str, margin: float) -> str:
+    metric = table.of(task)[0].metric
+    spec = table.config.task(task).resolved_margin(metric)
+    if isinstance(spec, str):
+        return f"{spec} of the median test {metric} of every compared strategy = {margin:.4g}"
+    return f"{margin:.4g}"
+
+
+def raw_comparisons(
+    task: str, baseline: str, scores: dict[str, dict[int, float]], direction: str, margin: float
+) -> list[Verdict]:
+    """Each strategy against the baseline on paired test scores (no multiplicity yet)."""
+    return [
+        compare_pair(
+            task, s, baseline, paired_differences(by_seed, scores.get(baseline, {}), direction),
+            margin,
+        )
+        for s, by_seed in scores.items()
+        if s != baseline
+    ]  # fmt: skip
+
+
+def compute_ratios(table: TrialTable, task: str, baseline: str) -> list[ComputeRatio]:
+    """Every searching strategy's compute to every level, over the baseline's, like with like."""
+    base = {s.seed: s for s in table.of(task, baseline)}
+    out = []
+    for strategy in table.strategies(task):
+        if strategy in ("manual", baseline):
+            continue
+        both = exchangeable(strategy) and exchangeable(baseline)
+        method = (
+            "both expected over orderings of their own trials"
+            if both
+            else "both in the order they ran (a sequential strategy has only its realised order)"
+        )
+        for unit in UNITS:
+            for level in LEVELS:
+                per_seed = []
+                for s in table.of(task, strategy):
+                    b = base.get(s.seed)
+                    if b is None:
+                        continue
+                    r = seed_ratio(s.runs, b.runs, s.seed, s.direction, unit, level, both)
+                    if r is not None:
+                        per_seed.append(r)
+                if per_seed:
+                    out.append(
+                        ComputeRatio(strategy, unit, level, method, summarize_ratios(per_seed),
+                                     tuple(per_seed))
+                    )  # fmt: skip
+    return out
+
+
+def picks_at(table: TrialTable, task: str, baseline: str) -> dict[tuple[str, int, float], Trial]:
+    """(strategy, seed, fraction) -> the trial the strategy would have picked after that
+    fraction of the baseline's total epochs at that seed (the baseline included: grid
+    stopped early in its shuffled order)."""
+    base = {s.seed: s for s in table.of(task, baseline)}
+    out = {}
+    for s in table.of(task):
+        b = base.get(s.seed)
+        if s.strategy == "manual" or b is None:
+            continue
+        budget = total(b.runs, "epochs")
+        for f in FRACTIONS:
+            pick = pick_at_budget(s.runs, s.direction, f * budget)
+            if pick is not None:
+                out[(s.strategy, s.seed, f)] = pick
+    return out
+
+
+def picks_needed(table: TrialTable) -> dict[str, set[int]]:
+    """Per study name, the trials whose test scores the analysis reads: each study's best
+    trial and every pick at equal compute (the negative control's included)."""
+    out: dict[str, set[int]] = {}
+    for s in table.studies:
+        if (b := s.best()) is not None:
+            out.setdefault(s.name, set()).add(b.number)
+    for task in table.tasks():
+        baseline = task_baseline(table.config, table.strategies(task))
+        names = {(s.strategy, s.seed): s.name for s in table.of(task)}
+        for (strategy, seed, _), t in picks_at(table, task, baseline).items():
+            out.setdefault(names[(strategy, seed)], set()).add(t.number)
+    return out
+
+
+def equal_compute(
+    table: TrialTable,
+    task: str,
+    baseline: str,
+    margin: float,
+    picks: dict[tuple[str, int, float], Trial],
+) -> tuple[list[EqualCompute], dict[str, float | None]]:
+    """Quality at 1/16 ... 1 of the baseline's epochs against the full baseline, and each
+    strategy's smallest non-inferior fraction (fixed-sequence testing from 1 down, which keeps
+    the error rate at ALPHA without adjustment); the baseline itself is in it."""
+    direction = table.of(task)[0].direction
+    full = best_scores(table, task).get(baseline, {})
+    rows, smallest = [], {}
+    for strategy in table.strategies(task):
+        if strategy == "manual":
+            continue
+        settled: float | None = None
+        failed = False
+        for f in sorted(FRACTIONS, reverse=True):
+            at_f = {
+                seed: t.test
+                for (k, seed, g), t in picks.items()
+                if k == strategy and g == f and not math.isnan(t.test)
+            }
+            d = paired_differences(at_f, full, direction)
+            ci = hodges_lehmann(d)
+            p = compare_pair(task, strategy, baseline, d, margin).p_noninferiority
+            rows.append(
+                EqualCompute(strategy, f, Spread.of(list(at_f.values())), ci.estimate, ci.low,
+                             ci.high, ci.level, p, len(d))
+            )  # fmt: skip
+            if not failed and p < ALPHA:
+                settled = f
+            else:
+                failed = True
+        smallest[strategy] = settled
+    return rows, smallest
+
+
+def control_scores(
+    table: TrialTable, task: str, picks: dict[tuple[str, int, float], Trial]
+) -> dict[int, float]:
+    """The negative control's test score per seed: random search stopped at 1/8 of the
+    baseline's epochs, a run worse by construction than the headline arms (it is a prefix of
+    the random search run), which the method must be able to call inferior."""
+    return {
+        seed: t.test
+        for (k, seed, f), t in picks.items()
+        if k == CONTROL_SOURCE and f == CONTROL_FRACTION and not math.isnan(t.test)
+    }
+
+
+def winners(table: TrialTable, task: str) -> list[Winner]:
+    """Each strategy's winning configuration (see :class:`Winner`)."""
+    fixed = table.config.fixed_params()
+    out = []
+    for strategy in table.strategies(task):
+        groups: dict[str, list[tuple[int, Trial]]] = {}
+        params: dict[str, dict[str, Any]] = {}
+        direction = ""
+        for s in table.of(task, strategy):
+            direction = s.direction
+            for t in s.runs:
+                if t.state == "COMPLETE" and t.value is not None and not math.isnan(t.value):
+                    key = repr(sorted((k, str(v)) for k, v in t.params.items()))
+                    groups.setdefault(key, []).append((s.seed, t))
+                    params[key] = dict(t.params)
+        # a configuration that ran (COMPLETE) at fewer than half the seeds of the most
+        # repeated one is not compared: one lucky split must not beat a mean over many
+        most = max((len(v) for v in groups.values()), default=0)
+        best_key, best_mean = None, math.nan
+        for key, runs in groups.items():
+            if 2 * len(runs) < most:
+                continue
+            mean = float(np.mean([t.value for _, t in runs]))
+            if best_key is None or better(mean, best_mean, direction):
+                best_key, best_mean = key, mean
+        if best_key is None:
+            continue
+        runs = groups[best_key]
+        tests = [t.test for _, t in runs if not math.isnan(t.test)]
+        out.append(
+            Winner(strategy, tuple(sorted(seed for seed, _ in runs)), best_mean,
+                   float(np.mean(tests)) if tests else math.nan, {**fixed, **params[best_key]})
+        )  # fmt: skip
+    return out
+
+
+def summarize_task(table: TrialTable, task: str) -> TaskSummary:
+    """Every stage of one task (verdicts not yet judged over the family)."""
+    studies = table.of(task)
+    metric, direction = studies[0].metric, studies[0].direction
+    baseline = task_baseline(table.config, table.strategies(task))
+    scores = best_scores(table, task)
+    margin = task_margin(table, task, scores)
+    picks = picks_at(table, task, baseline)
+    equal, smallest = equal_compute(table, task, baseline, margin, picks)
+    control = None
+    if CONTROL_SOURCE in scores and baseline != CONTROL_SOURCE:
+        d = paired_differences(
+            control_scores(table, task, picks), scores.get(baseline, {}), direction
+        )
+        if d:
+            control = compare_pair(task, CONTROL, baseline, d, margin)
+    return TaskSummary(
+        task=task, metric=metric, direction=direction, rows=summary_rows(table, task),
+        verdicts=raw_comparisons(task, baseline, scores, direction, margin), verdict="",
+        missing=[f"{s.name}: {s.missing}" for s in studies if s.missing], baseline=baseline,
+        margin=margin, margin_spec=margin_text(table, task, margin),
+        compute=compute_ratios(table, task, baseline), equal=equal, smallest_fraction=smallest,
+        winners=winners(table, task), best_scores=scores, control=control,
+    )  # fmt: skip

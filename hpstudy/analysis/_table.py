@@ -1,0 +1,338 @@
+"""The trial table: the one input of the analysis.
+
+One row per trial of an experiment, grouped by study (task x strategy x seed), each row
+carrying what the analysis reads: state, validation value, the compute it spent, its
+hyperparameters and, for the trials that were scored, the held-out test scores. Two sources
+build it: the storage (``hpstudy.report._source.table_from_storage``) and the exported raw
+results (:func:`read_results`, the ``csv.gz`` files in ``results/``), so ``hpstudy report`` and
+``hpstudy results`` run the same analysis and cannot disagree.
+
+The rules that used to be written two or three times live here, once each: which trials count
+toward the budget (:attr:`Trial.counted`), the count of finished trials
+(:attr:`Study.finished`), a study's best trial (:meth:`Study.best`), what is missing
+(:attr:`Study.missing`).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hpstudy._errors import ConfigError
+from hpstudy.config import ExperimentConfig, parse_config
+from hpstudy.config._schema import HYPERPARAMETERS
+
+# Failures that are not the configuration's fault (an interrupt, a dead worker, given up after
+# repeated crashes): never counted toward the budget nor the compute; their retry counts.
+UNCOUNTED_REASONS = ("interrupted", "stale", "gave up")
+
+STUDY_COLUMNS = [
+    "experiment", "task", "strategy", "seed", "study", "metric", "direction", "kind",
+    "budget", "fingerprint",
+]  # fmt: skip
+TRIAL_COLUMNS = [
+    "number", "state", "value", "epochs_trained", "seconds", "best_epoch", "n_params",
+    "fail_reason", "test_scores",
+]  # fmt: skip
+# "epochs_trained" is what a trial trained (pruned and early-stopped runs stop early, every fold
+# counted); "epochs", among the hyperparameters, is what it was allowed
+PARAM_COLUMNS = list(HYPERPARAMETERS)
+COLUMNS = STUDY_COLUMNS + TRIAL_COLUMNS + PARAM_COLUMNS
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trial.
+
+    Attributes:
+        number: Trial number (its place in the study's run order).
+        state: ``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING`` or ``WAITING``.
+        value: Validation score of a COMPLETE trial (``None`` otherwise).
+        epochs: Epochs trained, every fold counted (the primary unit of compute).
+        seconds: Training wall seconds (secondary: confounded by the machine's load).
+        params: Every hyperparameter the trial ran with, fixed ones included.
+        test_scores: Held-out test scores of its configuration (one per training seed), when
+            it was scored (a study's best trial and the picks at equal compute).
+        curve: Validation score per epoch, when the source has it (storage: yes; files: no).
+    """
+
+    number: int
+    state: str
+    value: float | None
+    epochs: int = 0
+    seconds: float = 0.0
+    params: Mapping[str, Any] = field(default_factory=dict)
+    best_epoch: int | None = None
+    n_params: int | None = None
+    fail_reason: str | None = None
+    test_scores: tuple[float, ...] | None = None
+    curve: Mapping[int, float] | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("COMPLETE", "PRUNED", "FAIL")
+
+    @property
+    def counted(self) -> bool:
+        """Finished trials count toward the budget and the compute, except failures that were
+        not the configuration's fault (:data:`UNCOUNTED_REASONS`)."""
+        if self.state in ("COMPLETE", "PRUNED"):
+            return True
+        return self.state == "FAIL" and not str(self.fail_reason or "").startswith(
+            UNCOUNTED_REASONS
+        )
+
+    @property
+    def interrupted(self) -> bool:
+        return self.state == "FAIL" and not self.counted
+
+    @property
+    def test(self) -> float:
+        """Mean test score (``nan`` when the trial was not scored)."""
+        if not self.test_scores:
+            return math.nan
+        return float(sum(self.test_scores) / len(self.test_scores))
+
+
+@dataclass(frozen=True)
+class Study:
+    """One study: task x strategy x seed, its budget and its trials in run order."""
+
+    name: str
+    experiment: str
+    task: str
+    strategy: str
+    seed: int
+    metric: str
+    direction: str
+    kind: str
+    budget: int
+    fingerprint: str = ""
+    trials: tuple[Trial, ...] = ()
+
+    @property
+    def runs(self) -> list[Trial]:
+        """The trials that count, in run order: what the strategy's run was."""
+        return sorted((t for t in self.trials if t.counted), key=lambda t: t.number)
+
+    @property
+    def finished(self) -> int:
+        """Finished trials that count toward the budget."""
+        return sum(t.counted for t in self.trials)
+
+    def count(self, state: str) -> int:
+        return sum(t.state == state and (state != "FAIL" or t.counted) for t in self.trials)
+
+    @property
+    def interrupted(self) -> list[Trial]:
+        return [t for t in self.trials if t.interrupted]
+
+    def best(self) -> Trial | None:
+        """The best COMPLETE trial by validation score (the first of equals in run order)."""
+        return best_of(self.runs, self.direction)
+
+    @property
+    def missing(self) -> str | None:
+        """A plain sentence when the study has not met its budget or every trial failed."""
+        failed = failure_note(self.trials)
+        if failed is not None:
+            return failed
+        if self.finished >= self.budget:
+            return None
+        parts = [f"{self.finished} of {self.budget} trials finished"]
+        running, waiting = self.count("RUNNING"), self.count("WAITING")
+        if running:
+            parts.append(f"{running} running")
+        if waiting:
+            parts.append(f"{waiting} waiting")
+        return ", ".join(parts)
+
+
+def better(a: float, b: float, direction: str) -> bool:
+    """Whether ``a`` is strictly better than ``b`` (anything beats ``nan``)."""
+    if math.isnan(b):
+        return not math.isnan(a)
+    return a > b if direction == "maximize" else a < b
+
+
+def best_of(trials: Iterable[Trial], direction: str) -> Trial | None:
+    """The best COMPLETE trial of ``trials`` (the first of equals in the given order)."""
+    best: Trial | None = None
+    for t in trials:
+        if t.state != "COMPLETE" or t.value is None or math.isnan(t.value):
+            continue
+        if best is None or better(t.value, best.value, direction):  # type: ignore[arg-type]
+            best = t
+    return best
+
+
+_ADVICE = {
+    "diverged": "lower space.lr (its high), or check the data for extreme values",
+    "out of memory": "lower space.n_units, space.n_layers or batch_size",
+    "gave up after": "see the fail_reason in optuna-dashboard or 'hpstudy export'",
+    "error": "see the fail_reason in optuna-dashboard or 'hpstudy export', and fix the study file",
+}
+
+
+def _kind(reason: str) -> str:
+    return next((k for k in _ADVICE if reason.startswith(k)), "error")
+
+
+def failure_note(trials: Iterable[Trial]) -> str | None:
+    """A sentence when trials finished and every one failed (``None`` otherwise)."""
+    finished = [t for t in trials if t.counted]
+    if not finished or any(t.state != "FAIL" for t in finished):
+        return None
+    reasons = [t.fail_reason or "error: no reason recorded" for t in finished]
+    kind, n = Counter(map(_kind, reasons)).most_common(1)[0]
+    example = next(r for r in reasons if _kind(r) == kind)
+    return (
+        f"all {len(finished)} finished trials failed; most often ({n} of {len(finished)}): "
+        f"{example}; {_ADVICE[kind]}"
+    )
+
+
+@dataclass(frozen=True)
+class TrialTable:
+    """Every study of one experiment, and the study file it ran from.
+
+    Attributes:
+        source: Where the table was read from (a storage URL without secrets, or a file).
+        from_tables: Results looked up in a published tabular benchmark rather than trained
+            (labelled as such, never pooled with real training).
+    """
+
+    experiment: str
+    config: ExperimentConfig
+    studies: tuple[Study, ...]
+    source: str = ""
+    from_tables: bool = False
+
+    def tasks(self) -> list[str]:
+        return list(dict.fromkeys(s.task for s in self.studies))
+
+    def strategies(self, task: str | None = None) -> list[str]:
+        return list(dict.fromkeys(s.strategy for s in self.studies if task in (None, s.task)))
+
+    def of(self, task: str, strategy: str | None = None) -> list[Study]:
+        return [
+            s for s in self.studies if s.task == task and (strategy is None or s.strategy == strategy)
+        ]
+
+
+def sidecar(path: Path) -> Path:
+    """The study file written beside ``NAME.csv.gz``: ``NAME.toml``."""
+    name = path.name
+    for suffix in (".csv.gz", ".gz", ".csv"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return path.with_name(f"{name}.toml")
+
+
+def _number(text: str, kind: type = float) -> Any:
+    return None if text == "" else kind(float(text)) if kind is int else kind(text)
+
+
+def _param(text: str, kind: str, choices: tuple[Any, ...] | None) -> Any:
+    if text == "":
+        return None
+    if kind == "categorical":
+        # the CSV holds text: give back the choice itself (numbers stay numbers)
+        return next((c for c in choices or () if str(c) == text), text)
+    if kind == "int":
+        return int(float(text))
+    if kind == "float":
+        return float(text)
+    return text
+
+
+def _fixed_value(text: str, value: Any) -> Any:
+    """A fixed hyperparameter read back with the type of its configured value."""
+    if text == "":
+        return value
+    if isinstance(value, bool):
+        return text == "True"
+    if isinstance(value, int):
+        return int(float(text))
+    if isinstance(value, float):
+        return float(text)
+    return text
+
+
+def read_results(path: Path) -> TrialTable:
+    """Read ``NAME.csv.gz`` (``hpstudy export -f csv.gz``) and ``NAME.toml`` beside it."""
+    toml = sidecar(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file; write it with 'hpstudy export NAME -f csv.gz'")
+    if not toml.is_file():
+        raise ConfigError(f"{path}: the study file {toml} that belongs beside it is missing")
+    config = parse_config(toml.read_text(), source=str(toml), base_dir=toml.parent)
+    try:
+        with gzip.open(path, "rt", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, EOFError, csv.Error, UnicodeDecodeError) as e:
+        raise ConfigError(
+            f"{path}: not a gzip CSV written by 'hpstudy export -f csv.gz': {e}"
+        ) from e
+    if rows and not set(COLUMNS) <= set(rows[0]):
+        missing = sorted(set(COLUMNS) - set(rows[0]))
+        raise ConfigError(f"{path}: column(s) {', '.join(missing)} missing; re-export it")
+    searched = config.searched_params()
+    fixed = config.fixed_params()
+    by_study: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        by_study.setdefault(row["study"], []).append(row)
+    studies = []
+    for line, (name, own) in enumerate(by_study.items()):
+        r0 = own[0]
+        trials = []
+        try:
+            for row in own:
+                params = {n: _fixed_value(row.get(n, ""), v) for n, v in fixed.items()}
+                params.update(
+                    {n: _param(row[n], p.kind, p.choices) for n, p in searched.items()}
+                )
+                scores = json.loads(row["test_scores"]) if row["test_scores"] else None
+                trials.append(
+                    Trial(
+                        number=int(row["number"]), state=row["state"],
+                        value=_number(row["value"]), epochs=_number(row["epochs_trained"], int) or 0,
+                        seconds=_number(row["seconds"]) or 0.0, params=params,
+                        best_epoch=_number(row["best_epoch"], int),
+                        n_params=_number(row["n_params"], int),
+                        fail_reason=row["fail_reason"] or None,
+                        test_scores=_scores(scores),
+                    )
+                )  # fmt: skip
+            study = Study(
+                name=name, experiment=r0["experiment"], task=r0["task"], strategy=r0["strategy"],
+                seed=int(r0["seed"]), metric=r0["metric"], direction=r0["direction"],
+                kind=r0["kind"], budget=int(r0["budget"]), fingerprint=r0["fingerprint"],
+                trials=tuple(sorted(trials, key=lambda t: t.number)),
+            )  # fmt: skip
+        except (ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"{path}: study {name!r} (its {line + 1}th) is malformed: {e}") from e
+        studies.append(study)
+    if not studies:
+        raise ConfigError(f"{path}: no trials")
+    return TrialTable(studies[0].experiment, config, tuple(studies), source=path.as_posix())
+
+
+def _scores(raw: Any) -> tuple[float, ...] | None:
+    """Test scores as stored: a list of floats (one per training seed), or a mapping whose
+    ``"metric"`` key holds that list (later versions also record other test metrics)."""
+    if raw is None:
+        return None
+    if isinstance(raw, Mapping):
+        raw = raw.get("metric")
+    if not isinstance(raw, list) or not raw:
+        return None
+    return tuple(float(x) for x in raw)

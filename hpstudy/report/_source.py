@@ -1,0 +1,55 @@
+"""The trial table from storage: the live source of the analysis (the other is the exported
+raw results, ``hpstudy.analysis.read_results``). Reads only: test scores come from the cache
+the workers fill when a study finishes; nothing is retrained here."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from optuna.trial import FrozenTrial
+
+from hpstudy._redact import redact_url
+from hpstudy.analysis import Study, Trial, TrialTable
+from hpstudy.config import ExperimentConfig
+from hpstudy.report._collect import ExperimentData, StudyData, collect_experiment
+from hpstudy.report._test_scores import cached_scores
+
+
+def to_trial(t: FrozenTrial, fixed: dict[str, Any], scores: tuple[float, ...] | None) -> Trial:
+    a = t.user_attrs
+    value = t.value if t.state.name == "COMPLETE" else None
+    return Trial(
+        number=t.number, state=t.state.name,
+        value=None if value is None or math.isnan(value) else float(value),
+        epochs=int(a.get("epochs", 0) or 0), seconds=float(a.get("seconds", 0.0) or 0.0),
+        params={**fixed, **t.params}, best_epoch=a.get("best_epoch"), n_params=a.get("n_params"),
+        fail_reason=a.get("fail_reason"), test_scores=scores,
+        curve=dict(t.intermediate_values) if t.intermediate_values else None,
+    )  # fmt: skip
+
+
+def to_study(s: StudyData, fixed: dict[str, Any]) -> Study:
+    i = s.info
+    scores = cached_scores(s.attrs)
+    trials = tuple(to_trial(t, fixed, scores.get(t.number)) for t in s.trials)
+    return Study(
+        name=i.name, experiment=i.experiment, task=i.task, strategy=i.strategy, seed=i.seed,
+        metric=i.metric, direction=i.direction, kind=i.kind, budget=i.budget,
+        fingerprint=i.fingerprint, trials=tuple(sorted(trials, key=lambda t: t.number)),
+    )  # fmt: skip
+
+
+def to_table(data: ExperimentData, config: ExperimentConfig, source: str) -> TrialTable:
+    fixed = config.fixed_params()
+    studies = tuple(to_study(s, fixed) for s in data.studies)
+    return TrialTable(data.experiment, config, studies, source=source)
+
+
+def table_from_storage(storage_url: str, experiment: str) -> TrialTable:
+    """Every study and trial of ``experiment`` in the storage, with cached test scores."""
+    from hpstudy.store import stored_config
+
+    data = collect_experiment(storage_url, experiment)
+    config = stored_config(data.studies[0].info, storage_url)
+    return to_table(data, config, redact_url(storage_url))
