@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from hpstudy.analysis._signed_rank import hodges_lehmann, signed_rank_p
+from hpstudy.analysis._signed_rank import hodges_lehmann, midranks, signed_rank_p
 from hpstudy.analysis._stats import holm
 from hpstudy.analysis._table import TrialTable
 from hpstudy.config._schema import ParamConfig
@@ -257,8 +257,6 @@ Row = tuple[float, dict[str, Any]]  # (percentile rank in its study, params)
 def _percentile_ranks(values: Sequence[float | None], direction: str) -> np.ndarray:
     """0 for the study's worst trial, 1 for its best; ties (and every trial without a value,
     pruned or failed, tied below all others) share their mean rank."""
-    from scipy.stats import rankdata
-
     signed = np.array(
         [
             -math.inf if v is None or not math.isfinite(v) else (v if direction == "maximize" else -v)
@@ -267,7 +265,7 @@ def _percentile_ranks(values: Sequence[float | None], direction: str) -> np.ndar
     )
     if len(signed) == 1:
         return np.array([0.5])
-    return (rankdata(signed) - 1) / (len(signed) - 1)
+    return (midranks(signed) - 1) / (len(signed) - 1)
 
 
 def _by_study(samples: Sequence[Sample]) -> dict[tuple[str, int], list[Row]]:

@@ -110,15 +110,19 @@ def arm_cost(
     return (expected_cost if exchangeable else realised_cost)(costs, hits)
 
 
-def levels(a: Sequence[Trial], b: Sequence[Trial], direction: str) -> dict[str, float]:
-    """The quality levels of one seed's pair of arms (see the module docstring); empty when
-    either arm has no COMPLETE trial."""
+def levels(
+    a: Sequence[Trial], b: Sequence[Trial], direction: str, only: str | None = None
+) -> dict[str, float]:
+    """The quality levels of one seed's pair of arms (see the module docstring), or just
+    ``only``; empty when either arm has no COMPLETE trial."""
     best_a, best_b = best_of(a, direction), best_of(b, direction)
     if best_a is None or best_b is None:
         return {}
     assert best_a.value is not None and best_b.value is not None
     worse = min if direction == "maximize" else max
     top = worse(best_a.value, best_b.value)
+    if only == PRIMARY_LEVEL:
+        return {PRIMARY_LEVEL: top}
     pooled = np.array(
         [t.value for t in (*a, *b) if t.state == "COMPLETE" and t.value is not None], dtype=float
     )
@@ -170,9 +174,13 @@ def seed_ratio(
     unit: str,
     level: str,
     exchangeable: bool,
+    known: dict[str, float] | None = None,
 ) -> SeedRatio | None:
-    """One seed's ratio at one level (``None`` when the level is undefined there)."""
-    value = levels(strategy, baseline, direction).get(level)
+    """One seed's ratio at one level (``None`` when the level is undefined there);
+    ``known``: the pair's levels, when already computed."""
+    value = (known if known is not None else levels(strategy, baseline, direction, level)).get(
+        level
+    )
     if value is None:
         return None
     s, s_ok = arm_cost(strategy, value, direction, unit, exchangeable)

@@ -27,10 +27,20 @@ class Interval:
     level: float
 
 
-def _ranks(a: np.ndarray) -> np.ndarray:
-    from scipy.stats import rankdata
-
-    return np.asarray(rankdata(a), dtype=float)
+def midranks(a: np.ndarray) -> np.ndarray:
+    """Ranks 1..n with ties sharing their mean rank (scipy's ``rankdata``, without importing
+    scipy.stats, which costs seconds)."""
+    a = np.asarray(a, dtype=float)
+    order = np.argsort(a, kind="mergesort")
+    sorted_a = a[order]
+    # boundaries of runs of equal values
+    new = np.concatenate([[True], sorted_a[1:] != sorted_a[:-1]])
+    starts = np.flatnonzero(new)
+    ends = np.concatenate([starts[1:], [len(a)]])
+    mean_rank = (starts + ends + 1) / 2.0  # ranks start..end-1 (0-based) -> mean, 1-based
+    ranks = np.empty(len(a))
+    ranks[order] = np.repeat(mean_rank, ends - starts)
+    return ranks
 
 
 def _null(doubled: np.ndarray) -> np.ndarray:
@@ -57,7 +67,7 @@ def signed_rank_p(d: Sequence[float] | np.ndarray, alternative: str = "greater")
         return 1.0
     if alternative == "less":
         x = -x
-    doubled = np.rint(2 * _ranks(np.abs(x))).astype(int)
+    doubled = np.rint(2 * midranks(np.abs(x))).astype(int)
     nonzero = x != 0
     w = int(doubled[(x > 0)].sum())
     dist = _null(doubled[nonzero])

@@ -19,6 +19,7 @@ from hpstudy.analysis._compute import (
     UNITS,
     RatioSummary,
     SeedRatio,
+    levels,
     pick_at_budget,
     seed_ratio,
     summarize_ratios,
@@ -284,14 +285,16 @@ def compute_ratios(table: TrialTable, task: str, baseline: str) -> list[ComputeR
             if both
             else "both in the order they ran (a sequential strategy has only its realised order)"
         )
+        pairs = [
+            (s, b, levels(s.runs, b.runs, s.direction))
+            for s in table.of(task, strategy)
+            if (b := base.get(s.seed)) is not None
+        ]
         for unit in UNITS:
             for level in LEVELS:
                 per_seed = []
-                for s in table.of(task, strategy):
-                    b = base.get(s.seed)
-                    if b is None:
-                        continue
-                    r = seed_ratio(s.runs, b.runs, s.seed, s.direction, unit, level, both)
+                for s, b, known in pairs:
+                    r = seed_ratio(s.runs, b.runs, s.seed, s.direction, unit, level, both, known)
                     if r is not None:
                         per_seed.append(r)
                 if per_seed:

@@ -22,6 +22,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +118,7 @@ class Study:
     fingerprint: str = ""
     trials: tuple[Trial, ...] = ()
 
-    @property
+    @cached_property
     def runs(self) -> list[Trial]:
         """The trials that count, in run order: what the strategy's run was."""
         return sorted((t for t in self.trials if t.counted), key=lambda t: t.number)
@@ -136,6 +137,10 @@ class Study:
 
     def best(self) -> Trial | None:
         """The best COMPLETE trial by validation score (the first of equals in run order)."""
+        return self._best
+
+    @cached_property
+    def _best(self) -> Trial | None:
         return best_of(self.runs, self.direction)
 
     @property

@@ -19,7 +19,7 @@ from hpstudy.report._collect import collect_experiment
 from hpstudy.report._export import comparison_rows, summary_rows
 from hpstudy.report._results import COLUMNS, load_results, regenerate
 from hpstudy.report._results_page import KEEP_BEGIN, KEEP_END, write_results
-from hpstudy.report._verdict import hodges_lehmann, paired_differences
+from hpstudy.analysis._verdict import hodges_lehmann, paired_differences
 from hpstudy.runner import create_experiment
 from tests.conftest import tiny_study_text
 

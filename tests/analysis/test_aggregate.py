@@ -5,7 +5,7 @@ import math
 import pytest
 from scipy import stats
 
-from hpstudy.report._aggregate import aggregate
+from hpstudy.analysis._aggregate import aggregate
 
 
 def test_mean_ranks_friedman_and_critical_difference_on_known_scores() -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hpstudy.config._schema import ParamConfig
-from hpstudy.report._advice import POOLED, POOLED_UNIT, Advice, Finding, Sample, estimate_advice
+from hpstudy.analysis._advice import POOLED, POOLED_UNIT, Advice, Finding, Sample, estimate_advice
 
 SPACE = {
     "n_layers": ParamConfig("n_layers", "int", low=1, high=3),

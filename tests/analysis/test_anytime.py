@@ -5,13 +5,14 @@ import math
 import numpy as np
 import pytest
 
-from hpstudy.report import TrialRecord, anytime_curve, seed_band
+from hpstudy.analysis import Trial as TrialRecord
+from hpstudy.analysis._anytime import anytime_curve, seed_band
 
 
 def _r(
     number: int, state: str, value: float | None, epochs: int, seconds: float = 1.0
 ) -> TrialRecord:
-    return TrialRecord(number, state, value, epochs, seconds)
+    return TrialRecord(number, state, value, epochs=epochs, seconds=seconds)
 
 
 RECORDS = [

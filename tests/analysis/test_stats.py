@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from hpstudy.report import holm
+from hpstudy.analysis._stats import holm
 
 
 def test_holm_adjustment() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from hpstudy.report._figures import equal_compute_figure, forest_figure
-from hpstudy.report._sentences import headline, verdict_sentence
-from hpstudy.report._summary import EqualCompute, Spread, SummaryRow, TaskSummary
-from hpstudy.report._verdict import compare_pair, judge
+from hpstudy.analysis._prose import headline, verdict_sentence
+from hpstudy.analysis._summary import EqualCompute, Spread, SummaryRow, TaskSummary
+from hpstudy.analysis._verdict import compare_pair, judge
 
 
 def _row(strategy: str, label: str) -> SummaryRow:
