@@ -259,7 +259,9 @@ def _percentile_ranks(values: Sequence[float | None], direction: str) -> np.ndar
     pruned or failed, tied below all others) share their mean rank."""
     signed = np.array(
         [
-            -math.inf if v is None or not math.isfinite(v) else (v if direction == "maximize" else -v)
+            -math.inf
+            if v is None or not math.isfinite(v)
+            else (v if direction == "maximize" else -v)
             for v in values
         ]
     )
@@ -392,7 +394,9 @@ def _estimate_all(
     out = []
     for spec in specs:
         if spec.reason is not None:
-            out.append(Finding(spec.key, spec.advice, spec.comparison, scope, unit, reason=spec.reason))
+            out.append(
+                Finding(spec.key, spec.advice, spec.comparison, scope, unit, reason=spec.reason)
+            )
             continue
         if spec.key == "dropout_start":
             out.append(_dropout_start(spec, studies, scope, unit))
@@ -489,11 +493,14 @@ def advice_from_table(table: TrialTable, strategy: str = STRATEGY) -> Advice | N
     if not studies:
         return None
     fixed = table.config.fixed_params()
+    searched = set(table.config.searched_params())
     samples = [
         Sample(s.task, s.seed, s.direction, t.value if t.state == "COMPLETE" else None,
                {**fixed, **t.params})
         for s in studies
         for t in s.runs
+        # a trial without every searched value (failed before its parameters were stored)
+        if all(t.params.get(k) is not None for k in searched)
     ]  # fmt: skip
     metrics = {s.task: s.metric for s in studies}
     return estimate_advice(samples, table.config.space, fixed, metrics, strategy)

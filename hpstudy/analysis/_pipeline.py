@@ -33,7 +33,9 @@ class Analysis:
     family: str
 
 
-def _judge_family(all_summaries: Sequence[list[TaskSummary]], scope: str) -> list[list[TaskSummary]]:
+def _judge_family(
+    all_summaries: Sequence[list[TaskSummary]], scope: str
+) -> list[list[TaskSummary]]:
     """Holm over one family: every searching comparison and negative control of every table
     (manual picks a family of their own), then each task's sentence."""
     searching: list[Verdict] = []
@@ -45,7 +47,9 @@ def _judge_family(all_summaries: Sequence[list[TaskSummary]], scope: str) -> lis
             if s.control is not None:
                 searching.append(s.control)
     keys = [id(v) for v in searching + manual]
-    judged = judge(searching, f"{HEADLINE_FAMILY}{scope}") + judge(manual, f"{MANUAL_FAMILY}{scope}")
+    judged = judge(searching, f"{HEADLINE_FAMILY}{scope}") + judge(
+        manual, f"{MANUAL_FAMILY}{scope}"
+    )
     by_id = dict(zip(keys, judged, strict=True))
     out = []
     for summaries in all_summaries:

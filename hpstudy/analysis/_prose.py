@@ -12,7 +12,9 @@ from hpstudy.analysis._compute import PRIMARY_LEVEL, PRIMARY_UNIT
 from hpstudy.analysis._summary import CONTROL, ComputeRatio, TaskSummary, label_of
 from hpstudy.analysis._verdict import Verdict
 
-HEADLINE_FAMILY = "every searching strategy and the negative control against the baseline, on every task"
+HEADLINE_FAMILY = (
+    "every searching strategy and the negative control against the baseline, on every task"
+)
 MANUAL_FAMILY = "manual picks against the baseline, on every task"
 
 
@@ -28,7 +30,11 @@ def effect_text(v: Verdict) -> str:
     """The effect with its interval, saying what the interval is."""
     if v.seeds == 1:
         return f"{_g(v.difference)}, 1 seed: no CI"
-    level = "95% CI" if v.ci_level >= 0.95 - 1e-9 else f"{v.ci_level:.1%} CI, the most {v.seeds} seeds allow"
+    level = (
+        "95% CI"
+        if v.ci_level >= 0.95 - 1e-9
+        else f"{v.ci_level:.1%} CI, the most {v.seeds} seeds allow"
+    )
     return f"{_g(v.difference)}, {level} [{_g(v.ci_low)}, {_g(v.ci_high)}]"
 
 

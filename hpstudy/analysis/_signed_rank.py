@@ -104,6 +104,7 @@ def hodges_lehmann(d: Sequence[float] | np.ndarray, confidence: float = 0.95) ->
     finite = np.abs(x[np.isfinite(x)])
     noise = 1e-12 * float(finite.max()) if len(finite) else 0.0
     est, low, high = (
-        0.0 if abs(v) <= noise else float(v) for v in (np.median(walsh), walsh[c - 1], walsh[m - c])
+        0.0 if abs(v) <= noise else float(v)
+        for v in (np.median(walsh), walsh[c - 1], walsh[m - c])
     )
     return Interval(est, low, high, level)

@@ -228,7 +228,9 @@ class TrialTable:
 
     def of(self, task: str, strategy: str | None = None) -> list[Study]:
         return [
-            s for s in self.studies if s.task == task and (strategy is None or s.strategy == strategy)
+            s
+            for s in self.studies
+            if s.task == task and (strategy is None or s.strategy == strategy)
         ]
 
 
@@ -302,9 +304,7 @@ def read_results(path: Path) -> TrialTable:
         try:
             for row in own:
                 params = {n: _fixed_value(row.get(n, ""), v) for n, v in fixed.items()}
-                params.update(
-                    {n: _param(row[n], p.kind, p.choices) for n, p in searched.items()}
-                )
+                params.update({n: _param(row[n], p.kind, p.choices) for n, p in searched.items()})
                 scores = json.loads(row["test_scores"]) if row["test_scores"] else None
                 trials.append(
                     Trial(
@@ -324,7 +324,9 @@ def read_results(path: Path) -> TrialTable:
                 trials=tuple(sorted(trials, key=lambda t: t.number)),
             )  # fmt: skip
         except (ValueError, KeyError, TypeError) as e:
-            raise ConfigError(f"{path}: study {name!r} (its {line + 1}th) is malformed: {e}") from e
+            raise ConfigError(
+                f"{path}: study {name!r} (its {line + 1}th) is malformed: {e}"
+            ) from e
         studies.append(study)
     if not studies:
         raise ConfigError(f"{path}: no trials")

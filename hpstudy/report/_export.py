@@ -156,7 +156,8 @@ def export_experiment(
             "comparisons": [_clean(r) for r in comparison_rows(summaries)],
             "negative_controls": [
                 _clean({"metric": s.metric, **asdict(s.control)})
-                for s in summaries if s.control is not None
+                for s in summaries
+                if s.control is not None
             ],
             "advice": _clean(asdict(advice)) if advice is not None else None,
             "winners": [

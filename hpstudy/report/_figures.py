@@ -119,7 +119,9 @@ def _complete_trials(data: TrialTable, task: str) -> list[Trial]:
     """COMPLETE trials of the searching strategies, with only their searched parameters."""
     searched = set(data.config.searched_params())
     trials = [
-        Trial(t.number, t.state, t.value, params={k: v for k, v in t.params.items() if k in searched})
+        Trial(
+            t.number, t.state, t.value, params={k: v for k, v in t.params.items() if k in searched}
+        )
         for s in data.of(task)
         if s.strategy != "manual"
         for t in s.runs
@@ -180,7 +182,9 @@ def _tick(v: float) -> str:
     return f"{v:.3g}"
 
 
-def parallel_dimensions(data: TrialTable, trials: list[Trial], params: list[str]) -> list[dict[str, Any]]:
+def parallel_dimensions(
+    data: TrialTable, trials: list[Trial], params: list[str]
+) -> list[dict[str, Any]]:
     """Plotly parcoords dimensions: a log-searched parameter is placed on a log10 axis whose
     ticks read in the hyperparameter's own units; categorical values are labelled."""
     dims: list[dict[str, Any]] = []

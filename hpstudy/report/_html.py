@@ -49,7 +49,9 @@ def _spread(s: Spread, integer: bool = False) -> str:
     if not s.n:
         return "-"
     fmt = (lambda v: f"{v:.0f}") if integer else _num
-    return fmt(s.median) if s.low == s.high else f"{fmt(s.median)} (range {fmt(s.low)}-{fmt(s.high)})"
+    return (
+        fmt(s.median) if s.low == s.high else f"{fmt(s.median)} (range {fmt(s.low)}-{fmt(s.high)})"
+    )
 
 
 def _reach(s: Spread, seeds: int) -> str:
@@ -282,7 +284,9 @@ def advice_html(advice: Advice | None) -> str:
 def _to_html(fig: Any) -> str:
     import plotly.io as pio
 
-    return str(pio.to_html(fig, include_plotlyjs=False, full_html=False, config={"displaylogo": False}))
+    return str(
+        pio.to_html(fig, include_plotlyjs=False, full_html=False, config={"displaylogo": False})
+    )
 
 
 def render_html(
@@ -292,7 +296,9 @@ def render_html(
     from plotly.offline import get_plotlyjs
 
     table = analysis.table
-    source = "looked up in published tabular benchmarks (not trained here)" if table.from_tables else ""
+    source = (
+        "looked up in published tabular benchmarks (not trained here)" if table.from_tables else ""
+    )
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>hpstudy report: {_e(table.experiment)}</title><style>{_CSS}</style>",
@@ -318,9 +324,7 @@ def render_html(
             )
         unscored = _unscored(analysis.table, summary.task)
         if unscored:
-            parts.append(
-                f"<div class='warning'>{_e(unscored)}</div>"
-            )
+            parts.append(f"<div class='warning'>{_e(unscored)}</div>")
         parts.append(comparison_table(summary, analysis.family))
         parts.append(compute_table(summary))
         parts.append(equal_compute_table(summary))
@@ -333,7 +337,9 @@ def render_html(
 
 def _unscored(table: TrialTable, task: str) -> str:
     """A sentence when studies of ``task`` lack the test score of their best trial."""
-    lacking = [s.name for s in table.of(task) if (b := s.best()) is not None and b.test_scores is None]
+    lacking = [
+        s.name for s in table.of(task) if (b := s.best()) is not None and b.test_scores is None
+    ]
     if not lacking:
         return ""
     return (
@@ -391,7 +397,9 @@ def write_atomic(path: Path, text: str) -> None:
 
 def write_analysis(analysis: Analysis, path: Path) -> Path:
     """Render ``analysis`` as the HTML report at ``path``."""
-    page = render_html(analysis, draw_figures(analysis.table), overview_figures(analysis.summaries))
+    page = render_html(
+        analysis, draw_figures(analysis.table), overview_figures(analysis.summaries)
+    )
     write_atomic(path, page)
     return path
 

@@ -40,7 +40,9 @@ def trial_table(table: TrialTable) -> list[list[Any]]:
             trial = [t.number, t.state, t.value, t.epochs, t.seconds, t.best_epoch, t.n_params,
                      t.fail_reason,
                      json.dumps(list(t.test_scores)) if t.test_scores is not None else None]  # fmt: skip
-            rows.append([_cell(v) for v in study + trial + [t.params.get(p) for p in PARAM_COLUMNS]])
+            rows.append(
+                [_cell(v) for v in study + trial + [t.params.get(p) for p in PARAM_COLUMNS]]
+            )
     return rows
 
 
@@ -58,7 +60,10 @@ def write_trials_csv_gz(table: TrialTable, output: Path) -> list[Path]:
     try:
         # no name, mtime 0: the same results give the same bytes, so a shipped file changes
         # only with them
-        with os.fdopen(fd, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
+        with (
+            os.fdopen(fd, "wb") as raw,
+            gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
+        ):
             gz.write(out.getvalue().encode())
         os.replace(tmp, output)
     except BaseException:

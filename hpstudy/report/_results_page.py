@@ -240,9 +240,7 @@ def write_results(
 
     tables = [read_results(p) for p in paths]
     done = list(zip(paths, analyze_many(tables), strict=True))
-    command = (
-        f"hpstudy results {' '.join(p.as_posix() for p in paths)} -o {output.as_posix()}"
-    )
+    command = f"hpstudy results {' '.join(p.as_posix() for p in paths)} -o {output.as_posix()}"
     lines = [
         "# Results",
         "",

@@ -11,10 +11,10 @@ import optuna
 import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
 
+from hpstudy.analysis._compute import baseline_cost_to_target, best_so_far_target
 from hpstudy.config import parse_config
 from hpstudy.report import analyze, export_experiment, write_report
 from hpstudy.report._collect import collect_experiment
-from hpstudy.analysis._compute import baseline_cost_to_target, best_so_far_target
 from hpstudy.report._figures import anytime_figure, parallel_dimensions, slice_figure
 from hpstudy.runner import create_experiment
 from tests.conftest import tiny_study_text

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from hpstudy.analysis._verdict import hodges_lehmann, paired_differences
 from hpstudy.cli import app
 from hpstudy.config import parse_config
 from hpstudy.report import analyze, export_experiment, write_report
@@ -19,7 +20,6 @@ from hpstudy.report._collect import collect_experiment
 from hpstudy.report._export import comparison_rows, summary_rows
 from hpstudy.report._results import COLUMNS, load_results, regenerate
 from hpstudy.report._results_page import KEEP_BEGIN, KEEP_END, write_results
-from hpstudy.analysis._verdict import hodges_lehmann, paired_differences
 from hpstudy.runner import create_experiment
 from tests.conftest import tiny_study_text
 
