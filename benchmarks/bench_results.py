@@ -1,11 +1,16 @@
-"""Time and size of the shipped experiments' reports, regenerated from their raw results.
+"""Time and size of the shipped experiments' first reports, from their raw results.
 
-For each ``results/NAME.csv.gz`` (written by ``hpstudy export NAME -f csv.gz``): reading the
-file back, recomputing every verdict, table and the advice section, and writing the HTML report
-with its figures, timed in this process, with the report's size; the baseline in the same run
-is reading the file alone (gzip + CSV parse into trials). Nothing is retrained: the test scores
-are in the file. The live ``hpstudy report NAME`` on a storage whose test scores are cached (as
-the export leaves them) runs the same code after reading the storage instead of the file.
+For each ``results/NAME.csv.gz`` (written by ``hpstudy export NAME -f csv.gz``), in one run:
+
+* the baseline: reading the file back into the trial table (gzip + CSV parse);
+* the analysis: every verdict, compute ratio, equal-compute row, negative control and the
+  advice section (``hpstudy.analysis.analyze``, in this process);
+* the whole first report as a user runs it: ``hpstudy results NAME.csv.gz --html-dir DIR`` as
+  a new process (imports, reading, analysis, the HTML with its figures), its wall time and peak
+  memory (``ru_maxrss`` of the child), and the HTML's size.
+
+Nothing is retrained anywhere: test scores are computed when a study finishes and are in the
+file; ``hpstudy report NAME`` runs the same analysis on the table read from storage.
 
 Run:  .venv/bin/python benchmarks/bench_results.py results/*.csv.gz
 """
@@ -13,46 +18,55 @@ Run:  .venv/bin/python benchmarks/bench_results.py results/*.csv.gz
 from __future__ import annotations
 
 import argparse
-import resource
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import optuna
+from hpstudy.analysis import analyze, read_results
 
-from hpstudy.report._html import draw_figures, overview_figures, render_html
-from hpstudy.report._results import load_results, regenerate
+HPSTUDY = Path(sys.executable).with_name("hpstudy")
+_MEASURE = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
+    "capture_output=True); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+", type=Path)
     args = parser.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    print("| file | trials | read the file (baseline) | regenerate + HTML | ratio | HTML size |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| file | trials | read the file (baseline) | analysis | ratio | first report, whole "
+        "process | its peak memory | HTML size |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for path in args.files:
             t0 = time.perf_counter()
-            results = load_results(path)
+            table = read_results(path)
             t_read = time.perf_counter() - t0
             t0 = time.perf_counter()
-            results = load_results(path)
-            summaries, advice = regenerate(results)
-            page = render_html(
-                results.data, summaries, draw_figures(results.data),
-                overview_figures(summaries), advice,
+            analyze(table)
+            t_analysis = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            # a fresh parent per file, so the child's peak memory is this report's alone
+            done = subprocess.run(
+                [sys.executable, "-c", _MEASURE, str(HPSTUDY), "-q", "results", str(path),
+                 "-o", os.path.join(tmp, "r.md"), "--html-dir", tmp],
+                check=True, capture_output=True, text=True,
             )  # fmt: skip
-            out = Path(tmp) / f"{results.data.experiment}.html"
-            out.write_text(page)
-            t_all = time.perf_counter() - t0
-            n = sum(len(s.trials) for s in results.data.studies)
+            t_report = time.perf_counter() - t0
+            peak = int(done.stdout.split()[-1])
+            html = Path(tmp) / f"{table.experiment}.html"
+            n = sum(len(s.trials) for s in table.studies)
             print(
-                f"| {path.name} | {n:,} | {t_read:.1f} s | {t_all:.1f} s | {t_all / t_read:.1f}x "
-                f"| {out.stat().st_size / 1e6:.1f} MB |"
+                f"| {path.name} | {n:,} | {t_read:.1f} s | {t_analysis:.1f} s "
+                f"| {t_analysis / t_read:.1f}x | {t_report:.1f} s "
+                f"| {peak / 1024:.0f} MB | {html.stat().st_size / 1e6:.1f} MB |"
             )
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\npeak memory of this process: {peak:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -562,11 +562,17 @@ def results(
         Path | None,
         typer.Option("--html-dir", help="Also write each experiment's HTML report here."),
     ] = None,
+    readme: Annotated[
+        Path | None,
+        typer.Option(
+            "--readme", help="Also put the generated answer between its markers in this file."
+        ),
+    ] = None,
 ) -> None:
     """Recompute every verdict, table and figure from exported raw results, retraining nothing."""
     from hpstudy.report._results_page import write_results
 
-    done = _call(lambda: write_results(files, output, html_dir))
+    done = _call(lambda: write_results(files, output, html_dir, readme))
     for _, analysis in done:
         for summary in analysis.summaries:
             out.print(f"{analysis.table.experiment}.{summary.task}: {summary.verdict}")

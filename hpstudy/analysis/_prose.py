@@ -149,35 +149,63 @@ def headline(summaries: Sequence[TaskSummary]) -> str:
     )
 
 
-def answer(summaries: Sequence[TaskSummary], strategy: str = "random") -> str:
+def answer(
+    summaries: Sequence[TaskSummary], strategy: str = "random", names: Sequence[str] | None = None
+) -> str:
     """The answer to the brief's claim for ``strategy``, counted from the verdict and compute
-    tables: how many comparisons fall in each verdict, how many have their epochs-to-level
-    interval wholly below or above 1, and how many tasks could find a loss at all."""
-    verdicts = [v for s in summaries for v in s.verdicts if v.strategy == strategy and v.seeds]
-    if not verdicts:
-        return f"No comparison of {label_of(strategy)} with the baseline has test scores yet."
+    tables: how many comparisons fall in each verdict, which of them are on tasks where the
+    negative control shows a loss could be found, and how many have their epochs-to-level
+    interval wholly below or above 1. ``names``: how to call each summary's task (e.g.
+    ``file/task``), in the order of ``summaries``."""
+    names = list(names) if names is not None else [s.task for s in summaries]
+    pairs = [
+        (name, s, v)
+        for name, s in zip(names, summaries, strict=True)
+        for v in s.verdicts
+        if v.strategy == strategy and v.seeds
+    ]
+    label = label_of(strategy)
+    if not pairs:
+        return f"No comparison of {label} with the baseline has test scores yet."
+    baselines = " / ".join(sorted({s.label(s.baseline) for _, s, _ in pairs}))
     counts: dict[str, int] = {}
-    for v in verdicts:
+    for _, _, v in pairs:
         counts[v.verdict] = counts.get(v.verdict, 0) + 1
     order = ("superior", "equivalent", "non-inferior", "inconclusive", "inferior")
     said = ", ".join(
         f"{counts[k]} {'not settled' if k == 'inconclusive' else k}" for k in order if k in counts
     )
-    ratios = [c for s in summaries if (c := primary_ratio(s, strategy)) is not None]
-    below = sum(c.summary.below_one for c in ratios)
-    above = sum(c.summary.above_one for c in ratios)
-    controls = [s.control for s in summaries if s.control is not None and s.control.seeds]
-    found = sum(v.verdict == "inferior" for v in controls)
-    text = (
-        f"{label_of(strategy)} against the baseline on held-out test scores, "
-        f"{len(verdicts)} comparisons: {said}. "
-        f"In epochs to the best validation score both reached, its 95% CI lies wholly below "
-        f"the baseline's (fewer epochs) on {below} of {len(ratios)} comparisons and wholly above "
-        f"(more epochs) on {above}."
+    text = f"{label[0].upper()}{label[1:]} against {baselines} on held-out test scores, {len(pairs)} comparisons: {said}."
+    sensitive = [
+        (name, v)
+        for name, s, v in pairs
+        if s.control is not None and s.control.verdict == "inferior"
+    ]
+    with_control = [1 for _, s, _ in pairs if s.control is not None and s.control.seeds]
+    if with_control:
+        if sensitive:
+            where = "; ".join(
+                f"{name}: {'not settled' if v.verdict == 'inconclusive' else v.verdict}"
+                for name, v in sensitive
+            )
+            text += (
+                f" The negative control was called inferior, so a loss could have been found, on "
+                f"{len(sensitive)} of {len(with_control)} of these tasks; there {label} is {where}."
+            )
+        else:
+            text += (
+                f" The negative control was called inferior on none of the {len(with_control)} "
+                "tasks: no verdict here could have found a loss."
+            )
+    ratios = [(name, c) for name, s, _ in pairs if (c := primary_ratio(s, strategy)) is not None]
+    below = [name for name, c in ratios if c.summary.below_one]
+    above = [name for name, c in ratios if c.summary.above_one]
+    text += (
+        f" In epochs to the best validation score both reached, its 95% CI lies wholly below "
+        f"the baseline's (fewer epochs) on {len(below)} of {len(ratios)} comparisons"
+        + (f" ({', '.join(below)})" if below else "")
+        + f" and wholly above (more epochs) on {len(above)}"
+        + (f" ({', '.join(above)})" if above else "")
+        + "."
     )
-    if controls:
-        text += (
-            f" The negative control (random search with 1/8 of the compute) was called inferior "
-            f"on {found} of {len(controls)} tasks; where it was not, an equivalence says little."
-        )
     return text

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hpstudy._errors import ConfigError
 from hpstudy.analysis import Analysis, analyze_many, read_results
 from hpstudy.analysis._compute import PRIMARY_LEVEL
 from hpstudy.analysis._prose import answer, ratio_text
@@ -223,30 +224,80 @@ ANSWER_END = "<!-- end of the generated answer -->"
 def answer_block(done: Sequence[tuple[Path, Analysis]]) -> str:
     """The answer paragraph, generated from the tables (README carries the same block)."""
     summaries = [s for _, a in done for s in a.summaries]
-    parts = [answer(summaries, "random")]
+    names = [f"{s.task} ({a.table.experiment})" for _, a in done for s in a.summaries]
+    parts = [answer(summaries, "random", names)]
     if any(v.strategy == "tpe" for s in summaries for v in s.verdicts):
-        parts.append(answer(summaries, "tpe"))
+        parts.append(answer(summaries, "tpe", names))
     return "\n".join([ANSWER_BEGIN, " ".join(parts), ANSWER_END])
 
 
+def what_ran(done: Sequence[tuple[Path, Analysis]]) -> list[str]:
+    """A table of what each file ran, read from its study file and its trials."""
+    rows = []
+    for path, a in done:
+        config, table = a.table.config, a.table
+        grid = config.grid_size() if "grid" in config.strategies else None
+        seeds = sorted({s.seed for s in table.studies})
+        rows.append(
+            [f"`{path.name}`", str(len(config.searched_params())), "-" if grid is None else str(grid),
+             config.pruner.type, ", ".join(table.tasks()), ", ".join(label_of(k) for k in table.strategies()),
+             str(len(seeds)), f"{sum(len(s.trials) for s in table.studies):,}"]
+        )  # fmt: skip
+    return _table(
+        [
+            "file",
+            "searched dimensions",
+            "grid points",
+            "pruner",
+            "tasks",
+            "strategies",
+            "seeds",
+            "trials",
+        ],
+        rows,
+    )
+
+
+def _replace_block(path: Path, block: str) -> None:
+    """Put ``block`` between the answer markers of ``path`` (README), keeping the rest."""
+    from hpstudy.report._html import write_atomic
+
+    text = path.read_text(encoding="utf-8")
+    begin, end = text.find(ANSWER_BEGIN), text.find(ANSWER_END)
+    if begin < 0 or end < begin:
+        raise ConfigError(
+            f"{path}: no generated answer block; put the two lines '{ANSWER_BEGIN}' and "
+            f"'{ANSWER_END}' where it belongs"
+        )
+    write_atomic(path, text[:begin] + block + text[end + len(ANSWER_END) :])
+
+
 def write_results(
-    paths: Sequence[Path], output: Path, html_dir: Path | None = None
+    paths: Sequence[Path],
+    output: Path,
+    html_dir: Path | None = None,
+    readme: Path | None = None,
 ) -> list[tuple[Path, Analysis]]:
     """Regenerate the results page (and, with ``html_dir``, each experiment's full HTML report
     with its figures) from exported files, retraining nothing; one multiplicity family across
     every file. A block of the existing page between ``KEEP_BEGIN`` and ``KEEP_END`` (words
-    only, no numbers: a test checks) is kept, after the generated answer."""
+    only, no numbers: a test checks) is kept, after the generated answer; with ``readme``, the
+    same generated answer replaces the block between the answer markers there."""
     from hpstudy.report._html import write_analysis, write_atomic
 
     tables = [read_results(p) for p in paths]
     done = list(zip(paths, analyze_many(tables), strict=True))
     command = f"hpstudy results {' '.join(p.as_posix() for p in paths)} -o {output.as_posix()}"
+    block = answer_block(done)
     lines = [
         "# Results",
         "",
-        answer_block(done),
+        block,
         "",
         *kept_block(output),
+        "## What ran",
+        "",
+        *what_ran(done),
         f"Every number below is recomputed from the per-trial files with `{command}`; "
         "nothing is retrained. Verdicts are Holm-adjusted over one family: "
         f"{done[0][1].family}.",
@@ -307,4 +358,6 @@ def write_results(
             versus,
         )  # fmt: skip
     write_atomic(output, "\n".join(lines + sections))
+    if readme is not None:
+        _replace_block(readme, block)
     return done

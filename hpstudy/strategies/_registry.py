@@ -142,7 +142,15 @@ def _manual_picks(config: ExperimentConfig, seed: int, budget: int) -> list[Queu
 STRATEGY_REGISTRY: dict[str, Strategy] = {
     s.name: s
     for s in (
-        Strategy("manual", STRATEGY_NAMES["manual"].label, (), True, lambda c: len(c.manual), None, _manual_picks),
+        Strategy(
+            "manual",
+            STRATEGY_NAMES["manual"].label,
+            (),
+            True,
+            lambda c: len(c.manual),
+            None,
+            _manual_picks,
+        ),
         Strategy("grid", STRATEGY_NAMES["grid"].label, (), True, _grid_size, None, _grid_points),
         Strategy("random", STRATEGY_NAMES["random"].label, (), False, _n_trials, _random),
         Strategy("tpe", STRATEGY_NAMES["tpe"].label, (), False, _n_trials, _tpe),
