@@ -27,11 +27,11 @@ from pathlib import Path
 
 import optuna
 
+from hpstudy.analysis._verdict import hodges_lehmann, paired_differences
 from hpstudy.config import load_config
 from hpstudy.data import prepare_final, prepare_task
 from hpstudy.report._collect import collect_experiment
 from hpstudy.report._test_scores import TEST_REPEATS, best_trial
-from hpstudy.analysis._verdict import hodges_lehmann, paired_differences
 from hpstudy.runner import create_experiment
 from hpstudy.strategies import derive_seed
 from hpstudy.training import train
