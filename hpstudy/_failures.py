@@ -2,41 +2,23 @@
 
 A study whose trials all failed has met its budget ("budget met") without a single result;
 ``status``, ``best`` and the report say so instead of suggesting ``resume``, which would only
-continue the same search.
+continue the same search. The rule and its words are the analysis's
+(:func:`hpstudy.analysis._table.failure_note`); this adapts Optuna's trials to it.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
 
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
-# The first words of a fail_reason -> what to change in the study file.
-_ADVICE = {
-    "diverged": "lower space.lr (its high), or check the data for extreme values",
-    "out of memory": "lower space.n_units, space.n_layers or batch_size",
-    "gave up after": "see the fail_reason in optuna-dashboard or 'hpstudy export'",
-    "error": "see the fail_reason in optuna-dashboard or 'hpstudy export', and fix the study file",
-}
-
-
-def _kind(reason: str) -> str:
-    return next((k for k in _ADVICE if reason.startswith(k)), "error")
+from hpstudy.analysis._table import Trial
+from hpstudy.analysis._table import failure_note as _note
 
 
 def failure_note(trials: Iterable[FrozenTrial]) -> str | None:
-    """A sentence when trials finished and every one failed (``None`` otherwise): how many, the
-    most common kind of reason with an example, and what to change."""
-    from hpstudy.store._studies import counts_toward_budget  # store imports this module
-
-    finished = [t for t in trials if t.state.is_finished() and counts_toward_budget(t)]
-    if not finished or any(t.state != TrialState.FAIL for t in finished):
-        return None
-    reasons = [str(t.user_attrs.get("fail_reason", "error: no reason recorded")) for t in finished]
-    kind, n = Counter(map(_kind, reasons)).most_common(1)[0]
-    example = next(r for r in reasons if _kind(r) == kind)
-    return (
-        f"all {len(finished)} finished trials failed; most often ({n} of {len(finished)}): "
-        f"{example}; {_ADVICE[kind]}"
+    """A sentence when trials finished and every one failed (``None`` otherwise)."""
+    return _note(
+        Trial(t.number, t.state.name, None, fail_reason=t.user_attrs.get("fail_reason"))
+        for t in trials
     )

@@ -48,6 +48,15 @@ PARAM_COLUMNS = list(HYPERPARAMETERS)
 COLUMNS = STUDY_COLUMNS + TRIAL_COLUMNS + PARAM_COLUMNS
 
 
+def counts(state: str, fail_reason: str | None) -> bool:
+    """The one rule for what counts toward a budget and the compute: finished trials, except
+    failures that were not the configuration's fault (:data:`UNCOUNTED_REASONS`). The runner's
+    budget and every report count with it."""
+    if state in ("COMPLETE", "PRUNED"):
+        return True
+    return state == "FAIL" and not str(fail_reason or "").startswith(UNCOUNTED_REASONS)
+
+
 @dataclass(frozen=True)
 class Trial:
     """One trial.
@@ -82,13 +91,8 @@ class Trial:
 
     @property
     def counted(self) -> bool:
-        """Finished trials count toward the budget and the compute, except failures that were
-        not the configuration's fault (:data:`UNCOUNTED_REASONS`)."""
-        if self.state in ("COMPLETE", "PRUNED"):
-            return True
-        return self.state == "FAIL" and not str(self.fail_reason or "").startswith(
-            UNCOUNTED_REASONS
-        )
+        """Whether the trial counts toward the budget and the compute (:func:`counts`)."""
+        return counts(self.state, self.fail_reason)
 
     @property
     def interrupted(self) -> bool:

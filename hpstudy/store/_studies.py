@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from optuna.trial import FrozenTrial, TrialState
 
+from hpstudy.analysis._table import UNCOUNTED_REASONS, counts
 from hpstudy.config._schema import is_valid_name
 
 if TYPE_CHECKING:
@@ -16,9 +17,10 @@ if TYPE_CHECKING:
 
 _logger = logging.getLogger("hpstudy")
 
-# Failures that say nothing about the configuration's quality: never counted toward the
-# budget. "interrupted" and "stale" ones are re-run (see TrialWriter.fail_and_requeue).
-UNCOUNTED_REASONS = ("interrupted", "stale", "gave up")
+# UNCOUNTED_REASONS: failures that say nothing about the configuration's quality, never counted
+# toward the budget ("interrupted" and "stale" ones are re-run: TrialWriter.fail_and_requeue);
+# the rule lives with the analysis, which counts with it too.
+__all__ = ["UNCOUNTED_REASONS"]
 # Keys every hpstudy study carries (besides the study file text).
 STUDY_ATTRS = (
     "experiment",
@@ -95,13 +97,9 @@ class StudyInfo:
 
 
 def counts_toward_budget(trial: FrozenTrial) -> bool:
-    """Finished trials count; a failure caused by an interruption or a crash never does."""
-    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
-        return True
-    if trial.state == TrialState.FAIL:
-        reason = str(trial.user_attrs.get("fail_reason", ""))
-        return not reason.startswith(UNCOUNTED_REASONS)
-    return False
+    """Finished trials count; a failure caused by an interruption or a crash never does (the
+    analysis's rule, :func:`hpstudy.analysis._table.counts`)."""
+    return counts(trial.state.name, trial.user_attrs.get("fail_reason"))
 
 
 def best_value(trials: list[FrozenTrial], direction: str) -> float | None:
