@@ -89,6 +89,9 @@ class SummaryRow:
     interrupted: int = 0
     interrupted_epochs: float = 0.0
     interrupted_seconds: float = 0.0
+    # classification: the test cross-entropy of the same best configurations (n = 0 when the
+    # runs predate it)
+    test_ce: Spread = Spread(math.nan, math.nan, math.nan, 0)
 
 
 @dataclass(frozen=True)
@@ -237,6 +240,7 @@ def summary_rows(table: TrialTable, task: str) -> list[SummaryRow]:
                 interrupted=sum(len(s.interrupted) for s in own),
                 interrupted_epochs=float(sum(t.epochs for s in own for t in s.interrupted)),
                 interrupted_seconds=float(sum(t.seconds for s in own for t in s.interrupted)),
+                test_ce=Spread.of([b.test_ce if (b := s.best()) else None for s in own]),
             )
         )  # fmt: skip
     return rows

@@ -70,6 +70,7 @@ class Trial:
         params: Every hyperparameter the trial ran with, fixed ones included.
         test_scores: Held-out test scores of its configuration (one per training seed), when
             it was scored (a study's best trial and the picks at equal compute).
+        test_cross_entropy: For classification, the test cross-entropy of the same networks.
         curve: Validation score per epoch, when the source has it (storage: yes; files: no).
     """
 
@@ -84,6 +85,7 @@ class Trial:
     fail_reason: str | None = None
     test_scores: tuple[float, ...] | None = None
     curve: Mapping[int, float] | None = None
+    test_cross_entropy: tuple[float, ...] | None = None
 
     @property
     def finished(self) -> bool:
@@ -104,6 +106,13 @@ class Trial:
         if not self.test_scores:
             return math.nan
         return float(sum(self.test_scores) / len(self.test_scores))
+
+    @property
+    def test_ce(self) -> float:
+        """Mean test cross-entropy (``nan`` when not recorded)."""
+        if not self.test_cross_entropy:
+            return math.nan
+        return float(sum(self.test_cross_entropy) / len(self.test_cross_entropy))
 
 
 @dataclass(frozen=True)
@@ -309,7 +318,8 @@ def read_results(path: Path) -> TrialTable:
             for row in own:
                 params = {n: _fixed_value(row.get(n, ""), v) for n, v in fixed.items()}
                 params.update({n: _param(row[n], p.kind, p.choices) for n, p in searched.items()})
-                scores = json.loads(row["test_scores"]) if row["test_scores"] else None
+                raw = json.loads(row["test_scores"]) if row["test_scores"] else None
+                scores, ce = parse_scores(raw)
                 trials.append(
                     Trial(
                         number=int(row["number"]), state=row["state"],
@@ -318,7 +328,7 @@ def read_results(path: Path) -> TrialTable:
                         best_epoch=_number(row["best_epoch"], int),
                         n_params=_number(row["n_params"], int),
                         fail_reason=row["fail_reason"] or None,
-                        test_scores=_scores(scores),
+                        test_scores=scores, test_cross_entropy=ce,
                     )
                 )  # fmt: skip
             study = Study(
@@ -337,13 +347,29 @@ def read_results(path: Path) -> TrialTable:
     return TrialTable(studies[0].experiment, config, tuple(studies), source=path.as_posix())
 
 
-def _scores(raw: Any) -> tuple[float, ...] | None:
-    """Test scores as stored: a list of floats (one per training seed), or a mapping whose
-    ``"metric"`` key holds that list (later versions also record other test metrics)."""
-    if raw is None:
-        return None
+def parse_scores(raw: Any) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+    """Test scores as cached or exported: a list of floats (one per training seed), or a
+    mapping with that list under ``"scores"`` and, for classification, the test cross-entropy
+    under ``"cross_entropy"``. Anything else reads as not scored."""
+    ce: Any = None
     if isinstance(raw, Mapping):
-        raw = raw.get("metric")
-    if not isinstance(raw, list) or not raw:
+        raw, ce = raw.get("scores"), raw.get("cross_entropy")
+
+    def floats(x: Any) -> tuple[float, ...] | None:
+        if not isinstance(x, list) or not x:
+            return None
+        try:
+            return tuple(float(v) for v in x)
+        except (TypeError, ValueError):
+            return None
+
+    return floats(raw), floats(ce)
+
+
+def scores_json(t: Trial) -> Any:
+    """A trial's test scores as exported (the reverse of :func:`parse_scores`)."""
+    if t.test_scores is None:
         return None
-    return tuple(float(x) for x in raw)
+    if t.test_cross_entropy:
+        return {"scores": list(t.test_scores), "cross_entropy": list(t.test_cross_entropy)}
+    return list(t.test_scores)

@@ -68,13 +68,16 @@ def _table(css_class: str, head: list[str], rows: list[list[str]]) -> str:
 
 
 def summary_table(summary: TaskSummary) -> str:
+    ce = any(r.test_ce.n for r in summary.rows)
     head = [
-        "strategy", "seeds", f"best validation {summary.metric}", f"test {summary.metric}",
+        "strategy", "seeds", "best validation objective", f"test {summary.metric}",
+        *(["test cross-entropy"] if ce else []),
         "trials", "epochs", "seconds", "pruned", "failed", "interrupted",
     ]  # fmt: skip
     rows = [
         [
-            _e(r.label), str(r.seeds), _spread(r.best_valid), _spread(r.test), _spread(r.trials, True),
+            _e(r.label), str(r.seeds), _spread(r.best_valid), _spread(r.test),
+            *([_spread(r.test_ce)] if ce else []), _spread(r.trials, True),
             _spread(r.epochs, True), _spread(r.seconds), str(r.pruned), str(r.failed),
             _interrupted(r),
         ]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hpstudy.analysis import TrialTable
-from hpstudy.analysis._table import COLUMNS, PARAM_COLUMNS, sidecar
+from hpstudy.analysis._table import COLUMNS, PARAM_COLUMNS, scores_json, sidecar
 
 __all__ = ["COLUMNS", "sidecar", "trial_table", "write_trials_csv_gz"]
 
@@ -39,7 +39,7 @@ def trial_table(table: TrialTable) -> list[list[Any]]:
         for t in s.trials:
             trial = [t.number, t.state, t.value, t.epochs, t.seconds, t.best_epoch, t.n_params,
                      t.fail_reason,
-                     json.dumps(list(t.test_scores)) if t.test_scores is not None else None]  # fmt: skip
+                     json.dumps(scores_json(t)) if t.test_scores is not None else None]  # fmt: skip
             rows.append(
                 [_cell(v) for v in study + trial + [t.params.get(p) for p in PARAM_COLUMNS]]
             )

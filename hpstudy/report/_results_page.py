@@ -87,10 +87,13 @@ def experiment_markdown(path: Path, analysis: Analysis) -> list[str]:
                   _f(e.test.median), _ci(e.difference, e.ci_low, e.ci_high, e.ci_level), _f(e.p_noninferiority),
                   str(e.seeds)] for e in s.equal],
             )  # fmt: skip
+        ce = any(r.test_ce.n for r in s.rows)
         lines += _table(
-            ["strategy", "seeds", f"best validation {s.metric} (median, range)",
-             f"test {s.metric} (median, range)", "trials", "epochs", "seconds", "pruned", "failed"],
-            [[r.label, str(r.seeds), _spread(r.best_valid), _spread(r.test), _spread(r.trials, ".0f"),
+            ["strategy", "seeds", "best validation objective (median, range)",
+             f"test {s.metric} (median, range)", *(["test cross-entropy"] if ce else []),
+             "trials", "epochs", "seconds", "pruned", "failed"],
+            [[r.label, str(r.seeds), _spread(r.best_valid), _spread(r.test),
+              *([_spread(r.test_ce)] if ce else []), _spread(r.trials, ".0f"),
               _spread(r.epochs, ".0f"), _spread(r.seconds, ".3g"), str(r.pruned), str(r.failed)]
              for r in s.rows],
         )  # fmt: skip
