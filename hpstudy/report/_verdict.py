@@ -5,12 +5,14 @@ Everything is paired by seed (seed k fixes one data split shared by every strate
 test scores, signed so that a positive difference means the strategy is better.
 
 * The effect is the Hodges-Lehmann estimate (the median of the Walsh averages of the paired
-  differences) and its 95% CI is the exact Wilcoxon signed-rank interval: the order statistics
-  of the Walsh averages that invert the exact test. With 5 seeds or fewer no finite 95% interval
-  exists; the interval is then the range of the Walsh averages and ``ci_level`` says what it
-  covers (93.75% at 5 seeds).
-* The tests are exact one-sided Wilcoxon signed-rank tests (scipy) of the shifted differences at
-  ``ALPHA`` = 0.025, the level that matches the two-sided 95% CI:
+  differences) and its 95% CI inverts the exact signed-rank test, ties and zeros included
+  (:mod:`hpstudy.analysis._signed_rank`; with no ties, the classic order statistics of the
+  Walsh averages). With 5 seeds or fewer no finite 95% interval exists; the interval is then
+  the range of the differences and ``ci_level`` says what it covers (93.75% at 5 seeds).
+* The tests are exact one-sided Wilcoxon signed-rank tests of the shifted differences at
+  ``ALPHA`` = 0.025, the level that matches the two-sided 95% CI, exact also with ties (the
+  conditional distribution given |d|, mid-ranks, Pratt's zeros; scipy's ``wilcoxon`` falls back
+  to the normal approximation there):
   non-inferiority (H0: effect <= -margin), superiority (H0: effect <= 0), the upper half of TOST
   (H0: effect >= +margin) and inferiority (H0: effect >= -margin).
   ``p_equivalence`` is TOST's p, the larger of the non-inferiority and upper p.
@@ -25,10 +27,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from itertools import combinations_with_replacement
 
 import numpy as np
 
+# the statistics live in the analysis package; their names are still imported from here
+from hpstudy.analysis._signed_rank import Interval as Interval
+from hpstudy.analysis._signed_rank import hodges_lehmann, signed_rank_p
+from hpstudy.analysis._signed_rank import signed_rank_null as signed_rank_null
+from hpstudy.analysis._signed_rank import walsh_averages as walsh_averages
 from hpstudy.report._stats import holm
 
 ALPHA = 0.025
@@ -36,76 +42,13 @@ POWER = 0.8
 VERDICTS = ("superior", "non-inferior", "equivalent", "inferior", "inconclusive")
 RULE = (
     "Each test is a one-sided exact Wilcoxon signed-rank test of the per-seed differences at "
-    "alpha = 0.025 (matching the 95% CI), Holm-adjusted over the family. "
+    "alpha = 0.025 (matching the 95% CI; exact also with ties: mid-ranks, zeros ranked but not "
+    "flipped), Holm-adjusted over the family. "
     "non-inferior: the difference is above -margin; superior: also above 0; "
     "equivalent: also below +margin (TOST); inferior: the difference is below -margin; "
     "inconclusive: none of these, and 'seeds needed' is how many seeds would settle it at the "
     "observed spread with 80% power."
 )
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A location estimate and its confidence interval (``level``: the coverage achieved)."""
-
-    estimate: float
-    low: float
-    high: float
-    level: float
-
-
-def walsh_averages(d: Sequence[float] | np.ndarray) -> np.ndarray:
-    """(d_i + d_j) / 2 for every i <= j, sorted."""
-    x = np.asarray(d, dtype=float)
-    return np.sort([(x[i] + x[j]) / 2 for i, j in combinations_with_replacement(range(len(x)), 2)])
-
-
-def signed_rank_null(n: int) -> np.ndarray:
-    """P(W+ = w) for w = 0 .. n(n+1)/2 under H0 (no ties): the exact null distribution."""
-    counts = np.zeros(n * (n + 1) // 2 + 1)
-    counts[0] = 1.0
-    for k in range(1, n + 1):
-        shifted = np.zeros_like(counts)
-        shifted[k:] = counts[:-k]
-        counts = counts + shifted
-    return counts / 2.0**n
-
-
-def hodges_lehmann(d: Sequence[float] | np.ndarray, confidence: float = 0.95) -> Interval:
-    """Hodges-Lehmann estimate with its exact Wilcoxon confidence interval.
-
-    The interval is [W_(c), W_(M+1-c)] of the M sorted Walsh averages, where c is the largest
-    integer with P(W+ < c) <= (1 - confidence) / 2; when no such c >= 1 exists (too few pairs)
-    it is [W_(1), W_(M)] with the level it actually achieves.
-    """
-    n = len(d)
-    if n == 0:
-        return Interval(math.nan, math.nan, math.nan, math.nan)
-    walsh = walsh_averages(d)
-    cdf = np.cumsum(signed_rank_null(n))  # cdf[w] = P(W+ <= w)
-    tail = (1 - confidence) / 2
-    c = int(np.sum(cdf <= tail + 1e-12))  # P(W+ <= c - 1) <= tail
-    level = confidence
-    if c < 1:
-        c, level = 1, 1.0 - 2.0 * float(cdf[0])
-    m = len(walsh)
-    # rounding noise: (a + b) / 2 of two differences equal but for their last bits is 1e-17, not 0
-    noise = 1e-12 * float(np.max(np.abs(d)))
-    est, low, high = (
-        0.0 if abs(v) <= noise else v for v in (np.median(walsh), walsh[c - 1], walsh[m - c])
-    )
-    return Interval(float(est), float(low), float(high), level)
-
-
-def _p_greater(x: np.ndarray) -> float:
-    """One-sided Wilcoxon signed-rank p-value of H0: location <= 0 against > 0."""
-    from scipy import stats
-
-    if len(x) == 0:
-        return math.nan
-    if np.all(x == 0):
-        return 1.0
-    return float(stats.wilcoxon(x, alternative="greater", zero_method="zsplit").pvalue)
 
 
 @dataclass(frozen=True)
@@ -166,14 +109,14 @@ def compare_pair(
     """Effect, CI and raw p-values of one comparison (no multiplicity, no verdict yet)."""
     x = np.asarray(d, dtype=float)
     ci = hodges_lehmann(x)
-    p_ni = _p_greater(x + margin)
-    p_upper = _p_greater(margin - x)
+    p_ni = signed_rank_p(x + margin, "greater")
+    p_upper = signed_rank_p(x - margin, "less")
     return Verdict(
         task=task, strategy=strategy, baseline=baseline, margin=margin, seeds=len(x),
         difference=ci.estimate, ci_low=ci.low, ci_high=ci.high, ci_level=ci.level,
         sd=float(np.std(x, ddof=1)) if len(x) > 1 else math.nan,
-        p_noninferiority=p_ni, p_superiority=_p_greater(x), p_equivalence=max(p_ni, p_upper),
-        p_inferiority=_p_greater(-(x + margin)),
+        p_noninferiority=p_ni, p_superiority=signed_rank_p(x, "greater"),
+        p_equivalence=max(p_ni, p_upper), p_inferiority=signed_rank_p(x + margin, "less"),
     )  # fmt: skip
 
 
