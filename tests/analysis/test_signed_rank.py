@@ -123,6 +123,11 @@ def test_all_zero_differences_give_p_one_and_nan_is_an_error() -> None:
         signed_rank_p([0.1], "two-sided")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="one-dimensional"):
         signed_rank_p([[0.1, 0.2]])
+    for confidence in (0.0, 1.0, 1.5):
+        with pytest.raises(
+            ValueError, match=f"confidence must be between 0 and 1, got {confidence}"
+        ):
+            hodges_lehmann([0.1, 0.2], confidence)
 
 
 def test_zeros_follow_pratt_they_rank_but_are_not_flipped() -> None:
