@@ -86,7 +86,7 @@ def hodges_lehmann(d: Sequence[float] | np.ndarray, confidence: float = 0.95) ->
     """Hodges-Lehmann estimate with the confidence interval that inverts the exact test.
 
     The estimate is the median of the Walsh averages (d_i + d_j) / 2, i <= j (a pair of +inf and
-    -inf has none and is left out). The interval is the smallest one holding every shift delta
+    -inf has none and is left out). The interval is the smallest closed one holding every shift delta
     for which neither one-sided test of d - delta (:func:`signed_rank_p`, ties and zeros
     included) rejects at (1 - confidence) / 2. The test's outcome changes only where delta
     crosses a Walsh average, so the bounds are Walsh averages, found by bisection over the gaps
@@ -97,7 +97,11 @@ def hodges_lehmann(d: Sequence[float] | np.ndarray, confidence: float = 0.95) ->
     p, 2**-n, is above (1 - confidence) / 2: n <= 5 at 95%), the interval is the widest one,
     [min d, max d], with the level it actually achieves, 1 - 2 * 2**-n (93.75% at 5).
     A side with infinite differences the test cannot exclude is unbounded (-inf or +inf).
-    Values within 1e-12 of the largest finite |d| of zero are rounding noise and read as 0.
+    Values within 1e-12 x (the largest finite |d|) of zero are rounding noise and read as 0.
+
+    Cost: n x n Walsh averages in memory and a dozen or so evaluations of the test (one null
+    distribution serves them all without ties): milliseconds at 50 seeds, about a second at
+    n = 500 with ties.
     """
     x = _differences(d)
     if not 0 < confidence < 1:
