@@ -29,21 +29,28 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from hpstudy.analysis._signed_rank import Interval, hodges_lehmann, signed_rank_p
+from hpstudy.analysis._signed_rank import (
+    Interval,
+    hodges_lehmann,
+    signed_rank_null,
+    signed_rank_p,
+    walsh_averages,
+)
 from hpstudy.analysis._stats import holm
 
-__all__ = ["Interval", "hodges_lehmann"]
+__all__ = ["Interval", "hodges_lehmann", "signed_rank_null", "walsh_averages"]
 
 ALPHA = 0.025
 POWER = 0.8
 VERDICTS = ("superior", "non-inferior", "equivalent", "inferior", "inconclusive")
 RULE = (
     "Each test is a one-sided exact Wilcoxon signed-rank test of the per-seed differences at "
-    "alpha = 0.025 (matching the 95% CI), Holm-adjusted over the family. "
+    "alpha = 0.025 (matching the 95% CI; exact also with ties: mid-ranks, zeros ranked but not "
+    "flipped), Holm-adjusted over the family. "
     "non-inferior: the difference is above -margin; superior: also above 0; "
     "equivalent: also below +margin (TOST); inferior: the difference is below -margin; "
-    "inconclusive: none of these, and 'seeds needed' is how many seeds would settle it at the "
-    "observed spread with 80% power."
+    "inconclusive (not settled): none of these; the planning column is about how many seeds a "
+    "new run would need for 80% power at the observed spread."
 )
 
 

@@ -38,7 +38,7 @@ def test_sentences_name_the_verdict_the_baseline_label_and_say_what_the_bracket_
     sentence = verdict_sentence(s)
     assert (
         "random search is superior to grid search (12 of 48 points) "
-        "(+0.05, 95% CI [+0.04, +0.06], 8 seeds)" in sentence
+        "(+0.05, 95% CI [+0.0425, +0.0575], 8 seeds)" in sentence
     )
     assert "margin 0.005" in sentence
     line = headline([s])
@@ -79,7 +79,7 @@ def test_forest_and_equal_compute_figures_are_in_units_of_the_margin() -> None:
     assert forest is not None
     (trace,) = forest.data
     assert trace.x[0] == pytest.approx(0.05 / 0.005)
-    assert trace.error_x.array[0] == pytest.approx((0.06 - 0.05) / 0.005)
+    assert trace.error_x.array[0] == pytest.approx((0.0575 - 0.05) / 0.005)
     assert trace.y[0] == "digits: random search vs grid search (12 of 48 points)"
     assert "95% CI" in forest.layout.xaxis.title.text
     curves = equal_compute_figure([s])

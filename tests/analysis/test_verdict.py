@@ -17,6 +17,7 @@ from hpstudy.analysis._verdict import (
     resolve_margin,
     seeds_needed,
 )
+from tests.analysis.test_signed_rank import _brute_p
 
 
 def _brute_two_sided_p(x: np.ndarray) -> float:
@@ -128,3 +129,17 @@ def test_scores_equal_but_for_rounding_are_a_tie_and_print_as_zero() -> None:
     x = 0.0029239766081871
     ci = hodges_lehmann([x, -x * (1 + 2e-16), x, -x * (1 - 2e-16)] * 5)
     assert ci.estimate == 0.0 and ci.low < 0 < ci.high
+
+
+def test_every_p_value_of_a_comparison_is_exact_with_ties_and_zeros() -> None:
+    # integers: d +- margin stay exact; ties everywhere, zeros in d and in d + margin. Past 13
+    # differences scipy's wilcoxon used the normal approximation here: superiority p 0.0206,
+    # "significant" at 0.025, where the exact p is 0.0254
+    d = np.array([3, -1, 2, 0, 1, 3, 0, 2, -1, 0, 3, 1, 1, 0, -1, 1], dtype=float)
+    v = compare_pair("t", "random", "grid", d, 1.0)
+    assert v.p_noninferiority == pytest.approx(_brute_p(d + 1, "greater"), rel=1e-12)
+    assert v.p_superiority == pytest.approx(_brute_p(d, "greater"), rel=1e-12)
+    assert v.p_superiority == pytest.approx(0.025390625)  # 52 of 2**11 sign flips
+    assert v.p_inferiority == pytest.approx(_brute_p(d + 1, "less"), rel=1e-12)
+    upper = _brute_p(d - 1, "less")
+    assert v.p_equivalence == pytest.approx(max(v.p_noninferiority, upper), rel=1e-12)
