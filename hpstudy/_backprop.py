@@ -4,9 +4,9 @@ Small MLPs on tabular data are bound by per-operation overhead, not FLOPs: at ba
 digits, autograd's bookkeeping was ~40% of a training step and the optimizer's per-tensor loop
 another ~15%. Like scikit-learn's MLP (which does this in NumPy), this module computes the
 gradients of Linear / activation / dropout layers and of the loss directly, writing them
-into one flat gradient buffer, and steps a torch optimizer on one flat parameter tensor. The
-``nn.Sequential`` built by :func:`hpstudy.model.build_mlp` keeps views of that flat tensor, so
-evaluation and saving use the ordinary module. ``tests/test_backprop.py`` checks every
+into one flat gradient buffer, and an optimizer (:mod:`hpstudy._optim`) steps one flat
+parameter tensor. The ``nn.Sequential`` built by :func:`hpstudy.model.build_mlp` keeps views of
+that flat tensor, so evaluation and saving use the ordinary module. ``tests/test_backprop.py`` checks every
 activation, loss and dropout against autograd.
 """
 
