@@ -66,7 +66,11 @@ def test_each_step_matches_torch_optim(
         opt.step()
         ref.step()
         torch.testing.assert_close(
-            ours, theirs.detach(), rtol=16 * eps, atol=16 * eps, msg=lambda m: f"step {step}: {m}"
+            ours,
+            theirs.detach(),
+            rtol=16 * eps,
+            atol=16 * eps,
+            msg=lambda m, step=step: f"step {step}: {m}",
         )
     assert not torch.equal(ours, start)  # it moved
 
