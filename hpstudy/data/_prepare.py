@@ -2,25 +2,29 @@
 
 Seed k draws one train/validation/test split (stratified for classification) that every
 strategy at seed k shares. The test part is kept aside: search never sees it.
+
+scikit-learn is imported inside the functions that use it: the report and the read-only
+commands import this module (for :class:`TaskData`) and must not pay for it. During search,
+data whose columns are all numeric and complete (every built-in data set) is standardised
+with NumPy, as ``StandardScaler`` does, without building a ``ColumnTransformer``; a saved
+model's preprocessing (:func:`prepare_final`) keeps scikit-learn's fitted transformer.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import LabelEncoder, OneHotEncoder, StandardScaler
 
 from hpstudy._errors import ConfigError
 from hpstudy.config._schema import METRICS, TaskConfig
 from hpstudy.data._datasets import RawData, load_data
+
+if TYPE_CHECKING:
+    from sklearn.compose import ColumnTransformer
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ def split_indices(
 
     ``val_size`` and ``test_size`` are fractions of the whole data set.
     """
+    from sklearn.model_selection import train_test_split
+
     index = np.arange(len(y))
     stratify = y if kind == "classification" else None
     try:
@@ -88,6 +94,11 @@ def split_indices(
 
 def make_preprocessor(X: pd.DataFrame) -> ColumnTransformer:
     """Numeric columns: median-impute + standardise; others: impute + one-hot encode."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
     numeric = [
         c
         for c in X.columns
@@ -129,12 +140,54 @@ def _categorical_as_str(X: pd.DataFrame) -> pd.DataFrame:
     return X
 
 
-def make_fold(raw: RawData, y: np.ndarray, train: np.ndarray, valid: np.ndarray) -> Fold:
-    """Fit preprocessing on ``train`` rows only and transform both parts."""
-    pre = make_preprocessor(raw.X)
+def _all_numeric_complete(X: pd.DataFrame) -> bool:
+    """Whether every column is numeric (not bool) with no missing value: the preprocessor
+    then only standardises, which :func:`standardize` does without scikit-learn."""
+    return all(
+        pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c])
+        for c in X.columns
+    ) and not bool(X.isna().to_numpy().any())
+
+
+def standardize(X_train: np.ndarray, X_valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``StandardScaler().fit(X_train)`` applied to both parts, in its arithmetic: float64,
+    the mean, the corrected two-pass population variance, and a scale of 1 for a column
+    indistinguishable from a constant (``tests/data/test_prepare.py`` checks it against
+    :func:`make_preprocessor` bit for bit)."""
+    X = np.asarray(X_train, dtype=np.float64)
+    n = X.shape[0]
+    total = X.sum(axis=0)
+    mean = total / n
+    centred = X - total / n
+    correction = centred.sum(axis=0)
+    variance = ((centred**2).sum(axis=0) - correction**2 / n) / n
+    eps = np.finfo(np.float64).eps
+    constant = variance <= n * eps * variance + (n * mean * eps) ** 2
+    scale = np.sqrt(variance)
+    scale[constant] = 1.0
+    return (X - mean) / scale, (np.asarray(X_valid, dtype=np.float64) - mean) / scale
+
+
+def make_fold(
+    raw: RawData, y: np.ndarray, train: np.ndarray, valid: np.ndarray, *, keep: bool = False
+) -> Fold:
+    """Fit preprocessing on ``train`` rows only and transform both parts; ``keep``: with the
+    fitted scikit-learn preprocessor (a saved model needs its numbers)."""
+    pre: ColumnTransformer | None = None
+    if not keep and _all_numeric_complete(raw.X):
+        # As the ColumnTransformer receives them (pandas' column-major blocks): the sums run
+        # in the same order, so the numbers are the same to the last bit.
+        Xt, Xv = standardize(
+            raw.X.iloc[train].to_numpy(dtype=np.float64),
+            raw.X.iloc[valid].to_numpy(dtype=np.float64),
+        )
+    else:
+        pre = make_preprocessor(raw.X)
+        Xt = pre.fit_transform(raw.X.iloc[train])
+        Xv = pre.transform(raw.X.iloc[valid])
     # C order: row slices of the training tensor must be contiguous for fast matmuls.
-    X_train = np.ascontiguousarray(pre.fit_transform(raw.X.iloc[train]), dtype=np.float32)
-    X_valid = np.ascontiguousarray(pre.transform(raw.X.iloc[valid]), dtype=np.float32)
+    X_train = np.ascontiguousarray(Xt, dtype=np.float32)
+    X_valid = np.ascontiguousarray(Xv, dtype=np.float32)
     if raw.kind == "classification":
         return Fold(
             X_train,
@@ -158,6 +211,8 @@ def make_fold(raw: RawData, y: np.ndarray, train: np.ndarray, valid: np.ndarray)
 
 def class_labels(raw: RawData) -> list[str]:
     """The class labels in the order of the encoded class indices."""
+    from sklearn.preprocessing import LabelEncoder
+
     y = raw.y.astype(str) if raw.y.dtype == object else raw.y
     return [str(c) for c in LabelEncoder().fit(y).classes_]
 
@@ -166,6 +221,8 @@ def _encoded(task: TaskConfig, raw: RawData) -> tuple[RawData, np.ndarray, int, 
     """Categoricals as strings, the target encoded (class indices or floats), and the metric."""
     raw = dataclasses.replace(raw, X=_categorical_as_str(raw.X))
     if raw.kind == "classification":
+        from sklearn.preprocessing import LabelEncoder
+
         y = LabelEncoder().fit_transform(raw.y.astype(str) if raw.y.dtype == object else raw.y)
         n_classes = int(y.max()) + 1
         if n_classes < 2:
@@ -188,6 +245,8 @@ def prepare_task(task: TaskConfig, seed: int, raw: RawData | None = None) -> Tas
     raw, y, n_classes, metric = _encoded(task, raw or load_data(task))
     train, valid, test = split_indices(y, raw.kind, seed, task.test_size, task.val_size)
     if task.cv_folds:
+        from sklearn.model_selection import KFold, StratifiedKFold
+
         pool = np.concatenate([train, valid])
         splitter = (
             StratifiedKFold(task.cv_folds, shuffle=True, random_state=seed)
@@ -216,5 +275,5 @@ def prepare_final(task: TaskConfig, seed: int, raw: RawData | None = None) -> Ta
     split (never seen during search) to score on, preprocessing fitted on train+validation."""
     raw, y, n_classes, metric = _encoded(task, raw or load_data(task))
     train, valid, test = split_indices(y, raw.kind, seed, task.test_size, task.val_size)
-    fold = make_fold(raw, y, np.sort(np.concatenate([train, valid])), test)
+    fold = make_fold(raw, y, np.sort(np.concatenate([train, valid])), test, keep=True)
     return TaskData(raw.kind, metric, fold.X_train.shape[1], n_classes, (fold,), test)
