@@ -130,3 +130,4 @@ def test_the_check_sees_torch_when_a_command_trains(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "torch" in modules
     assert "torch._dynamo" not in modules  # the training loop's optimizers are hpstudy's own
+    assert "sklearn" not in modules  # built-in data needs no preprocessing by scikit-learn

@@ -13,6 +13,7 @@ model's preprocessing (:func:`prepare_final`) keeps scikit-learn's fitted transf
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +66,71 @@ class TaskData:
     test_index: np.ndarray
 
 
+def _approximate_mode(counts: np.ndarray, n_draws: int, rng: np.random.RandomState) -> np.ndarray:
+    """scikit-learn's ``utils.extmath._approximate_mode``: per class, how many of ``n_draws``
+    rows to take so the draw keeps the class proportions, ties broken at random."""
+    continuous = counts / counts.sum() * n_draws
+    floored = np.floor(continuous)
+    need_to_add = int(n_draws - floored.sum())
+    if need_to_add > 0:
+        remainder = continuous - floored
+        for value in np.sort(np.unique(remainder))[::-1]:
+            (inds,) = np.where(remainder == value)
+            add_now = min(len(inds), need_to_add)
+            inds = rng.choice(inds, size=add_now, replace=False)
+            floored[inds] += 1
+            need_to_add -= add_now
+            if need_to_add == 0:
+                break
+    return floored.astype(int)
+
+
+def train_test_split(
+    index: np.ndarray, test_size: float, seed: int, stratify: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``sklearn.model_selection.train_test_split(index, test_size=..., random_state=seed,
+    stratify=...)``, the same rows in the same order, without importing scikit-learn (about
+    as slow to import as torch; ``tests/data/test_prepare.py`` compares the two on many sizes,
+    class balances and seeds).
+
+    Raises:
+        ValueError: As scikit-learn would: a part would be empty, or a class has one row or
+            more classes than a part has rows.
+    """
+    n = len(index)
+    n_test = math.ceil(test_size * n)
+    n_train = n - n_test
+    if n_train <= 0 or n_test <= 0:
+        raise ValueError(
+            f"with n_samples={n} and test_size={test_size} one of the two parts would be empty"
+        )
+    rng = np.random.RandomState(seed)
+    if stratify is None:
+        permutation = rng.permutation(n)
+        return index[permutation[n_test:]], index[permutation[:n_test]]
+    classes, y_indices, class_counts = np.unique(stratify, return_inverse=True, return_counts=True)
+    if class_counts.min() < 2:
+        raise ValueError(
+            "The least populated classes in y have only 1 member, which is too few: "
+            f"{classes[class_counts < 2].tolist()}"
+        )
+    if n_train < len(classes) or n_test < len(classes):
+        raise ValueError(
+            f"train ({n_train} rows) and test ({n_test} rows) must each have at least as many "
+            f"rows as there are classes ({len(classes)})"
+        )
+    class_indices = np.split(np.argsort(y_indices, kind="stable"), np.cumsum(class_counts)[:-1])
+    n_i = _approximate_mode(class_counts, n_train, rng)
+    t_i = _approximate_mode(class_counts - n_i, n_test, rng)
+    train: list[int] = []
+    test: list[int] = []
+    for i in range(len(classes)):
+        permuted = class_indices[i].take(rng.permutation(class_counts[i]), mode="clip")
+        train.extend(permuted[: n_i[i]])
+        test.extend(permuted[n_i[i] : n_i[i] + t_i[i]])
+    return index[rng.permutation(train)], index[rng.permutation(test)]
+
+
 def split_indices(
     y: np.ndarray, kind: str, seed: int, test_size: float, val_size: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -72,18 +138,12 @@ def split_indices(
 
     ``val_size`` and ``test_size`` are fractions of the whole data set.
     """
-    from sklearn.model_selection import train_test_split
-
     index = np.arange(len(y))
     stratify = y if kind == "classification" else None
     try:
-        rest, test = train_test_split(
-            index, test_size=test_size, random_state=seed, stratify=stratify
-        )
+        rest, test = train_test_split(index, test_size, seed, stratify)
         strat_rest = y[rest] if stratify is not None else None
-        train, valid = train_test_split(
-            rest, test_size=val_size / (1.0 - test_size), random_state=seed, stratify=strat_rest
-        )
+        train, valid = train_test_split(rest, val_size / (1.0 - test_size), seed, strat_rest)
     except ValueError as e:
         raise ConfigError(
             f"cannot split the data ({len(y)} rows) into train/validation/test: {e}; "
@@ -210,20 +270,19 @@ def make_fold(
 
 
 def class_labels(raw: RawData) -> list[str]:
-    """The class labels in the order of the encoded class indices."""
-    from sklearn.preprocessing import LabelEncoder
-
+    """The class labels in the order of the encoded class indices (sorted, as scikit-learn's
+    ``LabelEncoder`` sorts them)."""
     y = raw.y.astype(str) if raw.y.dtype == object else raw.y
-    return [str(c) for c in LabelEncoder().fit(y).classes_]
+    return [str(c) for c in np.unique(y)]
 
 
 def _encoded(task: TaskConfig, raw: RawData) -> tuple[RawData, np.ndarray, int, str]:
     """Categoricals as strings, the target encoded (class indices or floats), and the metric."""
     raw = dataclasses.replace(raw, X=_categorical_as_str(raw.X))
     if raw.kind == "classification":
-        from sklearn.preprocessing import LabelEncoder
-
-        y = LabelEncoder().fit_transform(raw.y.astype(str) if raw.y.dtype == object else raw.y)
+        # LabelEncoder().fit_transform: the index of each label among the sorted labels.
+        labels = raw.y.astype(str) if raw.y.dtype == object else raw.y
+        y = np.unique(labels, return_inverse=True)[1].reshape(-1)
         n_classes = int(y.max()) + 1
         if n_classes < 2:
             raise ConfigError(

@@ -100,7 +100,9 @@ def test_standardize_equals_scikit_learns_preprocessor_bit_for_bit(seed: int) ->
 
     rng = np.random.default_rng(seed)
     n, k = int(rng.integers(2, 300)), int(rng.integers(1, 12))
-    X = rng.standard_normal((n, k)) * 10.0 ** rng.integers(-8, 8, k) + 10.0 ** rng.integers(-3, 9, k)
+    X = rng.standard_normal((n, k)) * 10.0 ** rng.integers(-8, 8, k) + 10.0 ** rng.integers(
+        -3, 9, k
+    )
     X[:, 0] = 7.25  # a constant column
     if k > 1:
         X[:, 1] = rng.integers(0, 5, n)  # integer-valued
@@ -118,7 +120,9 @@ def test_standardize_equals_scikit_learns_preprocessor_bit_for_bit(seed: int) ->
     assert np.array_equal(got_valid, expected_valid)
 
 
-@pytest.mark.parametrize("dataset", ["digits", "iris", "diabetes", "breast_cancer", "wine", "friedman1"])
+@pytest.mark.parametrize(
+    "dataset", ["digits", "iris", "diabetes", "breast_cancer", "wine", "friedman1"]
+)
 def test_builtin_data_is_prepared_as_the_column_transformer_would(dataset: str) -> None:
     """Search standardises built-in data without scikit-learn's ColumnTransformer; its
     arrays equal the transformer's (what prepare_final, which keeps it, computes)."""
@@ -131,12 +135,35 @@ def test_builtin_data_is_prepared_as_the_column_transformer_would(dataset: str) 
         (fold,) = prepare_task(task, seed, raw).folds
         assert fold.preprocessor is None
         y = np.arange(len(raw.y))  # the targets do not matter here
-        train, valid, _ = split_indices(
-            raw.y, raw.kind, seed, task.test_size, task.val_size
-        )
+        train, valid, _ = split_indices(raw.y, raw.kind, seed, task.test_size, task.val_size)
         kept = make_fold(raw, y, train, valid, keep=True)
         assert kept.preprocessor is not None and type(kept.preprocessor) is type(
             make_preprocessor(raw.X)
         )
         assert np.array_equal(fold.X_train, kept.X_train)
         assert np.array_equal(fold.X_valid, kept.X_valid)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_train_test_split_equals_scikit_learns(seed: int) -> None:
+    """Random sizes, test fractions, class counts and balances (rare classes included), with
+    and without stratification: the same rows in the same order as scikit-learn's."""
+    from sklearn.model_selection import train_test_split as theirs
+
+    from hpstudy.data._prepare import train_test_split
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(10, 600))
+    test_size = float(rng.uniform(0.05, 0.6))
+    index = np.sort(rng.choice(10 * n, n, replace=False))  # not 0..n-1: values are returned
+    k = int(rng.integers(2, 8))
+    y = rng.choice(k, n, p=rng.dirichlet(np.ones(k) * 0.7))
+    for stratify in (None, y):
+        try:
+            expected = theirs(index, test_size=test_size, random_state=seed, stratify=stratify)
+        except ValueError:
+            with pytest.raises(ValueError):
+                train_test_split(index, test_size, seed, stratify)
+            continue
+        got = train_test_split(index, test_size, seed, stratify)
+        assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
