@@ -65,7 +65,8 @@ class FlatMLP:
         total = sum(p.numel() for p in params)
         first = params[0]
         self.flat = nn.Parameter(torch.empty(total, dtype=first.dtype, device=first.device))
-        self.flat.grad = torch.zeros_like(self.flat)
+        self.grad = torch.zeros_like(self.flat)  # the flat gradient, filled by step_gradients
+        self.flat.grad = self.grad
         self.W: list[torch.Tensor] = []
         self.b: list[torch.Tensor] = []
         self.gW: list[torch.Tensor] = []
@@ -81,7 +82,7 @@ class FlatMLP:
                 view.copy_(p.data)
                 p.data = view  # the module now reads the flat tensor
                 values.append(view)
-                grads.append(self.flat.grad[offset : offset + n].view_as(p))
+                grads.append(self.grad[offset : offset + n].view_as(p))
                 offset += n
         self.act = {
             "relu": torch.relu,

@@ -119,7 +119,7 @@ class FlatOptimizer:
         p, g = self.param, self.grad
         if self.fused:
             first = self.buffer is None
-            if first:
+            if self.buffer is None:
                 self.buffer = torch.empty_like(p)
             torch._fused_sgd_(
                 [p], [g], [self.buffer], weight_decay=self.weight_decay,

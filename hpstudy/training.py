@@ -105,7 +105,7 @@ class _FoldRun:
         )
         self.opt = make_optimizer(
             self.engine.flat,
-            self.engine.flat.grad,
+            self.engine.grad,
             params["optimizer"],
             params["lr"],
             params["weight_decay"],
