@@ -92,6 +92,7 @@ def test_reading_commands_import_neither_torch_nor_scikit_learn(
     assert proc.returncode == 0, proc.stderr
     assert "optuna" in modules  # it did read the storage
     assert [m for m in HEAVY if m in modules] == [], (args, proc.stdout)
+    assert "alembic" not in modules  # an existing storage opens without Optuna's migrations
 
 
 def test_results_from_files_import_neither_torch_nor_scikit_learn(
