@@ -4,9 +4,9 @@ Small MLPs on tabular data are bound by per-operation overhead, not FLOPs: at ba
 digits, autograd's bookkeeping was ~40% of a training step and the optimizer's per-tensor loop
 another ~15%. Like scikit-learn's MLP (which does this in NumPy), this module computes the
 gradients of Linear / activation / dropout layers and of the loss directly, writing them
-into one flat gradient buffer, and steps a torch optimizer on one flat parameter tensor. The
-``nn.Sequential`` built by :func:`hpstudy.model.build_mlp` keeps views of that flat tensor, so
-evaluation and saving use the ordinary module. ``tests/test_backprop.py`` checks every
+into one flat gradient buffer, and an optimizer (:mod:`hpstudy._optim`) steps one flat
+parameter tensor. The ``nn.Sequential`` built by :func:`hpstudy.model.build_mlp` keeps views of
+that flat tensor, so evaluation and saving use the ordinary module. ``tests/test_backprop.py`` checks every
 activation, loss and dropout against autograd.
 """
 
@@ -65,7 +65,8 @@ class FlatMLP:
         total = sum(p.numel() for p in params)
         first = params[0]
         self.flat = nn.Parameter(torch.empty(total, dtype=first.dtype, device=first.device))
-        self.flat.grad = torch.zeros_like(self.flat)
+        self.grad = torch.zeros_like(self.flat)  # the flat gradient, filled by step_gradients
+        self.flat.grad = self.grad
         self.W: list[torch.Tensor] = []
         self.b: list[torch.Tensor] = []
         self.gW: list[torch.Tensor] = []
@@ -81,7 +82,7 @@ class FlatMLP:
                 view.copy_(p.data)
                 p.data = view  # the module now reads the flat tensor
                 values.append(view)
-                grads.append(self.flat.grad[offset : offset + n].view_as(p))
+                grads.append(self.grad[offset : offset + n].view_as(p))
                 offset += n
         self.act = {
             "relu": torch.relu,

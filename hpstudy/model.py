@@ -1,23 +1,28 @@
-"""Build the MLP from hyperparameters: hidden layers, units, dropout, activation, init."""
+"""Build the MLP from hyperparameters: hidden layers, units, dropout, activation, init.
+
+Also the sizes and memory estimates of a space. torch is imported where a network is built,
+not at module level: the report reads :func:`resolve_init` and must not load torch.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-from torch import nn
-
 if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
     from hpstudy.config import ExperimentConfig
     from hpstudy.data import TaskData
 
-_ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "leaky_relu": nn.LeakyReLU,
-    "elu": nn.ELU,
-    "gelu": nn.GELU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
+# Activation -> the torch.nn module class that computes it.
+_ACTIVATIONS: dict[str, str] = {
+    "relu": "ReLU",
+    "leaky_relu": "LeakyReLU",
+    "elu": "ELU",
+    "gelu": "GELU",
+    "tanh": "Tanh",
+    "sigmoid": "Sigmoid",
 }
 # Activation -> (nonlinearity name for torch.nn.init gains, whether He init suits it).
 _Nonlinearity = Literal["relu", "leaky_relu", "tanh", "sigmoid"]
@@ -55,11 +60,13 @@ def build_mlp(
     generator: torch.Generator | None = None,
 ) -> nn.Sequential:
     """An MLP of ``n_layers`` hidden layers of ``n_units``; the head is linear (logits)."""
+    from torch import nn
+
     layers: list[nn.Module] = []
     width = n_features
     for _ in range(n_layers):
         layers.append(nn.Linear(width, n_units))
-        layers.append(_ACTIVATIONS[activation]())
+        layers.append(getattr(nn, _ACTIVATIONS[activation])())
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         width = n_units
@@ -73,6 +80,9 @@ def init_weights(
     model: nn.Module, init: str, activation: str, generator: torch.Generator | None = None
 ) -> None:
     """Initialise every hidden Linear layer; ``default`` keeps torch's own initialisation."""
+    import torch
+    from torch import nn
+
     if init == "default":
         return
     gain_name, _ = _GAIN_NAME[activation]
@@ -134,6 +144,8 @@ def available_bytes(device: str) -> tuple[int, str]:
     name for it: the GPU's memory with CUDA, else the machine's available memory, or what
     this process's resource limits (``ulimit -d`` / ``-v``) leave if that is less."""
     import os
+
+    import torch
 
     if device in ("auto", "cuda") and torch.cuda.is_available():
         _, total = torch.cuda.mem_get_info()
@@ -256,6 +268,8 @@ def out_of_memory_reason(
 ) -> str | None:
     """A readable ``fail_reason`` when ``error`` is an allocator's out-of-memory error (CPU
     ``MemoryError`` or "can't allocate memory", CUDA ``OutOfMemoryError``); ``None`` otherwise."""
+    import torch
+
     text = str(error)
     if not (
         isinstance(error, MemoryError | torch.OutOfMemoryError)

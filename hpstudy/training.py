@@ -2,7 +2,8 @@
 
 Small MLPs on tabular data are bound by per-step overhead, not FLOPs, so this loop keeps the
 data as tensors, shuffles once per epoch with one gather and then takes contiguous slices
-(no DataLoader), uses fused Adam/AdamW/SGD kernels on CPU, and touches Python objects as little
+(no DataLoader), steps the flat parameter tensor with fused Adam/AdamW/SGD kernels
+(:mod:`hpstudy._optim`, not ``torch.optim``), and touches Python objects as little
 as possible per step. Each epoch's validation score goes to ``on_epoch``, which decides pruning
 without any storage round trip (see ``hpstudy.runner``).
 """
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from hpstudy._backprop import FlatMLP
+from hpstudy._optim import FlatOptimizer
 from hpstudy.data import Fold, TaskData
 from hpstudy.metrics import is_better, score
 from hpstudy.model import build_mlp, output_size
@@ -62,19 +64,11 @@ def resolve_device(device: str) -> torch.device:
 
 
 def make_optimizer(
-    params: list[torch.Tensor], name: str, lr: float, weight_decay: float, device: torch.device
-) -> torch.optim.Optimizer:
-    """The optimizer ``name``; fused kernels where torch has them (one kernel per step)."""
-    fused = device.type in ("cpu", "cuda")
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay, fused=fused)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}")
+    flat: torch.Tensor, grad: torch.Tensor, name: str, lr: float, weight_decay: float
+) -> FlatOptimizer:
+    """The optimizer ``name`` over one flat tensor; torch's fused kernels where it has them
+    (see :mod:`hpstudy._optim`: ``torch.optim`` would import torch's compiler stack)."""
+    return FlatOptimizer(flat, grad, name, lr, weight_decay)
 
 
 def loss_name(kind: str, n_classes: int) -> str:
@@ -110,7 +104,11 @@ class _FoldRun:
             gen,
         )
         self.opt = make_optimizer(
-            [self.engine.flat], params["optimizer"], params["lr"], params["weight_decay"], device
+            self.engine.flat,
+            self.engine.grad,
+            params["optimizer"],
+            params["lr"],
+            params["weight_decay"],
         )
         self.squeeze = output_size(data.kind, data.n_classes) == 1
         self.X = torch.from_numpy(fold.X_train).to(device)
@@ -152,10 +150,10 @@ _warmed: set[str] = set()
 def warm_up(device: str = "cpu") -> None:
     """Pay this process's one-time start-up costs before any trial is timed.
 
-    The first ``torch.optim.Optimizer`` of a process imports ``torch._dynamo`` (~2.7 s here),
-    and the first calls of each kernel, optimizer and metric cost more than later ones; left
-    to the first trial, they made its ``seconds`` 1-2 s against ~15 ms per digits epoch
-    afterwards. This trains a tiny network for one epoch with each optimizer, for a
+    The first calls of each kernel, optimizer and metric cost more than later ones; left to
+    the first trial, they made its ``seconds`` larger than any later trial's (1-2 s, against
+    ~15 ms per digits epoch, when the optimizers were ``torch.optim``'s, whose first use
+    imported ``torch._dynamo``; see :mod:`hpstudy._optim`). This trains a tiny network for one epoch with each optimizer, for a
     classification and a regression task, on ``device``. Once per process and device type;
     a forked worker inherits its parent's warm-up (warm the CPU only before forking: CUDA
     does not survive a fork).

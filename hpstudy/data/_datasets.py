@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import gzip
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -65,26 +69,90 @@ GENERATED: dict[str, tuple[str, str, dict[str, Any]]] = {
 
 
 def _load_builtin(name: str) -> RawData:
-    from sklearn import datasets
-
-    if name in GENERATED:
-        kind, generator, kwargs = GENERATED[name]
-        X, y = getattr(datasets, generator)(**kwargs)
+    shipped = _read_shipped(name)
+    if shipped is not None:
+        X, y = shipped
     else:
-        loader = {
-            "digits": datasets.load_digits,
-            "breast_cancer": datasets.load_breast_cancer,
-            "wine": datasets.load_wine,
-            "iris": datasets.load_iris,
-            "diabetes": datasets.load_diabetes,
-        }[name]
-        bunch = loader()
-        X, y = bunch.data, bunch.target
-        kind = "regression" if name == "diabetes" else "classification"
+        from sklearn import datasets
+
+        if name in GENERATED:
+            _, generator, kwargs = GENERATED[name]
+            X, y = getattr(datasets, generator)(**kwargs)
+        else:
+            loader = {
+                "digits": datasets.load_digits,
+                "breast_cancer": datasets.load_breast_cancer,
+                "wine": datasets.load_wine,
+                "iris": datasets.load_iris,
+                "diabetes": datasets.load_diabetes,
+            }[name]
+            bunch = loader()
+            X, y = bunch.data, bunch.target
+    kind = (
+        GENERATED[name][0]
+        if name in GENERATED
+        else "regression"
+        if name == "diabetes"
+        else "classification"
+    )
     columns = [f"x{i}" for i in range(X.shape[1])]
     return RawData(
         X=pd.DataFrame(X.astype(np.float64), columns=columns), y=np.asarray(y), kind=kind
     )
+
+
+# scikit-learn's small data sets are files in its package (datasets/data/). Reading them as
+# its loaders do, without importing scikit-learn, keeps it out of every training process
+# on these data (its import costs about as much as torch's). Their layout is scikit-learn's
+# own: tests/data/test_builtin.py checks the arrays against its loaders, and a missing file
+# falls back to them.
+_SHIPPED_CSV = {"iris": "iris.csv", "wine": "wine_data.csv", "breast_cancer": "breast_cancer.csv"}
+
+
+def _shipped_folder() -> Path | None:
+    """scikit-learn's datasets/data folder, found without importing scikit-learn."""
+    spec = importlib.util.find_spec("sklearn")  # a top-level package: nothing is executed
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
+
+
+def _read_shipped(name: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(X, y) of a scikit-learn data set shipped as a file, or None (generated or missing)."""
+    folder = _shipped_folder()
+    if folder is None:
+        return None
+    try:
+        if name == "digits":  # load_digits
+            with gzip.open(folder / "digits.csv.gz", "rt", encoding="utf-8") as f:
+                data = np.loadtxt(f, delimiter=",")
+            return data[:, :-1], data[:, -1].astype(int, copy=False)
+        if (
+            name == "diabetes"
+        ):  # load_diabetes(scaled=True): sklearn.preprocessing.scale, / sqrt(n)
+            with gzip.open(folder / "diabetes_data_raw.csv.gz", "rt", encoding="utf-8") as f:
+                X = np.loadtxt(f)
+            with gzip.open(folder / "diabetes_target.csv.gz", "rt", encoding="utf-8") as f:
+                y = np.loadtxt(f)
+            mean, std = np.nanmean(X, 0), np.nanstd(X, 0)
+            X -= mean
+            X /= std
+            X /= X.shape[0] ** 0.5
+            return X, y
+        if name in _SHIPPED_CSV:  # load_csv_data: a header row (n_samples, n_features, names)
+            with open(folder / _SHIPPED_CSV[name], encoding="utf-8") as f:
+                rows = csv.reader(f)
+                header = next(rows)
+                n_samples, n_features = int(header[0]), int(header[1])
+                X = np.empty((n_samples, n_features))
+                y = np.empty((n_samples,), dtype=int)
+                for i, row in enumerate(rows):
+                    X[i] = np.asarray(row[:-1], dtype=np.float64)
+                    y[i] = np.asarray(row[-1], dtype=int)
+            return X, y
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def _load_csv(task_config: TaskConfig) -> RawData:

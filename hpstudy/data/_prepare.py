@@ -2,25 +2,30 @@
 
 Seed k draws one train/validation/test split (stratified for classification) that every
 strategy at seed k shares. The test part is kept aside: search never sees it.
+
+scikit-learn is imported inside the functions that use it: the report and the read-only
+commands import this module (for :class:`TaskData`) and must not pay for it. During search,
+data whose columns are all numeric and complete (every built-in data set) is standardised
+with NumPy, as ``StandardScaler`` does, without building a ``ColumnTransformer``; a saved
+model's preprocessing (:func:`prepare_final`) keeps scikit-learn's fitted transformer.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import LabelEncoder, OneHotEncoder, StandardScaler
 
 from hpstudy._errors import ConfigError
 from hpstudy.config._schema import METRICS, TaskConfig
 from hpstudy.data._datasets import RawData, load_data
+
+if TYPE_CHECKING:
+    from sklearn.compose import ColumnTransformer
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,71 @@ class TaskData:
     test_index: np.ndarray
 
 
+def _approximate_mode(counts: np.ndarray, n_draws: int, rng: np.random.RandomState) -> np.ndarray:
+    """scikit-learn's ``utils.extmath._approximate_mode``: per class, how many of ``n_draws``
+    rows to take so the draw keeps the class proportions, ties broken at random."""
+    continuous = counts / counts.sum() * n_draws
+    floored = np.floor(continuous)
+    need_to_add = int(n_draws - floored.sum())
+    if need_to_add > 0:
+        remainder = continuous - floored
+        for value in np.sort(np.unique(remainder))[::-1]:
+            (inds,) = np.where(remainder == value)
+            add_now = min(len(inds), need_to_add)
+            inds = rng.choice(inds, size=add_now, replace=False)
+            floored[inds] += 1
+            need_to_add -= add_now
+            if need_to_add == 0:
+                break
+    return floored.astype(int)
+
+
+def train_test_split(
+    index: np.ndarray, test_size: float, seed: int, stratify: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``sklearn.model_selection.train_test_split(index, test_size=..., random_state=seed,
+    stratify=...)``, the same rows in the same order, without importing scikit-learn (about
+    as slow to import as torch; ``tests/data/test_prepare.py`` compares the two on many sizes,
+    class balances and seeds).
+
+    Raises:
+        ValueError: As scikit-learn would: a part would be empty, or a class has one row or
+            more classes than a part has rows.
+    """
+    n = len(index)
+    n_test = math.ceil(test_size * n)
+    n_train = n - n_test
+    if n_train <= 0 or n_test <= 0:
+        raise ValueError(
+            f"with n_samples={n} and test_size={test_size} one of the two parts would be empty"
+        )
+    rng = np.random.RandomState(seed)
+    if stratify is None:
+        permutation = rng.permutation(n)
+        return index[permutation[n_test:]], index[permutation[:n_test]]
+    classes, y_indices, class_counts = np.unique(stratify, return_inverse=True, return_counts=True)
+    if class_counts.min() < 2:
+        raise ValueError(
+            "The least populated classes in y have only 1 member, which is too few: "
+            f"{classes[class_counts < 2].tolist()}"
+        )
+    if n_train < len(classes) or n_test < len(classes):
+        raise ValueError(
+            f"train ({n_train} rows) and test ({n_test} rows) must each have at least as many "
+            f"rows as there are classes ({len(classes)})"
+        )
+    class_indices = np.split(np.argsort(y_indices, kind="stable"), np.cumsum(class_counts)[:-1])
+    n_i = _approximate_mode(class_counts, n_train, rng)
+    t_i = _approximate_mode(class_counts - n_i, n_test, rng)
+    train: list[int] = []
+    test: list[int] = []
+    for i in range(len(classes)):
+        permuted = class_indices[i].take(rng.permutation(class_counts[i]), mode="clip")
+        train.extend(permuted[: n_i[i]])
+        test.extend(permuted[n_i[i] : n_i[i] + t_i[i]])
+    return index[rng.permutation(train)], index[rng.permutation(test)]
+
+
 def split_indices(
     y: np.ndarray, kind: str, seed: int, test_size: float, val_size: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -71,13 +141,9 @@ def split_indices(
     index = np.arange(len(y))
     stratify = y if kind == "classification" else None
     try:
-        rest, test = train_test_split(
-            index, test_size=test_size, random_state=seed, stratify=stratify
-        )
+        rest, test = train_test_split(index, test_size, seed, stratify)
         strat_rest = y[rest] if stratify is not None else None
-        train, valid = train_test_split(
-            rest, test_size=val_size / (1.0 - test_size), random_state=seed, stratify=strat_rest
-        )
+        train, valid = train_test_split(rest, val_size / (1.0 - test_size), seed, strat_rest)
     except ValueError as e:
         raise ConfigError(
             f"cannot split the data ({len(y)} rows) into train/validation/test: {e}; "
@@ -88,6 +154,11 @@ def split_indices(
 
 def make_preprocessor(X: pd.DataFrame) -> ColumnTransformer:
     """Numeric columns: median-impute + standardise; others: impute + one-hot encode."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
     numeric = [
         c
         for c in X.columns
@@ -129,12 +200,54 @@ def _categorical_as_str(X: pd.DataFrame) -> pd.DataFrame:
     return X
 
 
-def make_fold(raw: RawData, y: np.ndarray, train: np.ndarray, valid: np.ndarray) -> Fold:
-    """Fit preprocessing on ``train`` rows only and transform both parts."""
-    pre = make_preprocessor(raw.X)
+def _all_numeric_complete(X: pd.DataFrame) -> bool:
+    """Whether every column is numeric (not bool) with no missing value: the preprocessor
+    then only standardises, which :func:`standardize` does without scikit-learn."""
+    return all(
+        pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c])
+        for c in X.columns
+    ) and not bool(X.isna().to_numpy().any())
+
+
+def standardize(X_train: np.ndarray, X_valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``StandardScaler().fit(X_train)`` applied to both parts, in its arithmetic: float64,
+    the mean, the corrected two-pass population variance, and a scale of 1 for a column
+    indistinguishable from a constant (``tests/data/test_prepare.py`` checks it against
+    :func:`make_preprocessor` bit for bit)."""
+    X = np.asarray(X_train, dtype=np.float64)
+    n = X.shape[0]
+    total = X.sum(axis=0)
+    mean = total / n
+    centred = X - total / n
+    correction = centred.sum(axis=0)
+    variance = ((centred**2).sum(axis=0) - correction**2 / n) / n
+    eps = np.finfo(np.float64).eps
+    constant = variance <= n * eps * variance + (n * mean * eps) ** 2
+    scale = np.sqrt(variance)
+    scale[constant] = 1.0
+    return (X - mean) / scale, (np.asarray(X_valid, dtype=np.float64) - mean) / scale
+
+
+def make_fold(
+    raw: RawData, y: np.ndarray, train: np.ndarray, valid: np.ndarray, *, keep: bool = False
+) -> Fold:
+    """Fit preprocessing on ``train`` rows only and transform both parts; ``keep``: with the
+    fitted scikit-learn preprocessor (a saved model needs its numbers)."""
+    pre: ColumnTransformer | None = None
+    if not keep and _all_numeric_complete(raw.X):
+        # As the ColumnTransformer receives them (pandas' column-major blocks): the sums run
+        # in the same order, so the numbers are the same to the last bit.
+        Xt, Xv = standardize(
+            raw.X.iloc[train].to_numpy(dtype=np.float64),
+            raw.X.iloc[valid].to_numpy(dtype=np.float64),
+        )
+    else:
+        pre = make_preprocessor(raw.X)
+        Xt = pre.fit_transform(raw.X.iloc[train])
+        Xv = pre.transform(raw.X.iloc[valid])
     # C order: row slices of the training tensor must be contiguous for fast matmuls.
-    X_train = np.ascontiguousarray(pre.fit_transform(raw.X.iloc[train]), dtype=np.float32)
-    X_valid = np.ascontiguousarray(pre.transform(raw.X.iloc[valid]), dtype=np.float32)
+    X_train = np.ascontiguousarray(Xt, dtype=np.float32)
+    X_valid = np.ascontiguousarray(Xv, dtype=np.float32)
     if raw.kind == "classification":
         return Fold(
             X_train,
@@ -157,16 +270,19 @@ def make_fold(raw: RawData, y: np.ndarray, train: np.ndarray, valid: np.ndarray)
 
 
 def class_labels(raw: RawData) -> list[str]:
-    """The class labels in the order of the encoded class indices."""
+    """The class labels in the order of the encoded class indices (sorted, as scikit-learn's
+    ``LabelEncoder`` sorts them)."""
     y = raw.y.astype(str) if raw.y.dtype == object else raw.y
-    return [str(c) for c in LabelEncoder().fit(y).classes_]
+    return [str(c) for c in np.unique(y)]
 
 
 def _encoded(task: TaskConfig, raw: RawData) -> tuple[RawData, np.ndarray, int, str]:
     """Categoricals as strings, the target encoded (class indices or floats), and the metric."""
     raw = dataclasses.replace(raw, X=_categorical_as_str(raw.X))
     if raw.kind == "classification":
-        y = LabelEncoder().fit_transform(raw.y.astype(str) if raw.y.dtype == object else raw.y)
+        # LabelEncoder().fit_transform: the index of each label among the sorted labels.
+        labels = raw.y.astype(str) if raw.y.dtype == object else raw.y
+        y = np.unique(labels, return_inverse=True)[1].reshape(-1)
         n_classes = int(y.max()) + 1
         if n_classes < 2:
             raise ConfigError(
@@ -188,6 +304,8 @@ def prepare_task(task: TaskConfig, seed: int, raw: RawData | None = None) -> Tas
     raw, y, n_classes, metric = _encoded(task, raw or load_data(task))
     train, valid, test = split_indices(y, raw.kind, seed, task.test_size, task.val_size)
     if task.cv_folds:
+        from sklearn.model_selection import KFold, StratifiedKFold
+
         pool = np.concatenate([train, valid])
         splitter = (
             StratifiedKFold(task.cv_folds, shuffle=True, random_state=seed)
@@ -216,5 +334,5 @@ def prepare_final(task: TaskConfig, seed: int, raw: RawData | None = None) -> Ta
     split (never seen during search) to score on, preprocessing fitted on train+validation."""
     raw, y, n_classes, metric = _encoded(task, raw or load_data(task))
     train, valid, test = split_indices(y, raw.kind, seed, task.test_size, task.val_size)
-    fold = make_fold(raw, y, np.sort(np.concatenate([train, valid])), test)
+    fold = make_fold(raw, y, np.sort(np.concatenate([train, valid])), test, keep=True)
     return TaskData(raw.kind, metric, fold.X_train.shape[1], n_classes, (fold,), test)

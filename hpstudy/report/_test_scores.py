@@ -18,7 +18,6 @@ import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
 from hpstudy.config import ExperimentConfig
-from hpstudy.data import prepare_final
 from hpstudy.report._collect import StudyData
 from hpstudy.strategies import derive_seed
 
@@ -52,6 +51,7 @@ def retrain_test_scores(
 ) -> TestScore:
     """Retrain ``trial``'s configuration on train+validation of ``task`` at study seed
     ``seed``, and score it on the test split."""
+    from hpstudy.data import prepare_final  # not at import: reading cached scores loads no data
     from hpstudy.training import train
 
     data = prepare_final(config.task(task), seed)

@@ -73,8 +73,13 @@ class _QueueProgress(Progress):
         self._send("study_finished", name, reason)
 
 
-def _worker_main(spec: WorkerSpec, events: Any, index: int, data: Any) -> None:
-    """Entry point of a worker process; its exit code tells the parent how it ended."""
+def _worker_main(spec: WorkerSpec, events: Any, index: int, data: DataCache | None) -> None:
+    """Entry point of a worker process; its exit code tells the parent how it ended.
+
+    ``data`` is the parent's prepared data when the worker was forked (the planner prepared
+    every task x seed before any worker started, so nothing is loaded or split again);
+    ``None`` under spawn, where the worker prepares what it needs itself.
+    """
     import sys
 
     import optuna
@@ -89,7 +94,7 @@ def _worker_main(spec: WorkerSpec, events: Any, index: int, data: Any) -> None:
             config,
             storage,
             list(spec.infos),
-            DataCache(config),
+            data if data is not None else DataCache(config),
             _QueueProgress(events, index),
             announce=False,
         )
@@ -112,7 +117,7 @@ def _context() -> Any:
 
 
 def run_parallel(
-    spec: WorkerSpec, n_jobs: int, progress: Progress, data: Any = None
+    spec: WorkerSpec, n_jobs: int, progress: Progress, data: DataCache | None = None
 ) -> list[StudyResult]:
     """Run the studies of ``spec`` with ``n_jobs`` worker processes; returns their results."""
     context = _context()
@@ -215,10 +220,10 @@ def run_with_jobs(
     infos: list[StudyInfo],
     progress: Progress,
     n_jobs: int,
-    data: Any = None,
+    data: DataCache | None = None,
 ) -> list[StudyResult]:
     """Run ``infos`` in this process (``n_jobs`` 1) or with ``n_jobs`` worker processes."""
-    data = data or DataCache(config)
+    data = data if data is not None else DataCache(config)
     if n_jobs <= 1:
         return run_studies(config, storage, infos, data, progress)
     _warm_up_before_fork()

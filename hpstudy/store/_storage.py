@@ -200,7 +200,7 @@ def _open_rdb(url: str, path: Path | None, engine_kwargs: dict[str, Any]) -> RDB
         except sqlite3.Error as e:
             raise StorageError(f"cannot open SQLite storage {redact_url(url)}: {e}") from e
     try:
-        return RDBStorage(url, engine_kwargs=engine_kwargs)
+        return o.make_rdb(url, engine_kwargs)
     except ImportError as e:
         raise StorageError(
             f"the database driver for {url.split(':')[0]} is not installed ({e}); for PostgreSQL: pip install 'psycopg[binary]'"

@@ -43,3 +43,35 @@ def test_enough_tasks_of_each_kind_with_a_large_one() -> None:
         names = [n for n, k in BUILTIN_DATASETS.items() if k == kind]
         assert len(names) >= 3, kind
         assert any(rows.get(n, 0) >= 5000 for n in names), kind
+
+
+@pytest.mark.parametrize("name", ["digits", "iris", "wine", "breast_cancer", "diabetes"])
+def test_shipped_data_sets_read_without_scikit_learn_equal_its_loaders(name: str) -> None:
+    """The files are read as scikit-learn's loaders read them: the same arrays, bit for bit."""
+    from sklearn import datasets
+
+    from hpstudy.data._datasets import _read_shipped
+
+    shipped = _read_shipped(name)
+    assert shipped is not None  # found: the fast path is the one taken
+    X, y = shipped
+    bunch = getattr(datasets, f"load_{name}")()
+    assert X.dtype == bunch.data.dtype and np.array_equal(X, bunch.data)
+    assert y.dtype == bunch.target.dtype and np.array_equal(y, bunch.target)
+
+
+def test_a_shipped_data_set_loads_in_a_process_without_scikit_learn() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from hpstudy.config._schema import TaskConfig\n"
+        "from hpstudy.data import prepare_task\n"
+        "for name in ('digits', 'diabetes', 'iris'):\n"
+        "    task = TaskConfig(name, name, csv=None, target=None, kind=None, metric=None)\n"
+        "    assert prepare_task(task, 3).folds[0].X_train.shape[0] > 50\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

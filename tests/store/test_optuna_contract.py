@@ -153,3 +153,32 @@ def test_numbered_qmc_sampler_indexes_the_sequence_by_trial_number() -> None:
     assert plain[0] == plain[1]  # the failure mode the override exists for
     ours = [_qmc_point(o.NumberedQMCSampler(seed=3, scramble=True), n) for n in (3, 4, 3)]
     assert ours[0] != ours[1] and ours[0] == ours[2]
+
+
+def test_schema_head_is_optunas(tmp_path: Path) -> None:
+    """The revision that lets an open skip alembic is the installed Optuna's schema head."""
+    rdb = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'h.db'}")
+    assert rdb.get_head_version() == o.SCHEMA_HEAD
+
+
+def test_open_without_alembic_stamps_new_and_refuses_old_schemas(tmp_path: Path) -> None:
+    """A new database is stamped as Optuna stamps it; one at another revision still gets
+    Optuna's own check and its upgrade message; the version manager is Optuna's again after."""
+    import sqlite3
+
+    from optuna.storages._rdb import storage as rdb_storage
+
+    from hpstudy import StorageError
+
+    original = rdb_storage._VersionManager
+    path = tmp_path / "s.db"
+    open_storage(f"sqlite:///{path}").create_new_study([optuna.study.StudyDirection.MINIMIZE])
+    assert rdb_storage._VersionManager is original
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            (o.SCHEMA_HEAD,)
+        ]
+        conn.execute("UPDATE alembic_version SET version_num = 'v3.0.0.d'")
+    with pytest.raises(StorageError, match="optuna storage upgrade"):
+        open_storage(f"sqlite:///{path}")
+    assert rdb_storage._VersionManager is original

@@ -1,0 +1,123 @@
+"""Where the quickstart's time goes once started: training, and everything around it by part.
+
+Runs ``studies/quickstart.toml`` (digits and diabetes, manual, grid, random and TPE, 100
+trials) in this process on a fresh SQLite file with one worker and no progress display, as
+``hpstudy -q create`` does, with timers wrapped around the runner's parts (this script's own
+instrumentation; the wrappers add about a microsecond a call):
+
+- training: ``train()`` minus the per-epoch hook (the trials' own work);
+- the per-epoch hook: Optuna's pruner on the local copy, progress, live flushes;
+- sampling: the sampler's own ``sample`` (TPE's Parzen estimators, counted apart as the issue
+  asks), and making the per-trial sampler;
+- storage: every transaction of ``TrialWriter`` and every read of ``TrialReader``/the local
+  copy's sync, stale-trial recovery;
+- the rest of the loop (memory check, counting, bookkeeping), by difference.
+
+Overhead once started = (``run_studies`` wall time - warm-up - training) / training.
+
+Run:  .venv/bin/python benchmarks/bench_overhead.py [--repeats 3] [--study studies/quickstart.toml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from hpstudy.config import load_config
+from hpstudy.runner import _parallel, _run, create_experiment
+from hpstudy.runner._local import LocalStudy
+from hpstudy.store import TrialReader, TrialWriter
+
+ROOT = Path(__file__).resolve().parent.parent
+SPENT: dict[str, float] = defaultdict(float)
+_active: list[str] = []
+_CONTAINERS = {"run_studies", "train()"}  # parts inside these are counted on their own
+
+
+def _timed(part: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # A part inside another part (a read inside a sync, a flush inside the epoch hook)
+        # counts once, in the outer one; training and the whole run contain the others.
+        counted = all(a in _CONTAINERS for a in _active)
+        _active.append(part)
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _active.pop()
+            if counted:
+                SPENT[part] += time.perf_counter() - t0
+
+    return wrapper
+
+
+def _instrument() -> None:
+    for name in ("add_trial", "set_params", "claim", "finish", "write_intermediate", "heartbeat"):
+        setattr(TrialWriter, name, _timed("storage", getattr(TrialWriter, name)))
+    for name in ("poll", "fetch", "running_health"):
+        if hasattr(TrialReader, name):
+            setattr(TrialReader, name, _timed("storage", getattr(TrialReader, name)))
+    LocalStudy.sync = _timed("storage", LocalStudy.sync)  # type: ignore[method-assign]
+    _run.recover_stale = _timed("storage", _run.recover_stale)
+    LocalStudy.sample = _timed("sampling", LocalStudy.sample)  # type: ignore[method-assign]
+    _run.make_sampler = _timed("sampling", _run.make_sampler)
+    _run.warm_up = _timed("warm-up", _run.warm_up)
+    _run.train = _timed("train()", _run.train)
+    hook = _run._EpochReporter.__call__
+    _run._EpochReporter.__call__ = _timed("per-epoch hook", hook)  # type: ignore[method-assign]
+    _parallel.run_studies = _timed("run_studies", _parallel.run_studies)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--study", default=str(ROOT / "studies" / "quickstart.toml"))
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _instrument()
+    config = load_config(args.study)
+    shares: dict[str, list[float]] = defaultdict(list)
+    for r in range(args.repeats):
+        SPENT.clear()
+        with tempfile.TemporaryDirectory() as tmp:
+            _, results = create_experiment(config, f"sqlite:///{Path(tmp) / 'o.db'}")
+        n = sum(res.counts.finished for res in results)
+        hook = SPENT["per-epoch hook"]
+        training = SPENT["train()"] - hook
+        once_started = SPENT["run_studies"] - SPENT["warm-up"]
+        rest = once_started - SPENT["train()"] - SPENT["sampling"] - SPENT["storage"]
+        parts = {
+            "per-epoch hook": hook,
+            "sampling": SPENT["sampling"],
+            "storage": SPENT["storage"],
+            "rest of the loop": rest,
+        }
+        overhead = once_started - training
+        print(
+            f"run {r}: {n} trials, once started {once_started:.2f} s, training {training:.2f} s, "
+            f"overhead {overhead / training:.1%} ({1000 * overhead / n:.1f} ms a trial); "
+            + ", ".join(f"{k} {v / training:.1%}" for k, v in parts.items())
+            + f"; warm-up {SPENT['warm-up']:.2f} s"
+        )
+        shares["overhead"].append(overhead / training)
+        for k, v in parts.items():
+            shares[k].append(v / training)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    print("medians, as shares of training time:")
+    for k, v in shares.items():
+        print(f"  {k:18s} {statistics.median(v):6.1%}")
+
+
+if __name__ == "__main__":
+    main()
