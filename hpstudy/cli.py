@@ -46,7 +46,10 @@ StorageOption = Annotated[
 
 
 NoTestOption = Annotated[
-    bool, typer.Option("--no-test", help="Skip the held-out test scores (no retraining).")
+    bool,
+    typer.Option(
+        "--no-test", help="Leave out the held-out test scores (they are never retrained here)."
+    ),
 ]
 
 
@@ -55,11 +58,11 @@ def _jobs_option(help_text: str) -> Any:
 
 
 NJobsOption = Annotated[
-    int, _jobs_option("Worker processes on this machine (one torch thread each).")
-]
-RetrainJobsOption = Annotated[
     int,
-    _jobs_option("Processes retraining the test scores not yet cached (one torch thread each)."),
+    _jobs_option(
+        "Worker processes on this machine, and processes retraining missing test scores "
+        "(one torch thread each)."
+    ),
 ]
 
 
@@ -251,6 +254,7 @@ def create(
             )
         finally:
             progress.close()
+            _scoring_note(progress)
 
     config, (infos, results) = _call(
         work, resume_hint=lambda: f"hpstudy resume {_experiment_name(file)}{_storage_flag(url)}"
@@ -261,6 +265,21 @@ def create(
         )
         return
     _print_results(config.name, url, results)
+
+
+def _scoring_note(progress: Any) -> None:
+    """One line on the test scores a run computed (missing ones, or a study's at its end)."""
+    if progress.scored is None or _state["quiet"]:
+        return
+    done, total = progress.scored
+    if done == total:
+        err.print(
+            f"test scores: {total} configuration(s) retrained on train+validation and scored "
+            "once on test (cached in the storage)",
+            markup=False,
+        )
+    else:
+        err.print(f"test scores: {done} of {total} configuration(s) retrained", markup=False)
 
 
 def _print_results(experiment: str, url: str, results: list[Any]) -> None:
@@ -404,6 +423,7 @@ def _resume_and_print(verb: str, experiment: str, storage: str | None, **options
             return resume_experiment(experiment, url, progress=progress, **options)
         finally:
             progress.close()
+            _scoring_note(progress)
 
     config, results = _call(
         work, resume_hint=lambda: f"hpstudy {verb} {experiment}{_storage_flag(url)}"
@@ -503,17 +523,12 @@ def report(
         typer.Option("--output", "-o", help="HTML file [default: reports/EXPERIMENT.html]."),
     ] = None,
     no_test: NoTestOption = False,
-    n_jobs: RetrainJobsOption = 1,
 ) -> None:
     """Write one offline HTML report: which strategy won, for how much compute, on held-out test data, and is it real."""
     from hpstudy.report import headline, write_report
 
     url = _storage_url(storage)
-    path, summaries = _call(
-        lambda: write_report(
-            url, experiment, output, retrain=not no_test, progress=_retrain_note, n_jobs=n_jobs
-        )
-    )
+    path, summaries = _call(lambda: write_report(url, experiment, output, test=not no_test))
     out.print(headline(summaries))
     for summary in summaries:
         out.print(f"{summary.task}: {summary.verdict}")
@@ -543,23 +558,12 @@ def export(
         ),
     ] = None,
     no_test: NoTestOption = False,
-    n_jobs: RetrainJobsOption = 1,
 ) -> None:
     """Export one row per trial (every parameter, value, epochs, seconds) and the summary table."""
     from hpstudy.report import export_experiment
 
     url = _storage_url(storage)
-    paths = _call(
-        lambda: export_experiment(
-            url,
-            experiment,
-            fmt,
-            output,
-            retrain=not no_test,
-            progress=_retrain_note,
-            n_jobs=n_jobs,
-        )
-    )
+    paths = _call(lambda: export_experiment(url, experiment, fmt, output, test=not no_test))
     for path in paths:
         out.print(f"wrote {path}")
 
@@ -611,10 +615,11 @@ def best(
         tests = (
             f"; test {b.metric} {sum(b.test_scores) / len(b.test_scores):.4g} (mean of {len(b.test_scores)} retrainings)"
             if b.test_scores
-            else "; no test score yet ('hpstudy report' computes it)"
+            else f"; no test score yet ('hpstudy resume {experiment}' computes it)"
         )
         out.print(
-            f"{b.task}: validation {b.metric} {b.value:.4g} ({b.direction}){tests}", markup=False
+            f"{b.task}: validation {b.objective} {b.value:.4g} ({b.objective_direction}){tests}",
+            markup=False,
         )
         out.print(f"  from {b.study} trial {b.trial}", markup=False)
         for k, v in b.params.items():
@@ -711,11 +716,6 @@ def predict(
         sys.stdout.write(predictions.to_csv(index=False))
     else:
         out.print(f"wrote {len(predictions)} predictions to {path}", markup=False)
-
-
-def _retrain_note(study: str) -> None:
-    if not _state["quiet"]:
-        err.print(f"scoring the best configuration of {study} on its test split", markup=False)
 
 
 def main() -> None:

@@ -426,10 +426,16 @@ def advice_from_experiment(
         return None
     fixed = config.fixed_params()
     samples = [
-        Sample(s.info.task, s.info.seed, s.info.direction, float(t.value), {**fixed, **t.params})
+        Sample(
+            s.info.task,
+            s.info.seed,
+            s.info.objective_direction,
+            float(t.value),
+            {**fixed, **t.params},
+        )
         for s in studies
         for t in s.trials
         if t.state.name == "COMPLETE" and t.value is not None
     ]
-    metrics = {s.info.task: s.info.metric for s in studies}
+    metrics = {s.info.task: s.info.objective for s in studies}
     return estimate_advice(samples, config.space, fixed, metrics, strategy)

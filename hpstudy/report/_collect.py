@@ -93,6 +93,8 @@ def collect_experiment(storage_url: str, experiment: str) -> ExperimentData:
         records = [r for r in map(to_record, trials) if r is not None]
         attrs = storage.get_study_user_attrs(info.study_id)
         studies.append(
-            StudyData(info, records, trials, StudyCounts.of(trials, info.direction), attrs)
+            StudyData(
+                info, records, trials, StudyCounts.of(trials, info.objective_direction), attrs
+            )
         )
     return ExperimentData(experiment, studies)

@@ -28,7 +28,10 @@ import numpy as np
 
 from hpstudy.report._anytime import TrialRecord
 
-FRACTIONS = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
+# One rule with scoring, which decides the trials that get test scores.
+from hpstudy.scoring import FRACTIONS as FRACTIONS
+from hpstudy.scoring import pick_at_budget as pick_at_budget
+
 UNITS = ("epochs", "seconds", "trials")
 
 
@@ -100,22 +103,6 @@ def best_so_far_target(records: Sequence[TrialRecord], direction: str, margin: f
         return math.nan
     best = max(values) if direction == "maximize" else min(values)
     return best - margin if direction == "maximize" else best + margin
-
-
-def pick_at_budget(
-    records: Sequence[TrialRecord], direction: str, budget: float, unit: str = "epochs"
-) -> int | None:
-    """The trial a strategy would have picked had it stopped after ``budget`` of ``unit``: the
-    best COMPLETE trial among the trials it had finished within the budget (run order)."""
-    spent, best, pick = 0.0, math.nan, None
-    for r in sorted(records, key=lambda r: r.number):
-        spent += _cost(r, unit)
-        if spent > budget * (1 + 1e-9):
-            break
-        value = r.value if r.state == "COMPLETE" else None
-        if value is not None and value != best and reaches(value, best, direction):
-            best, pick = value, r.number
-    return pick
 
 
 def ratio_interval(ratios: Sequence[SeedRatio]) -> tuple[float, float, float, float]:

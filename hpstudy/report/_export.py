@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import math
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -121,9 +120,7 @@ def export_experiment(
     fmt: str = "csv",
     output: str | Path | None = None,
     *,
-    retrain: bool = True,
-    progress: Callable[[str], None] = lambda name: None,
-    n_jobs: int = 1,
+    test: bool = True,
 ) -> list[Path]:
     """Export ``experiment``: ``json`` writes one file (trials, summary, verdicts, advice);
     ``csv`` writes the trials to OUTPUT and the summary table beside it (``*.summary.csv``);
@@ -142,12 +139,8 @@ def export_experiment(
         from hpstudy.report._results import write_trials_csv_gz
 
         target = Path(output) if output else default_output("reports", (experiment,), ".csv.gz")
-        return write_trials_csv_gz(
-            storage_url, experiment, target, retrain=retrain, progress=progress, n_jobs=n_jobs
-        )
-    data, summaries = analyze(
-        storage_url, experiment, retrain=retrain, progress=progress, n_jobs=n_jobs
-    )
+        return write_trials_csv_gz(storage_url, experiment, target, test=test)
+    data, summaries = analyze(storage_url, experiment, test=test)
     path = Path(output) if output else default_output("reports", (experiment,), f".{fmt}")
     trials, summary = trial_rows(data), summary_rows(summaries)
     if fmt == "json":

@@ -44,7 +44,7 @@ def anytime_figure(data: ExperimentData, task: str) -> go.Figure:
     """Best-so-far validation score against trials, epochs and seconds: median over seeds
     with the interquartile band; manual picks as a reference line."""
     studies = data.of(task)
-    metric, direction = studies[0].info.metric, studies[0].info.direction
+    metric, direction = studies[0].info.objective, studies[0].info.objective_direction
     axes = [
         ("trials", "trials"),
         ("epochs", "compute (epochs trained)"),
@@ -141,7 +141,7 @@ def importance_figure(data: ExperimentData, task: str) -> go.Figure | None:
     if len(trials) < 4 or len(params) < 2:
         return None
     trials = [t for t in trials if set(t.params) == set(params)]
-    maximize = data.of(task)[0].info.direction == "maximize"
+    maximize = data.of(task)[0].info.objective_direction == "maximize"
     study = optuna.create_study(
         direction=optuna.study.StudyDirection.MAXIMIZE
         if maximize
@@ -221,7 +221,7 @@ def parallel_figure(data: ExperimentData, task: str) -> go.Figure | None:
     trials = [t for t in trials if set(t.params) == set(params)]
     if not trials or not params:
         return None
-    metric = data.of(task)[0].info.metric
+    metric = data.of(task)[0].info.objective
     dims = parallel_dimensions(trials, params)
     scores = [float(t.value) for t in trials]  # type: ignore[arg-type]
     dims.append({"label": metric, "values": scores})
@@ -243,7 +243,7 @@ def slice_figure(data: ExperimentData, task: str) -> go.Figure | None:
     params = sorted({p for t in trials for p in t.params})
     if not trials or not params:
         return None
-    metric = data.of(task)[0].info.metric
+    metric = data.of(task)[0].info.objective
     fig = make_subplots(rows=1, cols=len(params), subplot_titles=params, shared_yaxes=True)
     for col, p in enumerate(params, start=1):
         pts = [(t.params[p], t.value) for t in trials if p in t.params]
@@ -295,7 +295,7 @@ def learning_figure(data: ExperimentData, task: str) -> go.Figure | None:
             shown.add(key)
     if not fig.data:
         return None
-    metric = studies[0].info.metric
+    metric = studies[0].info.objective
     fig.update_layout(
         title=f"{task}: learning curves at seed {seed} (dotted with x = pruned)",
         xaxis_title="epoch",

@@ -8,11 +8,9 @@ temporary name and moved into place, so a failed report never leaves a half-writ
 from __future__ import annotations
 
 import html
-import logging
 import math
 import os
 import tempfile
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +20,8 @@ from hpstudy.report._advice import Advice, advice_from_experiment
 from hpstudy.report._aggregate import Aggregate, aggregate
 from hpstudy.report._collect import ExperimentData, collect_experiment
 from hpstudy.report._sentences import HEADLINE_FAMILY, headline, summarize
-from hpstudy.report._summary import Scores, Spread, SummaryRow, TaskSummary, picks_needed
-from hpstudy.report._test_scores import test_scores
+from hpstudy.report._summary import Scores, Spread, SummaryRow, TaskSummary
+from hpstudy.report._test_scores import test_scores, warn_missing_test_scores
 from hpstudy.report._verdict import RULE
 
 _CSS = """
@@ -328,50 +326,20 @@ def render_html(
 
 
 def analyze(
-    storage_url: str,
-    experiment: str,
-    *,
-    retrain: bool = True,
-    progress: Callable[[str], None] = lambda name: None,
-    n_jobs: int = 1,
+    storage_url: str, experiment: str, *, test: bool = True
 ) -> tuple[ExperimentData, list[TaskSummary]]:
-    """Collect the experiment, score each study's best configuration on its test split
-    (cached in the storage), and summarize each task."""
+    """Collect the experiment, read each study's cached test scores (``test``; computed when
+    studies finish, never here: a study that lacks them is named in a warning with the command
+    that computes them) and summarize each task."""
     from hpstudy.store import stored_config as _stored_config
 
     data = collect_experiment(storage_url, experiment)
     config = _stored_config(data.studies[0].info, storage_url)
     tests: Scores = {}
-    if retrain:
-        tests = test_scores(
-            config,
-            data.studies,
-            score_cache(storage_url),
-            progress,
-            picks=picks_needed(data, config),
-            n_jobs=n_jobs,
-        )
+    if test:
+        tests = test_scores(data)
+        warn_missing_test_scores(data, config, storage_url)
     return data, summarize(data, tests, config)
-
-
-def score_cache(storage_url: str) -> Callable[[int, Mapping[str, Any]], None]:
-    """Where retrained test scores are kept: the storage's study attrs, or, when the storage
-    is a read-only SQLite file, nowhere (said once: they are computed again next time)."""
-    from hpstudy.store import TrialWriter, open_storage, read_only_reason
-
-    read_only = read_only_reason(storage_url)
-    if read_only is None:
-        return TrialWriter(open_storage(storage_url, create=False)).set_study_user_attrs
-    logging.getLogger("hpstudy").warning(
-        "%s: test scores are computed but not cached in the storage (next time they are "
-        "computed again)",
-        read_only,
-    )
-    return _no_cache
-
-
-def _no_cache(study_id: int, attrs: Mapping[str, Any]) -> None:
-    """The cache of a read-only storage: keeps nothing."""
 
 
 def stored_config(data: ExperimentData, storage_url: str) -> ExperimentConfig:
@@ -427,18 +395,14 @@ def write_report(
     experiment: str,
     output: str | Path | None = None,
     *,
-    retrain: bool = True,
-    progress: Callable[[str], None] = lambda name: None,
-    n_jobs: int = 1,
+    test: bool = True,
 ) -> tuple[Path, list[TaskSummary]]:
     """Write the HTML report of ``experiment`` (default ``reports/EXPERIMENT.html``).
 
     Returns:
         The report's path and each task's summary.
     """
-    data, summaries = analyze(
-        storage_url, experiment, retrain=retrain, progress=progress, n_jobs=n_jobs
-    )
+    data, summaries = analyze(storage_url, experiment, test=test)
     path = Path(output) if output else default_output("reports", (experiment,), ".html")
     advice = advice_from_experiment(data, stored_config(data, storage_url))
     html_text = render_html(

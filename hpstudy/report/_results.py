@@ -16,7 +16,6 @@ import gzip
 import io
 import json
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +27,7 @@ from hpstudy.config._schema import HYPERPARAMETERS
 from hpstudy.report._advice import Advice, advice_from_experiment
 from hpstudy.report._collect import ExperimentData, StudyData, to_record
 from hpstudy.report._sentences import summarize
-from hpstudy.report._summary import Scores, TaskSummary, picks_needed
+from hpstudy.report._summary import Scores, TaskSummary
 from hpstudy.report._test_scores import TestScore
 
 STUDY_COLUMNS = [
@@ -43,6 +42,10 @@ TRIAL_COLUMNS = [
 # counted); "epochs", among the hyperparameters, is what it was allowed
 PARAM_COLUMNS = list(HYPERPARAMETERS)
 COLUMNS = STUDY_COLUMNS + TRIAL_COLUMNS + PARAM_COLUMNS
+# Written after the required columns; files written before they existed read without them:
+# what trials were selected on (the value; the metric then), the task's metric on validation
+# at the best epoch when that is another, and the test cross-entropies of scored trials.
+LATER_COLUMNS = ["objective", "objective_direction", "validation_metric", "test_cross_entropy"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -77,9 +80,13 @@ def trial_table(data: ExperimentData, config: ExperimentConfig, tests: Scores) -
             ts = scored.get(t.number)
             trial = [t.number, t.state.name, t.value, a.get("epochs"), a.get("seconds"),
                      a.get("best_epoch"), a.get("n_params"), a.get("fail_reason"),
-                     json.dumps(ts.scores) if ts is not None else None]  # fmt: skip
+                     json.dumps(list(ts.scores)) if ts is not None else None]  # fmt: skip
             params = {**fixed, **t.params}
-            rows.append([_cell(v) for v in study + trial + [params.get(p) for p in PARAM_COLUMNS]])
+            later = [i.objective, i.objective_direction, a.get("validation_metric"),
+                     json.dumps(list(ts.cross_entropy)) if ts and ts.cross_entropy else None]  # fmt: skip
+            rows.append(
+                [_cell(v) for v in study + trial + [params.get(p) for p in PARAM_COLUMNS] + later]
+            )
     return rows
 
 
@@ -88,31 +95,25 @@ def write_trials_csv_gz(
     experiment: str,
     output: Path,
     *,
-    retrain: bool = True,
-    progress: Callable[[str], None] = lambda name: None,
-    n_jobs: int = 1,
+    test: bool = True,
 ) -> list[Path]:
     """Write ``output`` (gzip CSV, one row per trial) and the stored study file beside it.
 
-    With ``retrain`` the test scores the report needs (each study's best trial and the
-    equal-compute picks) are computed first when not cached, as ``hpstudy report`` does.
+    The test scores are the cached ones (computed when studies finish; with ``test`` a study
+    that lacks some is named in a warning with the command that computes them).
     """
     from hpstudy.report._collect import collect_experiment
-    from hpstudy.report._html import score_cache, stored_config, write_atomic
-    from hpstudy.report._test_scores import _cached_by_trial, test_scores
+    from hpstudy.report._html import stored_config, write_atomic
+    from hpstudy.report._test_scores import test_scores, warn_missing_test_scores
 
     data = collect_experiment(storage_url, experiment)
     config = stored_config(data, storage_url)
-    if retrain:
-        tests = test_scores(
-            config, data.studies, score_cache(storage_url), progress,
-            picks=picks_needed(data, config), n_jobs=n_jobs,
-        )  # fmt: skip
-    else:
-        tests = {s.info.name: _cached_by_trial(s) for s in data.studies}
+    tests = test_scores(data)
+    if test:
+        warn_missing_test_scores(data, config, storage_url)
     out = io.StringIO()
     writer_csv = csv.writer(out, lineterminator="\n")
-    writer_csv.writerow(COLUMNS)
+    writer_csv.writerow(COLUMNS + LATER_COLUMNS)
     writer_csv.writerows(trial_table(data, config, tests))
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp")
@@ -176,6 +177,7 @@ def load_results(path: Path) -> Results:
             strategy=r0["strategy"], seed=int(r0["seed"]), metric=r0["metric"],
             direction=r0["direction"], kind=r0["kind"], budget=int(r0["budget"]), timeout=None,
             fingerprint=r0["fingerprint"], study_file=config.text,
+            objective=r0.get("objective") or "", objective_direction=r0.get("objective_direction") or "",
         )  # fmt: skip
         trials = []
         for row in own:
@@ -188,6 +190,7 @@ def load_results(path: Path) -> Results:
                     ("best_epoch", _number(row["best_epoch"], int)),
                     ("n_params", _number(row["n_params"], int)),
                     ("fail_reason", row["fail_reason"] or None),
+                    ("validation_metric", _number(row.get("validation_metric") or "")),
                 )
                 if v is not None
             }
@@ -202,11 +205,12 @@ def load_results(path: Path) -> Results:
                 )
             )  # fmt: skip
             if row["test_scores"]:
-                scores = [float(x) for x in json.loads(row["test_scores"])]
-                tests.setdefault(name, {})[number] = TestScore(number, scores)
+                scores = tuple(float(x) for x in json.loads(row["test_scores"]))
+                ce = tuple(float(x) for x in json.loads(row.get("test_cross_entropy") or "[]"))
+                tests.setdefault(name, {})[number] = TestScore(number, scores, ce)
         records = [r for r in map(to_record, trials) if r is not None]
         studies.append(
-            StudyData(info, records, trials, StudyCounts.of(trials, info.direction), {})
+            StudyData(info, records, trials, StudyCounts.of(trials, info.objective_direction), {})
         )
     if not studies:
         raise ConfigError(f"{path}: no trials")

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from hpstudy.config import ExperimentConfig
+from hpstudy.config._schema import DEFAULT_MARGINS
 from hpstudy.report._anytime import anytime_curve
 from hpstudy.report._collect import ExperimentData, StudyData
 from hpstudy.report._compute import (
@@ -34,6 +35,7 @@ from hpstudy.report._verdict import (
     paired_differences,
     resolve_margin,
 )
+from hpstudy.scoring import task_baseline as _task_baseline
 from hpstudy.store import is_interrupted
 
 Scores = dict[str, dict[int, TestScore]]  # study name -> trial number -> test scores
@@ -144,7 +146,7 @@ class TaskSummary:
 
 
 def _best(study: StudyData) -> float:
-    curve = anytime_curve(study.records, study.info.direction)
+    curve = anytime_curve(study.records, study.info.objective_direction)
     return float(curve.best[-1]) if len(curve.best) else math.nan
 
 
@@ -159,29 +161,7 @@ def strategy_label(strategy: str, studies: list[StudyData], grid_size: int | Non
 
 def task_baseline(config: ExperimentConfig | None, strategies: list[str]) -> str:
     """The configured baseline when it ran, else grid, else the first non-manual strategy."""
-    wanted = config.baseline() if config is not None else "grid"
-    for candidate in (wanted, "grid"):
-        if candidate in strategies:
-            return candidate
-    return next((s for s in strategies if s != "manual"), strategies[0])
-
-
-def picks_needed(data: ExperimentData, config: ExperimentConfig | None) -> dict[str, set[int]]:
-    """Per study, the trials equal-compute comparisons need test scores for."""
-    picks: dict[str, set[int]] = {}
-    for task in data.tasks():
-        strategies = list(dict.fromkeys(s.info.strategy for s in data.of(task)))
-        baseline = {s.info.seed: s for s in data.of(task, task_baseline(config, strategies))}
-        for s in data.of(task):
-            b = baseline.get(s.info.seed)
-            if s.info.strategy == "manual" or b is None:
-                continue
-            budget = total(b.records, "epochs")
-            for f in FRACTIONS:
-                pick = pick_at_budget(s.records, s.info.direction, f * budget)
-                if pick is not None:
-                    picks.setdefault(s.info.name, set()).add(pick)
-    return picks
+    return _task_baseline(config.baseline() if config is not None else "grid", strategies)
 
 
 def _interrupted_total(studies: list[StudyData], attr: str) -> float:
@@ -203,6 +183,9 @@ def summarize_task(
     ``_sentences.summarize``, which adjusts over every task) and compute comparisons of ``task``."""
     studies = data.of(task)
     metric, direction = studies[0].info.metric, studies[0].info.direction
+    # Trial values are the selection objective (validation cross-entropy for classification
+    # by default): picks, targets and winners follow its direction; test scores the metric's.
+    objective, value_direction = studies[0].info.objective, studies[0].info.objective_direction
     strategies = list(dict.fromkeys(s.info.strategy for s in studies))
     baseline = task_baseline(config, strategies)
     grid_size = config.grid_size() if config is not None and "grid" in config.strategies else None
@@ -252,7 +235,10 @@ def summarize_task(
     # The compute target: the baseline's best validation score at that seed, minus the margin
     # (a relative margin without test scores yet: relative to the validation score).
     val_margin = margin
-    if math.isnan(val_margin) and isinstance(spec, str):
+    if objective != metric:  # the margin is in the metric's units: the objective's default
+        spec_v = DEFAULT_MARGINS.get(objective, DEFAULT_MARGINS["log_loss"])
+        val_margin = resolve_margin(spec_v, [_best(s) for s in base_studies.values()])
+    elif math.isnan(val_margin) and isinstance(spec, str):
         val_margin = resolve_margin(spec, [_best(s) for s in base_studies.values()])
     compute = []
     equal = []
@@ -266,11 +252,11 @@ def summarize_task(
                 b = base_studies.get(s.info.seed)
                 if b is None or s is b:
                     continue
-                target = best_so_far_target(b.records, direction, val_margin)
+                target = best_so_far_target(b.records, value_direction, val_margin)
                 if math.isnan(target):
                     continue
-                cost, reached = run_cost_to_target(s.records, target, direction, unit)
-                base = baseline_cost_to_target(b.records, target, direction, unit)
+                cost, reached = run_cost_to_target(s.records, target, value_direction, unit)
+                base = baseline_cost_to_target(b.records, target, value_direction, unit)
                 per_seed.append(SeedRatio(s.info.seed, unit, cost, base, reached))
             if per_seed:
                 est, low, high, level = ratio_interval(per_seed)
@@ -289,7 +275,7 @@ def summarize_task(
                 b = base_studies.get(s.info.seed)
                 if b is None:
                     continue
-                pick = pick_at_budget(s.records, direction, f * total(b.records, "epochs"))
+                pick = pick_at_budget(s.records, value_direction, f * total(b.records, "epochs"))
                 value = _score(tests, s, pick)
                 if not math.isnan(value):
                     at_f[s.info.seed] = value
@@ -310,7 +296,7 @@ def summarize_task(
         if strategy != baseline:
             smallest[strategy] = settled
     winners = []
-    sign = 1.0 if direction == "maximize" else -1.0
+    sign = 1.0 if value_direction == "maximize" else -1.0
     fixed = config.fixed_params() if config is not None else {}
     for strategy in strategies:
         candidates = [
@@ -329,7 +315,7 @@ def summarize_task(
         if isinstance(spec, str)
         else f"{margin:.4g}"
     )
-    target_text = f"{baseline}'s best validation {metric} {'-' if direction == 'maximize' else '+'} the margin ({val_margin:.4g}) at the same seed"
+    target_text = f"{baseline}'s best validation {objective} {'-' if value_direction == 'maximize' else '+'} the margin ({val_margin:.4g}) at the same seed"
     missing = [f"{s.info.name}: {s.missing}" for s in studies if s.missing]
     return TaskSummary(
         task=task, metric=metric, direction=direction, rows=rows, verdicts=verdicts, verdict="",
