@@ -262,17 +262,16 @@ class ExperimentConfig:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _task_identity(task: TaskConfig, kind: str | None) -> dict[str, Any]:
+def _task_identity(task: TaskConfig, kind: str | None = None) -> dict[str, Any]:
     identity = asdict(task)
     kind = task.kind or (METRICS[task.metric][0] if task.metric else None) or kind
-    if kind is None:
-        raise ValueError(f"task {task.name!r}: its kind is needed for its fingerprint")
     # Trials selected on another objective than the metric are not comparable with trials
     # selected on the metric; selecting on the metric itself (every study made before
-    # ``select`` existed) leaves the key out, so those keep their fingerprint.
+    # ``select`` existed) leaves the key out, so those keep their fingerprint. (Callers that
+    # cannot know a CSV task's kind get "default": runner and resume always pass it.)
     del identity["select"]
-    select = task.resolved_select(kind)
-    if select != task.resolved_metric(kind):
+    select = task.resolved_select(kind) if kind else task.select or "default"
+    if kind is None or select != task.resolved_metric(kind):
         identity["select"] = select
     # The chosen columns change what trials learn from; unset, they are left out so that
     # experiments created before these keys existed keep their fingerprint.

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import pytest
@@ -45,8 +47,12 @@ def test_margin_and_baseline_are_report_only_and_keep_the_fingerprint() -> None:
     assert marked.baseline() == "random" and base.baseline() == "grid"
     for a, b in zip(base.tasks, marked.tasks, strict=True):
         assert base.fingerprint(a) == marked.fingerprint(b)
-    # the value main computed before margins existed: stored experiments still resume
-    assert base.fingerprint(base.tasks[0]) == "b4ec3cd69bfb4eca"
+    # the value main computed before margins and select existed: a task that selects on its
+    # metric (as every stored experiment did) keeps it, so those still resume; the new default
+    # (validation cross-entropy) is another fingerprint: old and new trials never mix silently
+    legacy = dataclasses.replace(base.tasks[0], select="accuracy")
+    assert base.fingerprint(legacy) == "b4ec3cd69bfb4eca"
+    assert base.fingerprint(base.tasks[0]) != "b4ec3cd69bfb4eca"
 
 
 def test_default_baseline_without_grid_is_the_first_non_manual_strategy() -> None:
