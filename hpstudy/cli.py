@@ -141,7 +141,7 @@ def _call(fn: Callable[[], T], resume_hint: Callable[[], str] | None = None) -> 
 def _storage_url(storage: str | None) -> str:
     """The storage URL of a command (option, environment or default), remembered so that no
     message of this command can show its password."""
-    from hpstudy.runner import resolve_storage_url
+    from hpstudy.store import resolve_storage_url
 
     url = resolve_storage_url(storage)
     _state["url"] = url
@@ -161,7 +161,7 @@ def _storage_flag(url: str, note: bool = True) -> str:
     import os
     import shlex
 
-    from hpstudy.runner import DEFAULT_STORAGE
+    from hpstudy.store import DEFAULT_STORAGE
 
     if url == DEFAULT_STORAGE:
         return ""
