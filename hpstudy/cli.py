@@ -208,8 +208,9 @@ def _fmt(value: float | None) -> str:
 
 
 def _metric(info: Any) -> str:
-    """A study's own metric and direction, e.g. ``rmse (minimize)``."""
-    return f"{info.metric} ({info.direction})"
+    """What a study's trial values (its best) are, and their direction, e.g. ``rmse
+    (minimize)``, ``cross_entropy (minimize)`` for a classifier selected on cross-entropy."""
+    return f"{info.objective} ({info.objective_direction})"
 
 
 @app.command()

@@ -77,9 +77,7 @@ def test_objective_is_the_validation_cross_entropy_recomputed_independently(
 
 
 def test_select_accuracy_selects_on_accuracy_as_before() -> None:
-    data = prepare_task(
-        TaskConfig("t", "iris", None, None, None, None, select="accuracy"), seed=0
-    )
+    data = prepare_task(TaskConfig("t", "iris", None, None, None, None, select="accuracy"), seed=0)
     assert data.select == "accuracy" and data.metric == "accuracy"
     result = train({**PARAMS, "lr": 3e-3}, data, seed=0, max_epochs=10)
     assert result.score == max(result.history) and result.metric_at_best is None

@@ -223,7 +223,7 @@ def test_bad_select_names_the_task_the_value_and_the_choices(
         parse_config(tiny_study_text().replace(task, f"{task}\nselect = {value}"))
 
 
-def test_select_defaults_to_cross_entropy_for_classification_and_the_metric_for_regression() -> None:
+def test_select_defaults_to_cross_entropy_for_classification_and_metric_for_regression() -> None:
     config = parse_config(tiny_study_text())
     iris, diabetes = config.tasks
     assert iris.select is None and iris.resolved_select("classification") == "cross_entropy"
