@@ -140,6 +140,11 @@ class TaskSummary:
     smallest_fraction: dict[str, float | None] | None = None
     winners: list[Winner] | None = None
     best_scores: dict[str, dict[int, float]] | None = None  # strategy -> seed -> test score
+    # What trial values are (the selection objective) and the margin the compute target uses
+    # on them (the metric's margin when the objective is the metric).
+    objective: str = ""
+    objective_direction: str = ""
+    target_margin: float = math.nan
 
     def label(self, strategy: str) -> str:
         return next((r.label for r in self.rows if r.strategy == strategy), strategy)
@@ -321,5 +326,6 @@ def summarize_task(
         task=task, metric=metric, direction=direction, rows=rows, verdicts=verdicts, verdict="",
         missing=missing, baseline=baseline, margin=margin, margin_spec=margin_spec, target=target_text,
         compute=compute, equal=equal, smallest_fraction=smallest, winners=winners,
-        best_scores={k: v for k, v in scores.items() if v},
+        best_scores={k: v for k, v in scores.items() if v}, objective=objective,
+        objective_direction=value_direction, target_margin=val_margin,
     )  # fmt: skip
