@@ -288,3 +288,26 @@ def test_classification_selects_on_cross_entropy_so_accuracy_ties_decide_nothing
         .fetchone()[0]
     )
     assert stored in ("cross_entropy", "rmse")
+
+
+def test_the_workers_that_finish_studies_score_everything_without_a_final_pass(
+    tmp_path: Path,
+) -> None:
+    """``run_studies`` is the workers' loop alone (no pass at the end, as in ``create``): the
+    finish that completes each study scores what its (task, seed) now allows, so once every
+    study has finished, every best trial and every equal-compute pick is cached."""
+    from hpstudy.report._collect import collect_experiment
+    from hpstudy.report._test_scores import missing_test_scores
+    from hpstudy.runner import Progress
+    from hpstudy.runner._run import DataCache, run_studies
+
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    config = parse_config(tiny_study_text(("manual", "grid", "random"), n_trials=3))
+    infos, _ = create_experiment(config, url, run=False)
+    data = collect_experiment(url, "tiny")
+    assert len(missing_test_scores(data, config)) == 0  # nothing finished: nothing needed
+    run_studies(config, open_storage(url, create=False), infos, DataCache(config), Progress())
+    data = collect_experiment(url, "tiny")
+    assert missing_test_scores(data, config) == []
+    picks = sum(len(cached_scores(s.attrs)) for s in data.studies)
+    assert picks > len(data.studies)  # more than the best trials: the picks too
