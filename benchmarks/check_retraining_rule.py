@@ -31,8 +31,9 @@ from hpstudy.analysis._verdict import hodges_lehmann, paired_differences
 from hpstudy.config import load_config
 from hpstudy.data import prepare_final, prepare_task
 from hpstudy.report._collect import collect_experiment
-from hpstudy.report._test_scores import TEST_REPEATS, best_trial
+from hpstudy.report._test_scores import best_trial
 from hpstudy.runner import create_experiment
+from hpstudy.scoring import TEST_REPEATS, retrain
 from hpstudy.strategies import derive_seed
 from hpstudy.training import train
 
@@ -83,11 +84,10 @@ def main() -> None:
         }
         for rule, n_epochs in chosen.items():
             epochs[rule].append(n_epochs)
-            runs = [
-                train({**params, "epochs": n_epochs}, final, seed=derive_seed(study.info.seed, r, "test"),
-                      max_epochs=n_epochs, patience=0, device=config.training.device).history[-1]
-                for r in range(TEST_REPEATS)
-            ]  # fmt: skip
+            runs = retrain(
+                task, study.info.seed, params, n_epochs, device=config.training.device,
+                repeats=TEST_REPEATS, data=final,
+            ).scores  # fmt: skip
             scores[rule].setdefault(task.name, {})[study.info.name] = statistics.mean(runs)
     print(f"{len(epochs['one-seed'])} studies ({args.seeds} seeds of {Path(args.study).name})")
     for rule in RULES:

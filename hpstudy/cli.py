@@ -50,7 +50,11 @@ def _jobs_option(help_text: str) -> Any:
 
 
 NJobsOption = Annotated[
-    int, _jobs_option("Worker processes on this machine (one torch thread each).")
+    int,
+    _jobs_option(
+        "Worker processes on this machine, and processes retraining missing test scores "
+        "(one torch thread each)."
+    ),
 ]
 
 
@@ -129,7 +133,7 @@ def _call(fn: Callable[[], T], resume_hint: Callable[[], str] | None = None) -> 
 def _storage_url(storage: str | None) -> str:
     """The storage URL of a command (option, environment or default), remembered so that no
     message of this command can show its password."""
-    from hpstudy.runner import resolve_storage_url
+    from hpstudy.store import resolve_storage_url
 
     url = resolve_storage_url(storage)
     _state["url"] = url
@@ -149,7 +153,7 @@ def _storage_flag(url: str, note: bool = True) -> str:
     import os
     import shlex
 
-    from hpstudy.runner import DEFAULT_STORAGE
+    from hpstudy.store import DEFAULT_STORAGE
 
     if url == DEFAULT_STORAGE:
         return ""
@@ -196,8 +200,9 @@ def _fmt(value: float | None) -> str:
 
 
 def _metric(info: Any) -> str:
-    """A study's own metric and direction, e.g. ``rmse (minimize)``."""
-    return f"{info.metric} ({info.direction})"
+    """What a study's trial values (its best) are, and their direction, e.g. ``rmse
+    (minimize)``, ``cross_entropy (minimize)`` for a classifier selected on cross-entropy."""
+    return f"{info.objective} ({info.objective_direction})"
 
 
 @app.command()
@@ -242,6 +247,7 @@ def create(
             )
         finally:
             progress.close()
+            _scoring_note(progress)
 
     config, (infos, results) = _call(
         work, resume_hint=lambda: f"hpstudy resume {_experiment_name(file)}{_storage_flag(url)}"
@@ -252,6 +258,21 @@ def create(
         )
         return
     _print_results(config.name, url, results)
+
+
+def _scoring_note(progress: Any) -> None:
+    """One line on the test scores a run computed (missing ones, or a study's at its end)."""
+    if progress.scored is None or _state["quiet"]:
+        return
+    done, total = progress.scored
+    if done == total:
+        err.print(
+            f"test scores: {total} configuration(s) retrained on train+validation and scored "
+            "once on test (cached in the storage)",
+            markup=False,
+        )
+    else:
+        err.print(f"test scores: {done} of {total} configuration(s) retrained", markup=False)
 
 
 def _print_results(experiment: str, url: str, results: list[Any]) -> None:
@@ -395,6 +416,7 @@ def _resume_and_print(verb: str, experiment: str, storage: str | None, **options
             return resume_experiment(experiment, url, progress=progress, **options)
         finally:
             progress.close()
+            _scoring_note(progress)
 
     config, results = _call(
         work, resume_hint=lambda: f"hpstudy {verb} {experiment}{_storage_flag(url)}"
@@ -497,7 +519,6 @@ def report(
     """Write one offline HTML report: which strategy won, for how much compute, on held-out test data, and is it real. Reads only: nothing is retrained."""
     from hpstudy.analysis._table import failure_note
     from hpstudy.report import write_report
-    from hpstudy.report._html import unscored_studies
 
     url = _storage_url(storage)
     path, analysis = _call(lambda: write_report(url, experiment, output))
@@ -508,17 +529,7 @@ def report(
         note = failure_note(study.trials)
         if note is not None:
             err.print(f"warning: {study.name}: {note}", markup=False)
-    _warn_unscored(unscored_studies(analysis.table), experiment)
     out.print(f"report: {path}")
-
-
-def _warn_unscored(n: int, experiment: str) -> None:
-    if n:
-        err.print(
-            f"warning: {n} studies have no test score for their best trial yet (scored when a "
-            f"study finishes); 'hpstudy resume {experiment}' computes them",
-            markup=False,
-        )
 
 
 @app.command()
@@ -606,7 +617,8 @@ def best(
             else f"; no test score yet ('hpstudy resume {experiment}' computes it)"
         )
         out.print(
-            f"{b.task}: validation {b.metric} {b.value:.4g} ({b.direction}){tests}", markup=False
+            f"{b.task}: validation {b.objective} {b.value:.4g} ({b.objective_direction}){tests}",
+            markup=False,
         )
         out.print(f"  from {b.study} trial {b.trial}", markup=False)
         for k, v in b.params.items():

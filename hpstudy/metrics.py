@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from hpstudy.config._schema import METRICS
+from hpstudy.config._schema import OBJECTIVES
 
 
 def direction(metric: str) -> str:
-    """``"maximize"`` or ``"minimize"``."""
-    return METRICS[metric][1]
+    """``"maximize"`` or ``"minimize"`` (of a metric or a selection objective)."""
+    return OBJECTIVES[metric][1]
 
 
 def is_better(a: float, b: float, metric: str) -> bool:
@@ -35,6 +35,8 @@ def score(metric: str, output: torch.Tensor, y: torch.Tensor, y_std: float = 1.0
         y: Class indices or standardised targets.
         y_std: Standard deviation of the target, to report rmse/mae in the target's units.
     """
+    if metric == "cross_entropy":
+        return cross_entropy(output, y)
     if metric == "accuracy":
         pred = (output > 0).long() if output.ndim == 1 else output.argmax(dim=1)
         return float((pred == y).double().mean())
@@ -63,3 +65,15 @@ def score(metric: str, output: torch.Tensor, y: torch.Tensor, y_std: float = 1.0
             return float(skm.roc_auc_score(y_np, proba[:, 1]))
         return float(skm.roc_auc_score(y_np, proba, multi_class="ovr", labels=labels))
     raise ValueError(f"unknown metric {metric!r}")
+
+
+def cross_entropy(output: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean cross-entropy (log loss, natural log) of logits against class indices, in float64
+    from the log-softmax (or log-sigmoid for one binary logit): exact, no clipping of
+    probabilities, and tie-free where accuracy saturates."""
+    out = output.double()
+    if out.ndim == 1:
+        yd = y.double()
+        # -[y log s(x) + (1 - y) log(1 - s(x))] = softplus(x) - y x, stable for any x
+        return float((torch.nn.functional.softplus(out) - yd * out).mean())
+    return float(torch.nn.functional.cross_entropy(out, y.long()))

@@ -183,9 +183,8 @@ def train_best(
     from hpstudy.model import output_size
     from hpstudy.report._best import best_of
     from hpstudy.report._collect import collect_experiment
+    from hpstudy.scoring import retrain
     from hpstudy.store import stored_config as _stored_config
-    from hpstudy.strategies import derive_seed
-    from hpstudy.training import train
 
     data_collected = collect_experiment(storage_url, experiment)
     config = _stored_config(data_collected.studies[0].info, storage_url)
@@ -200,17 +199,19 @@ def train_best(
     data = prepare_final(task_config, best.seed, raw)
     params = dict(best.params)
     params["epochs"] = int(best.best_epoch or params["epochs"])
-    seed = derive_seed(best.seed, 0, "test")  # the first of the report's test retrainings
-    # the same device as the report's retraining, so the test score is the same
-    result = train(
-        params,
-        data,
-        seed=seed,
-        max_epochs=params["epochs"],
-        patience=0,
-        device=config.training.device,
-    )
-    network = result.models[0].cpu()
+    # the first of the test-score retrainings (the same function, seed and device), so the
+    # saved model's test score is the first cached one
+    result = retrain(
+        task_config, best.seed, params, params["epochs"],
+        device=config.training.device, repeats=1, data=data,
+    )  # fmt: skip
+    seed = result.seeds[0]
+    if result.first_model is None:
+        raise HpStudyError(
+            f"retraining {best.study} trial {best.trial} on train+validation diverged (its loss "
+            "became NaN or infinite); nothing was saved"
+        )
+    network = result.first_model
     fold = data.folds[0]
     if raw.kind == "classification":
         target: dict[str, Any] = {
@@ -243,8 +244,8 @@ def train_best(
             "training_seed": seed,
         },
         "scores": {
-            f"validation_{data.metric}": best.value,
-            f"test_{data.metric}": float(result.history[-1]),
+            f"validation_{best.objective or data.metric}": best.value,
+            f"test_{data.metric}": float(result.scores[0]),
         },
         "versions": {"hpstudy": hpstudy.__version__, "torch": torch.__version__},
     }

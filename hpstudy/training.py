@@ -38,13 +38,16 @@ class TrainResult:
     """Outcome of training one configuration.
 
     Attributes:
-        score: Best validation score over the epochs (the trial's value).
+        score: Best validation score over the epochs (the trial's value), on the selection
+            objective (``data.select``: validation cross-entropy for classification by default).
         best_epoch: Epoch (1-based) of that score.
         epochs_trained: Epochs actually trained (per fold), pruned or early-stopped included.
         seconds: Wall-clock training time, evaluation included.
         pruned: Whether ``on_epoch`` stopped the run.
-        history: Validation score after each epoch.
+        history: Validation score (selection objective) after each epoch.
         n_params: Number of weights of one network.
+        metric_at_best: The task's metric on validation at ``best_epoch``, when the
+            selection objective is another (``None`` otherwise).
     """
 
     score: float
@@ -54,6 +57,7 @@ class TrainResult:
     pruned: bool
     history: list[float] = field(default_factory=list)
     n_params: int = 0
+    metric_at_best: float | None = None
     models: list[nn.Module] = field(default_factory=list, repr=False)  # one per fold, trained
 
 
@@ -135,13 +139,14 @@ class _FoldRun:
         # Divergence propagates into the weights, so the last batch's loss is enough to see it.
         return engine.loss_value(out, yb)
 
-    def evaluate(self, metric: str) -> float:
+    def evaluate(self, metrics: tuple[str, ...]) -> list[float]:
+        """Validation scores of the network as it is now, one per metric (one forward pass)."""
         self.model.eval()
         with torch.inference_mode():
             out = self.model(self.Xv)
             if self.squeeze:
                 out = out.squeeze(1)
-            return score(metric, out, self.yv, self.y_std)
+            return [score(m, out, self.yv, self.y_std) for m in metrics]
 
 
 _warmed: set[str] = set()
@@ -171,10 +176,11 @@ def warm_up(device: str = "cpu") -> None:
         ("classification", "accuracy", 3, (np.arange(16) % 3).astype(np.int64)),
         ("regression", "rmse", 0, rng.standard_normal(16).astype(np.float32)),
     ]
+    objectives = {"classification": "cross_entropy", "regression": "rmse"}
     defaults = {name: default for name, (_, default) in HYPERPARAMETERS.items()}
     for kind, metric, n_classes, y in tasks:
         fold = Fold(X_train=X, y_train=y, X_valid=X, y_valid=y)
-        data = TaskData(kind, metric, 3, n_classes, (fold,), np.arange(0))
+        data = TaskData(kind, metric, 3, n_classes, (fold,), np.arange(0), objectives[kind])
         for optimizer in OPTIMIZERS:
             params = {**defaults, "n_units": 4, "batch_size": 8, "optimizer": optimizer}
             train(params, data, seed=0, max_epochs=1, device=device)
@@ -200,8 +206,9 @@ def train(
         max_epochs: Cap on epochs; ``params["epochs"]`` may ask for fewer.
         patience: Stop after this many epochs without improvement (0: never).
         device: ``auto``, ``cpu`` or ``cuda``.
-        on_epoch: Called with (epoch, mean validation score over folds); returning True
-            prunes the run.
+        on_epoch: Called with (epoch, mean validation score over folds, on the selection
+            objective ``data.select``); returning True prunes the run. Early stopping and the
+            best epoch follow the same objective.
 
     Raises:
         NonFiniteLossError: The loss or the validation score is NaN or infinite.
@@ -211,21 +218,27 @@ def train(
     dev = resolve_device(device)
     runs = [_FoldRun(f, data, params, dev, seed + 7919 * i) for i, f in enumerate(data.folds)]
     epochs = min(int(params.get("epochs") or max_epochs), max_epochs)
+    # The selection objective first; the task's metric too when it is another (reported as
+    # the validation metric of the best epoch, e.g. accuracy beside cross-entropy).
+    metrics = (data.select,) if data.select == data.metric else (data.select, data.metric)
     history: list[float] = []
     best, best_epoch, pruned = math.nan, 0, False
+    metric_at_best: float | None = None
     for epoch in range(1, epochs + 1):
         scores = []
         for run in runs:
             loss = run.train_epoch()
             if not math.isfinite(loss):
                 raise NonFiniteLossError(f"training loss is {loss} at epoch {epoch}")
-            scores.append(run.evaluate(data.metric))
-        value = sum(scores) / len(scores)
+            scores.append(run.evaluate(metrics))
+        value = sum(s[0] for s in scores) / len(scores)
         if not math.isfinite(value):
-            raise NonFiniteLossError(f"validation {data.metric} is {value} at epoch {epoch}")
+            raise NonFiniteLossError(f"validation {data.select} is {value} at epoch {epoch}")
         history.append(value)
-        if best_epoch == 0 or is_better(value, best, data.metric):
+        if best_epoch == 0 or is_better(value, best, data.select):
             best, best_epoch = value, epoch
+            if len(metrics) > 1:
+                metric_at_best = sum(s[1] for s in scores) / len(scores)
         if on_epoch is not None and on_epoch(epoch, value):
             pruned = True
             break
@@ -240,5 +253,6 @@ def train(
         pruned=pruned,
         history=history,
         n_params=n_params,
+        metric_at_best=metric_at_best,
         models=[run.model for run in runs],
     )

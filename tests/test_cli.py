@@ -153,7 +153,8 @@ def test_version_names_hpstudy_and_the_versions_it_runs_on_without_importing_the
 
 
 def test_list_and_status_show_each_studys_own_metric(tmp_path: Path, storage_url: str) -> None:
-    """iris is scored by accuracy (maximize), diabetes by rmse (minimize): each row says its own."""
+    """iris trials are selected on cross-entropy (minimize), diabetes on rmse (minimize): each
+    row says its own (its best is in those units)."""
     study = tmp_path / "s.toml"
     study.write_text(tiny_study_text(strategies=("random",)))
     assert (
@@ -169,7 +170,7 @@ def test_list_and_status_show_each_studys_own_metric(tmp_path: Path, storage_url
             if "tiny." in line and ".s0" in line
         }
         assert set(rows) == {"tiny.iris.random.s0", "tiny.diabetes.random.s0"}, result.stdout
-        assert "accuracy (maximize)" in rows["tiny.iris.random.s0"], command
+        assert "cross_entropy (minimize)" in rows["tiny.iris.random.s0"], command
         assert "rmse" not in rows["tiny.iris.random.s0"], command
         assert "rmse (minimize)" in rows["tiny.diabetes.random.s0"], command
         assert "best = " not in result.stdout  # no caption naming one task's metric for all

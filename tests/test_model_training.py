@@ -42,8 +42,45 @@ def test_training_improves_the_validation_score(optimizer: str) -> None:
     data = _task("iris")
     result = train({**PARAMS, "optimizer": optimizer, "lr": 3e-3}, data, seed=0, max_epochs=30)
     assert result.epochs_trained == 30
-    assert result.history[0] < 0.9 <= result.score  # from near chance to a fitted model
-    assert result.score == max(result.history)
+    # classification selects on validation cross-entropy (chance is ln 3 = 1.1): it falls
+    assert data.select == "cross_entropy" and result.score < min(0.5, result.history[0])
+    assert result.score == min(result.history)
+    # and the task's metric (accuracy) is reported at that epoch: a fitted model
+    assert result.metric_at_best is not None and result.metric_at_best >= 0.9
+
+
+@pytest.mark.parametrize("dataset", ["iris", "breast_cancer"])
+def test_objective_is_the_validation_cross_entropy_recomputed_independently(
+    dataset: str,
+) -> None:
+    from sklearn.metrics import accuracy_score, log_loss
+
+    data = _task(dataset)
+    params = {**PARAMS, "lr": 3e-3, "dropout": 0.3}
+    result = train(params, data, seed=1, max_epochs=12)
+    # the network as it was at the best epoch: the same run stopped there (training is
+    # deterministic and nothing after an epoch changes the epochs before it)
+    at_best = train(params, data, seed=1, max_epochs=result.best_epoch)
+    fold = data.folds[0]
+    with torch.inference_mode():
+        out = at_best.models[0].eval()(torch.from_numpy(fold.X_valid)).double()
+    if out.shape[1] == 1:  # one binary logit
+        p1 = torch.sigmoid(out[:, 0]).numpy()
+        proba = np.stack([1 - p1, p1], axis=1)
+    else:
+        proba = torch.softmax(out, dim=1).numpy()
+    assert result.score == pytest.approx(log_loss(fold.y_valid, proba), rel=1e-9, abs=1e-12)
+    assert result.metric_at_best == pytest.approx(accuracy_score(fold.y_valid, proba.argmax(1)))
+    # accuracy is a step function of the logits, cross-entropy is not: many epochs tie in
+    # one and none in the other
+    assert len(set(result.history)) == len(result.history)
+
+
+def test_select_accuracy_selects_on_accuracy_as_before() -> None:
+    data = prepare_task(TaskConfig("t", "iris", None, None, None, None, select="accuracy"), seed=0)
+    assert data.select == "accuracy" and data.metric == "accuracy"
+    result = train({**PARAMS, "lr": 3e-3}, data, seed=0, max_epochs=10)
+    assert result.score == max(result.history) and result.metric_at_best is None
 
 
 def test_regression_rmse_is_in_target_units_and_decreases() -> None:
@@ -67,6 +104,13 @@ def test_early_stopping_and_pruning_callback_stop_training() -> None:
     flat = TaskData("classification", "accuracy", 4, 3, data.folds, data.test_index)
     stopped = train({**PARAMS, "lr": 1e-9}, flat, seed=0, max_epochs=30, patience=2)
     assert not stopped.pruned and stopped.epochs_trained == 3  # no gain after epoch 1
+    # early stopping follows the selection objective: a learning rate too small to move
+    # accuracy still lowers the cross-entropy a little every epoch, so it never stops early
+    on_ce = TaskData(
+        "classification", "accuracy", 4, 3, data.folds, data.test_index, "cross_entropy"
+    )
+    slow = train({**PARAMS, "lr": 1e-5, "dropout": 0.0}, on_ce, seed=0, max_epochs=8, patience=2)
+    assert slow.epochs_trained == 8 and slow.history == sorted(slow.history, reverse=True)
 
 
 def test_nan_loss_raises_non_finite_error() -> None:

@@ -495,7 +495,7 @@ def advice_from_table(table: TrialTable, strategy: str = STRATEGY) -> Advice | N
     fixed = table.config.fixed_params()
     searched = set(table.config.searched_params())
     samples = [
-        Sample(s.task, s.seed, s.direction, t.value if t.state == "COMPLETE" else None,
+        Sample(s.task, s.seed, s.select_direction, t.value if t.state == "COMPLETE" else None,
                {**fixed, **t.params})
         for s in studies
         for t in s.runs

@@ -178,6 +178,7 @@ class TaskSummary:
     winners: list[Winner] | None = None
     best_scores: dict[str, dict[int, float]] | None = None  # strategy -> seed -> test score
     control: Verdict | None = None
+    objective: str = ""  # what the trials were selected on (validation)
 
     def label(self, strategy: str) -> str:
         return next((r.label for r in self.rows if r.strategy == strategy), label_of(strategy))
@@ -186,13 +187,18 @@ class TaskSummary:
 # ------------------------------------------------------------------ one rule each
 
 
-def task_baseline(config: ExperimentConfig | None, strategies: Sequence[str]) -> str:
-    """The configured baseline when it ran, else grid, else the first non-manual strategy."""
-    wanted = config.baseline() if config is not None else "grid"
-    for candidate in (wanted, "grid"):
+def baseline_of(configured: str | None, strategies: Sequence[str]) -> str:
+    """The one rule for the baseline among the strategies that ran: the configured one when it
+    ran, else grid, else the first non-manual strategy."""
+    for candidate in (configured or "grid", "grid"):
         if candidate in strategies:
             return candidate
     return next((s for s in strategies if s != "manual"), strategies[0])
+
+
+def task_baseline(config: ExperimentConfig | None, strategies: Sequence[str]) -> str:
+    """The baseline of a task (:func:`baseline_of` with the study file's choice)."""
+    return baseline_of(config.baseline() if config is not None else None, strategies)
 
 
 def strategy_label(strategy: str, studies: Sequence[Study], config: ExperimentConfig) -> str:
@@ -290,7 +296,7 @@ def compute_ratios(table: TrialTable, task: str, baseline: str) -> list[ComputeR
             else "both in the order they ran (a sequential strategy has only its realised order)"
         )
         pairs = [
-            (s, b, levels(s.runs, b.runs, s.direction))
+            (s, b, levels(s.runs, b.runs, s.select_direction))
             for s in table.of(task, strategy)
             if (b := base.get(s.seed)) is not None
         ]
@@ -298,7 +304,9 @@ def compute_ratios(table: TrialTable, task: str, baseline: str) -> list[ComputeR
             for level in LEVELS:
                 per_seed = []
                 for s, b, known in pairs:
-                    r = seed_ratio(s.runs, b.runs, s.seed, s.direction, unit, level, both, known)
+                    r = seed_ratio(
+                        s.runs, b.runs, s.seed, s.select_direction, unit, level, both, known
+                    )
                     if r is not None:
                         per_seed.append(r)
                 if per_seed:
@@ -321,7 +329,7 @@ def picks_at(table: TrialTable, task: str, baseline: str) -> dict[tuple[str, int
             continue
         budget = total(b.runs, "epochs")
         for f in FRACTIONS:
-            pick = pick_at_budget(s.runs, s.direction, f * budget)
+            pick = pick_at_budget(s.runs, s.select_direction, f * budget)
             if pick is not None:
                 out[(s.strategy, s.seed, f)] = pick
     return out
@@ -403,7 +411,7 @@ def winners(table: TrialTable, task: str) -> list[Winner]:
         params: dict[str, dict[str, Any]] = {}
         direction = ""
         for s in table.of(task, strategy):
-            direction = s.direction
+            direction = s.select_direction
             for t in s.runs:
                 if t.state == "COMPLETE" and t.value is not None and not math.isnan(t.value):
                     key = repr(sorted((k, str(v)) for k, v in t.params.items()))
@@ -453,4 +461,5 @@ def summarize_task(table: TrialTable, task: str) -> TaskSummary:
         margin=margin, margin_spec=margin_text(table, task, margin),
         compute=compute_ratios(table, task, baseline), equal=equal, smallest_fraction=smallest,
         winners=winners(table, task), best_scores=scores, control=control,
+        objective=studies[0].select_name,
     )  # fmt: skip

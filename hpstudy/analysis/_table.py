@@ -46,6 +46,9 @@ TRIAL_COLUMNS = [
 # counted); "epochs", among the hyperparameters, is what it was allowed
 PARAM_COLUMNS = list(HYPERPARAMETERS)
 COLUMNS = STUDY_COLUMNS + TRIAL_COLUMNS + PARAM_COLUMNS
+# written after the others; files from before selection on cross-entropy lack them (their
+# trials were selected on the metric)
+OPTIONAL_COLUMNS = ["objective", "objective_direction"]
 
 
 def counts(state: str, fail_reason: str | None) -> bool:
@@ -130,6 +133,18 @@ class Study:
     budget: int
     fingerprint: str = ""
     trials: tuple[Trial, ...] = ()
+    objective: str = ""  # what trials were selected on ("" = the metric)
+    objective_direction: str = ""  # its direction ("" = the metric's)
+
+    @property
+    def select_direction(self) -> str:
+        """The direction of the trials' validation values (the selection objective's); test
+        scores are in the metric's :attr:`direction`."""
+        return self.objective_direction or self.direction
+
+    @property
+    def select_name(self) -> str:
+        return self.objective or self.metric
 
     @cached_property
     def runs(self) -> list[Trial]:
@@ -149,12 +164,13 @@ class Study:
         return [t for t in self.trials if t.interrupted]
 
     def best(self) -> Trial | None:
-        """The best COMPLETE trial by validation score (the first of equals in run order)."""
+        """The best COMPLETE trial by its validation objective (the first of equals in run
+        order)."""
         return self._best
 
     @cached_property
     def _best(self) -> Trial | None:
-        return best_of(self.runs, self.direction)
+        return best_of(self.runs, self.select_direction)
 
     @property
     def missing(self) -> str | None:
@@ -336,6 +352,8 @@ def read_results(path: Path) -> TrialTable:
                 seed=int(r0["seed"]), metric=r0["metric"], direction=r0["direction"],
                 kind=r0["kind"], budget=int(r0["budget"]), fingerprint=r0["fingerprint"],
                 trials=tuple(sorted(trials, key=lambda t: t.number)),
+                objective=r0.get("objective") or "",
+                objective_direction=r0.get("objective_direction") or "",
             )  # fmt: skip
         except (ValueError, KeyError, TypeError) as e:
             raise ConfigError(

@@ -21,6 +21,7 @@ from hpstudy.config._schema import (
     INIT_ALIASES,
     KINDS,
     METRICS,
+    OBJECTIVES,
     PRUNERS,
     STRATEGIES,
     BudgetConfig,
@@ -54,6 +55,7 @@ _TASK_KEYS = {
     "target",
     "kind",
     "metric",
+    "select",
     "test_size",
     "val_size",
     "cv_folds",
@@ -460,6 +462,7 @@ class _Validator:
                     f"{prefix}.metric",
                     f"{metric} is not a {kind} metric; choose from {', '.join(allowed)}",
                 )
+        select = self.select(raw, prefix, kind if kind in KINDS else None, metric)
         test_size = self.float_in(raw, "test_size", prefix, 0.2, 0.0, 0.9)
         val_size = self.float_in(raw, "val_size", prefix, 0.2, 0.0, 0.9)
         if test_size + val_size >= 0.95:
@@ -480,8 +483,27 @@ class _Validator:
         return TaskConfig(
             name=str(name), dataset=dataset, csv=csv_path, target=target, kind=kind, metric=metric,
             test_size=test_size, val_size=val_size, cv_folds=cv_folds, features=features, drop=drop,
-            margin=margin,
+            margin=margin, select=select,
         )  # fmt: skip
+
+    def select(
+        self, raw: dict[str, Any], prefix: str, kind: str | None, metric: Any
+    ) -> str | None:
+        """A task's ``select``: what trials are selected on (``None``: the kind's default)."""
+        value = raw.get("select")
+        if value is None:
+            return None
+        if kind is None and metric in METRICS:
+            kind = METRICS[metric][0]
+        allowed = [o for o, (k, _) in OBJECTIVES.items() if kind is None or k == kind]
+        if value not in allowed:
+            what = f"a {kind} task" if kind else "a task"
+            self.bad(
+                f"{prefix}.select",
+                f"{_fmt(value)} is not an objective for {what}; choose from {', '.join(allowed)}",
+            )
+            return None
+        return str(value)
 
     def columns(
         self, raw: dict[str, Any], prefix: str, target: Any

@@ -68,6 +68,15 @@ METRICS: dict[str, tuple[str, str]] = {
     "r2": ("regression", "maximize"),
 }
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse"}
+# What a trial's value (the selection objective) can be: any metric, or the validation
+# cross-entropy of a classifier. Accuracy saturates on small data (many configurations tie
+# for best), so classification selects on cross-entropy unless a task says otherwise
+# (``select``); the task's metric is still what the report compares on test data.
+OBJECTIVES: dict[str, tuple[str, str]] = {
+    **METRICS,
+    "cross_entropy": ("classification", "minimize"),
+}
+DEFAULT_SELECT = {"classification": "cross_entropy"}  # regression: the task's metric
 
 # metric -> default non-inferiority margin: a number is in the metric's units, "1%" is relative
 # to the baseline's median test score (for error metrics, whose scale depends on the data).
@@ -151,12 +160,19 @@ class TaskConfig:
     cv_folds: int = 0
     features: tuple[str, ...] | None = None  # csv only: the input columns (None: all but target)
     drop: tuple[str, ...] = ()  # csv only: columns not to use as inputs
+    # What trials are selected on (their value): ``None`` is the kind's default (cross-entropy
+    # for classification, the metric for regression); see ``resolved_select``.
+    select: str | None = None
     # Report-only: the non-inferiority margin (metric units, or "N%" of the baseline's score).
     # Not part of what makes trials comparable, so it is left out of the fingerprint.
     margin: float | str | None = None
 
     def resolved_metric(self, kind: str) -> str:
         return self.metric or DEFAULT_METRIC[kind]
+
+    def resolved_select(self, kind: str) -> str:
+        """The selection objective: the task's own ``select``, else the kind's default."""
+        return self.select or DEFAULT_SELECT.get(kind) or self.resolved_metric(kind)
 
     def resolved_margin(self, metric: str) -> float | str:
         """The margin the report uses: the task's own, else the metric's default."""
@@ -258,10 +274,14 @@ class ExperimentConfig:
                 fixed[name] = param.value
         return fixed
 
-    def fingerprint(self, task: TaskConfig) -> str:
-        """Hash of everything that makes two trials of ``task`` comparable."""
+    def fingerprint(self, task: TaskConfig, kind: str | None = None) -> str:
+        """Hash of everything that makes two trials of ``task`` comparable.
+
+        ``kind`` is the task's kind when the file leaves it to the data (a CSV task without
+        ``kind`` or ``metric``): the selection objective depends on it.
+        """
         payload = {
-            "task": _task_identity(task),
+            "task": _task_identity(task, kind),
             "space": {n: asdict(p) for n, p in sorted(self.space.items())},
             "training": asdict(self.training),
             "pruner": {"type": self.pruner.type, "settings": self.pruner.settings},
@@ -270,8 +290,17 @@ class ExperimentConfig:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _task_identity(task: TaskConfig) -> dict[str, Any]:
+def _task_identity(task: TaskConfig, kind: str | None = None) -> dict[str, Any]:
     identity = asdict(task)
+    kind = task.kind or (METRICS[task.metric][0] if task.metric else None) or kind
+    # Trials selected on another objective than the metric are not comparable with trials
+    # selected on the metric; selecting on the metric itself (every study made before
+    # ``select`` existed) leaves the key out, so those keep their fingerprint. (Callers that
+    # cannot know a CSV task's kind get "default": runner and resume always pass it.)
+    del identity["select"]
+    select = task.resolved_select(kind) if kind else task.select or "default"
+    if kind is None or select != task.resolved_metric(kind):
+        identity["select"] = select
     # The chosen columns change what trials learn from; unset, they are left out so that
     # experiments created before these keys existed keep their fingerprint.
     for key in ("features", "drop"):

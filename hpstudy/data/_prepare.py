@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from hpstudy._errors import ConfigError
-from hpstudy.config._schema import METRICS, TaskConfig
+from hpstudy.config._schema import METRICS, OBJECTIVES, TaskConfig
 from hpstudy.data._datasets import RawData, load_data
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ class TaskData:
 
     Attributes:
         kind: ``"classification"`` or ``"regression"``.
-        metric: The validation metric.
+        metric: The task's metric (what the report compares on test data).
         n_features: Input width after one-hot encoding.
         n_classes: Number of classes (0 for regression).
         folds: One fold (train/valid split) or ``cv_folds`` folds over train+valid.
@@ -64,6 +64,12 @@ class TaskData:
     n_classes: int
     folds: tuple[Fold, ...]
     test_index: np.ndarray
+    objective: str = ""  # what training selects on (a trial's value); "" = the metric
+
+    @property
+    def select(self) -> str:
+        """The selection objective: the validation score each epoch reports."""
+        return self.objective or self.metric
 
 
 def _approximate_mode(counts: np.ndarray, n_draws: int, rng: np.random.RandomState) -> np.ndarray:
@@ -276,8 +282,9 @@ def class_labels(raw: RawData) -> list[str]:
     return [str(c) for c in np.unique(y)]
 
 
-def _encoded(task: TaskConfig, raw: RawData) -> tuple[RawData, np.ndarray, int, str]:
-    """Categoricals as strings, the target encoded (class indices or floats), and the metric."""
+def _encoded(task: TaskConfig, raw: RawData) -> tuple[RawData, np.ndarray, int, str, str]:
+    """Categoricals as strings, the target encoded (class indices or floats), the metric and
+    the selection objective."""
     raw = dataclasses.replace(raw, X=_categorical_as_str(raw.X))
     if raw.kind == "classification":
         # LabelEncoder().fit_transform: the index of each label among the sorted labels.
@@ -296,12 +303,18 @@ def _encoded(task: TaskConfig, raw: RawData) -> tuple[RawData, np.ndarray, int, 
             f"task {task.name!r}: metric {metric!r} is for {METRICS[metric][0]}, but the target "
             f"looks like {raw.kind}; set kind = {METRICS[metric][0]!r} or another metric"
         )
-    return raw, np.asarray(y), n_classes, metric
+    select = task.resolved_select(raw.kind)
+    if OBJECTIVES[select][0] != raw.kind:
+        raise ConfigError(
+            f"task {task.name!r}: select = {select!r} is for {OBJECTIVES[select][0]}, but the "
+            f"target looks like {raw.kind}; set kind = {OBJECTIVES[select][0]!r} or another select"
+        )
+    return raw, np.asarray(y), n_classes, metric, select
 
 
 def prepare_task(task: TaskConfig, seed: int, raw: RawData | None = None) -> TaskData:
     """Load (unless given), split for ``seed`` and preprocess the data of ``task``."""
-    raw, y, n_classes, metric = _encoded(task, raw or load_data(task))
+    raw, y, n_classes, metric, select = _encoded(task, raw or load_data(task))
     train, valid, test = split_indices(y, raw.kind, seed, task.test_size, task.val_size)
     if task.cv_folds:
         from sklearn.model_selection import KFold, StratifiedKFold
@@ -326,13 +339,14 @@ def prepare_task(task: TaskConfig, seed: int, raw: RawData | None = None) -> Tas
         n_classes=n_classes,
         folds=folds,
         test_index=test,
+        objective=select,
     )
 
 
 def prepare_final(task: TaskConfig, seed: int, raw: RawData | None = None) -> TaskData:
     """Seed ``seed``'s split for the final evaluation: train+validation to train on, the test
     split (never seen during search) to score on, preprocessing fitted on train+validation."""
-    raw, y, n_classes, metric = _encoded(task, raw or load_data(task))
+    raw, y, n_classes, metric, select = _encoded(task, raw or load_data(task))
     train, valid, test = split_indices(y, raw.kind, seed, task.test_size, task.val_size)
     fold = make_fold(raw, y, np.sort(np.concatenate([train, valid])), test, keep=True)
-    return TaskData(raw.kind, metric, fold.X_train.shape[1], n_classes, (fold,), test)
+    return TaskData(raw.kind, metric, fold.X_train.shape[1], n_classes, (fold,), test, select)

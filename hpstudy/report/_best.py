@@ -10,6 +10,7 @@ from hpstudy._failures import failure_note
 from hpstudy.config import ExperimentConfig
 from hpstudy.report._collect import ExperimentData, collect_experiment
 from hpstudy.report._test_scores import best_trial
+from hpstudy.scoring import cached_scores
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,11 @@ class BestConfiguration:
     value: float
     params: dict[str, Any]  # every hyperparameter, fixed ones included
     best_epoch: int | None  # the epoch of its best validation score
-    test_scores: list[float] | None  # cached by a report, if any
+    test_scores: list[float] | None  # test ``metric`` per training seed, if scored yet
+    # ``value`` is the validation score trials were selected on (cross-entropy for
+    # classification by default), in ``objective_direction``; metric/direction are the task's.
+    objective: str = ""
+    objective_direction: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -71,20 +76,17 @@ def best_of(
                 candidates.append((study, trial))
         if not candidates:
             continue
-        maximize = candidates[0][0].info.direction == "maximize"
+        maximize = candidates[0][0].info.objective_direction == "maximize"
         study, trial = (max if maximize else min)(candidates, key=lambda c: c[1].value)  # type: ignore[arg-type,return-value]
-        cached = study.attrs.get("test_scores")
-        tests = (
-            cached["scores"]
-            if isinstance(cached, dict) and cached.get("trial") == trial.number
-            else None
-        )
+        cached = cached_scores(study.attrs).get(trial.number)
+        tests = list(cached.scores) if cached is not None else None
         out.append(
             BestConfiguration(
                 task=name, study=study.info.name, strategy=study.info.strategy, seed=study.info.seed,
                 trial=trial.number, metric=study.info.metric, direction=study.info.direction,
                 value=float(trial.value), params={**fixed, **trial.params},  # type: ignore[arg-type]
                 best_epoch=trial.user_attrs.get("best_epoch"), test_scores=tests,
+                objective=study.info.objective, objective_direction=study.info.objective_direction,
             )
         )  # fmt: skip
     if not out:

@@ -36,7 +36,7 @@ def anytime_figure(data: TrialTable, task: str) -> go.Figure:
     """Best-so-far validation score against trials, epochs and seconds: median over seeds
     with the interquartile band; manual picks as a reference line."""
     studies = data.of(task)
-    metric, direction = studies[0].metric, studies[0].direction
+    metric, direction = studies[0].select_name, studies[0].select_direction
     axes = [
         ("trials", "trials"),
         ("epochs", "compute (epochs trained)"),
@@ -141,7 +141,7 @@ def importance_figure(data: TrialTable, task: str) -> go.Figure | None:
     from hpstudy.strategies import distribution
 
     trials = [t for t in trials if set(t.params) == set(params)]
-    maximize = data.of(task)[0].direction == "maximize"
+    maximize = data.of(task)[0].select_direction == "maximize"
     study = optuna.create_study(
         direction=optuna.study.StudyDirection.MAXIMIZE
         if maximize
@@ -229,7 +229,7 @@ def parallel_figure(data: TrialTable, task: str) -> go.Figure | None:
     trials = [t for t in trials if set(t.params) == set(params)]
     if not trials or not params:
         return None
-    metric = data.of(task)[0].metric
+    metric = data.of(task)[0].select_name
     dims = parallel_dimensions(data, trials, params)
     scores = [float(t.value) for t in trials]  # type: ignore[arg-type]
     dims.append({"label": metric, "values": scores})
@@ -251,7 +251,7 @@ def slice_figure(data: TrialTable, task: str) -> go.Figure | None:
     params = sorted({p for t in trials for p in t.params})
     if not trials or not params:
         return None
-    metric = data.of(task)[0].metric
+    metric = data.of(task)[0].select_name
     fig = make_subplots(rows=1, cols=len(params), subplot_titles=params, shared_yaxes=True)
     for col, p in enumerate(params, start=1):
         pts = [(t.params[p], t.value) for t in trials if p in t.params]
@@ -305,7 +305,7 @@ def learning_figure(data: TrialTable, task: str) -> go.Figure | None:
             shown.add(key)
     if not fig.data:
         return None
-    metric = studies[0].metric
+    metric = studies[0].select_name
     fig.update_layout(
         title=f"{task}: learning curves at seed {seed} (dotted with x = pruned)",
         xaxis_title="epoch",

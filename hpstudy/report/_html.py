@@ -70,7 +70,7 @@ def _table(css_class: str, head: list[str], rows: list[list[str]]) -> str:
 def summary_table(summary: TaskSummary) -> str:
     ce = any(r.test_ce.n for r in summary.rows)
     head = [
-        "strategy", "seeds", "best validation objective", f"test {summary.metric}",
+        "strategy", "seeds", f"best validation {summary.objective}", f"test {summary.metric}",
         *(["test cross-entropy"] if ce else []),
         "trials", "epochs", "seconds", "pruned", "failed", "interrupted",
     ]  # fmt: skip
@@ -201,7 +201,7 @@ def winners_table(summary: TaskSummary) -> str:
     head = [
         "strategy",
         "seeds it ran at",
-        f"mean validation {summary.metric}",
+        f"mean validation {summary.objective}",
         f"mean test {summary.metric}",
         *params,
     ]
@@ -350,11 +350,6 @@ def _unscored(table: TrialTable, task: str) -> str:
         f"(they are computed when a study finishes; 'hpstudy resume {table.experiment}' computes the "
         "missing ones): their comparisons leave those seeds out."
     )
-
-
-def unscored_studies(table: TrialTable) -> int:
-    """How many studies lack the test score of their best trial."""
-    return sum(1 for s in table.studies if (b := s.best()) is not None and b.test_scores is None)
 
 
 def overview_figures(summaries: list[TaskSummary]) -> list[Any]:

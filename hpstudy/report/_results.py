@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from hpstudy.analysis import TrialTable
-from hpstudy.analysis._table import COLUMNS, PARAM_COLUMNS, scores_json, sidecar
+from hpstudy.analysis._table import (
+    COLUMNS,
+    OPTIONAL_COLUMNS,
+    PARAM_COLUMNS,
+    scores_json,
+    sidecar,
+)
 
 __all__ = ["COLUMNS", "sidecar", "trial_table", "write_trials_csv_gz"]
 
@@ -53,7 +59,7 @@ def write_trials_csv_gz(table: TrialTable, output: Path) -> list[Path]:
 
     out = io.StringIO()
     writer_csv = csv.writer(out, lineterminator="\n")
-    writer_csv.writerow(COLUMNS)
+    writer_csv.writerow(COLUMNS + OPTIONAL_COLUMNS)
     writer_csv.writerows(trial_table(table))
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")

@@ -89,7 +89,7 @@ def experiment_markdown(path: Path, analysis: Analysis) -> list[str]:
             )  # fmt: skip
         ce = any(r.test_ce.n for r in s.rows)
         lines += _table(
-            ["strategy", "seeds", "best validation objective (median, range)",
+            ["strategy", "seeds", f"best validation {s.objective} (median, range)",
              f"test {s.metric} (median, range)", *(["test cross-entropy"] if ce else []),
              "trials", "epochs", "seconds", "pruned", "failed"],
             [[r.label, str(r.seeds), _spread(r.best_valid), _spread(r.test),

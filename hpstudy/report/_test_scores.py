@@ -1,236 +1,101 @@
-"""Held-out test scores of each study's best configuration, cached in the storage.
+"""Held-out test scores, read from the storage cache; the report never retrains.
 
-The search never sees the test split. Here, once per study, the best COMPLETE trial's
-configuration is retrained on train+validation of the study's seed for the number of epochs
-at which it scored best on validation (there is no validation set left to stop on), with
-several training seeds, and scored once, after the last epoch, on the test split. The scores
-are stored as the study user attr ``test_scores`` (keyed by the trial they belong to), so a
-second report never retrains and a resumed study whose best trial changed is retrained.
+Scores are computed beside training (:mod:`hpstudy.scoring`) when a study finishes, and by
+``hpstudy create`` / ``resume`` for whatever is missing. Here they are only read: a study
+whose cache lacks a score the report needs is named (see :func:`missing_test_scores`), with
+the command that computes it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, NamedTuple
-
-import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
 from hpstudy.config import ExperimentConfig
-from hpstudy.report._collect import StudyData
-from hpstudy.strategies import derive_seed
+from hpstudy.report._collect import ExperimentData, StudyData
+from hpstudy.scoring import (
+    ATTR,
+    ATTR_BY_TRIAL,
+    TEST_REPEATS,
+    StudyTrials,
+    TestScore,
+    TrialRow,
+    best_number,
+    cached_scores,
+    missing_scores,
+    task_baseline,
+)
 
-TEST_REPEATS = 3
-ATTR = "test_scores"
-ATTR_BY_TRIAL = "test_scores_by_trial"
+__all__ = [
+    "ATTR",
+    "ATTR_BY_TRIAL",
+    "TEST_REPEATS",
+    "TestScore",
+    "best_trial",
+    "missing_test_scores",
+    "test_scores",
+]
 
 
-@dataclass(frozen=True)
-class TestScore:
-    """Test scores of one study's best configuration (one per training seed)."""
+def _rows(study: StudyData, baseline: bool) -> StudyTrials:
+    from hpstudy.store import counts_toward_budget
 
-    trial: int
-    scores: list[float]
-
-    @property
-    def mean(self) -> float:
-        return float(np.mean(self.scores))
+    rows = tuple(
+        TrialRow(
+            t.number, t.state.name, t.value if t.state == TrialState.COMPLETE else None,
+            float(t.user_attrs.get("epochs", 0) or 0),
+        )
+        for t in sorted(study.trials, key=lambda t: t.number)
+        if counts_toward_budget(t)
+    )  # fmt: skip
+    return StudyTrials(
+        study.info.name, study.info.strategy, study.info.objective_direction, baseline, rows
+    )
 
 
 def best_trial(study: StudyData) -> FrozenTrial | None:
-    complete = [t for t in study.trials if t.state == TrialState.COMPLETE and t.value is not None]
-    if not complete:
-        return None
-    pick = max if study.info.direction == "maximize" else min
-    return pick(complete, key=lambda t: t.value)  # type: ignore[arg-type,return-value]
-
-
-def retrain_test_scores(
-    config: ExperimentConfig, task: str, seed: int, trial: FrozenTrial, repeats: int = TEST_REPEATS
-) -> TestScore:
-    """Retrain ``trial``'s configuration on train+validation of ``task`` at study seed
-    ``seed``, and score it on the test split."""
-    from hpstudy.data import prepare_final  # not at import: reading cached scores loads no data
-    from hpstudy.training import train
-
-    data = prepare_final(config.task(task), seed)
-    params = {**config.fixed_params(), **trial.params}
-    epochs = int(trial.user_attrs.get("best_epoch") or params["epochs"])
-    params["epochs"] = epochs
-    scores = []
-    for r in range(repeats):
-        result = train(
-            params,
-            data,
-            seed=derive_seed(seed, r, "test"),
-            max_epochs=epochs,
-            patience=0,
-            device=config.training.device,
-        )
-        scores.append(float(result.history[-1]))  # the last epoch: no selection on the test split
-    return TestScore(trial.number, scores)
-
-
-def test_scores(
-    config: ExperimentConfig,
-    studies: list[StudyData],
-    write_attr: Callable[[int, dict[str, Any]], None],
-    progress: Callable[[str], None] = lambda name: None,
-    picks: dict[str, set[int]] | None = None,
-    n_jobs: int = 1,
-) -> dict[str, dict[int, TestScore]]:
-    """Test scores per study name and trial number: the study's best trial and any trial in
-    ``picks[study name]`` (e.g. what a strategy would have picked at a fraction of the
-    compute), from the storage cache, or retrained and cached.
-
-    The cache is two study user attrs: ``test_scores`` (the best trial, which ``best`` reads)
-    and ``test_scores_by_trial`` (every scored trial, keyed by its number as a string). Each
-    study's attrs are written as soon as its last retraining is done, so an interrupted
-    report keeps what it finished. ``n_jobs`` processes retrain in parallel (one torch thread
-    each); the scores do not depend on it.
-    """
-    plans: list[_Plan] = []
-    jobs: list[tuple[int, FrozenTrial]] = []  # (index into plans, trial to retrain)
-    for study in studies:
-        best = best_trial(study)
-        if best is None:
-            continue
-        wanted = {best.number, *((picks or {}).get(study.info.name, set()))}
-        by_number = {t.number: t for t in study.trials}
-        cache = _cached_by_trial(study)
-        for number in sorted(wanted):
-            if number not in cache and number in by_number:
-                jobs.append((len(plans), by_number[number]))
-        plans.append(_Plan(study, best, wanted, cache))
-
-    left = [0] * len(plans)
-    for index, _ in jobs:
-        left[index] += 1
-    for index, plan in enumerate(plans):
-        if left[index] == 0:
-            _write(plan, write_attr, fresh=False)
-    done = _retrain_all(
-        config, [(plans[i].study.info.task, plans[i].study.info.seed, t) for i, t in jobs], n_jobs,
-        lambda k: progress(plans[jobs[k][0]].study.info.name),
-    )  # fmt: skip
-    for (index, trial), score_ in zip(jobs, done, strict=True):
-        plans[index].cache[trial.number] = score_
-        left[index] -= 1
-        if left[index] == 0:
-            _write(plans[index], write_attr, fresh=True)
-    return {
-        study.info.name: {n: cache[n] for n in wanted if n in cache}
-        for study, _, wanted, cache in plans
-    }
-
-
-class _Plan(NamedTuple):
-    """One study's retraining: its best trial, the trials wanted, the scores known so far."""
-
-    study: StudyData
-    best: FrozenTrial
-    wanted: set[int]
-    cache: dict[int, TestScore]
-
-
-def _write(
-    plan: _Plan,
-    write_attr: Callable[[int, dict[str, Any]], None],
-    *,
-    fresh: bool,
-) -> None:
-    """Cache one study's scores, when something new was scored or the best trial's scores
-    are only in ``test_scores_by_trial``."""
-    study, best, _, cache = plan
-    if fresh or (best.number in cache and _cached(study, best.number) is None):
-        write_attr(
-            study.info.study_id,
-            {
-                ATTR: {"trial": best.number, "scores": cache[best.number].scores},
-                ATTR_BY_TRIAL: {str(n): ts.scores for n, ts in sorted(cache.items())},
-            },
-        )
-
-
-_JOB_CONFIG: ExperimentConfig | None = None
-
-
-def _init_worker(config: ExperimentConfig) -> None:
-    global _JOB_CONFIG
-    import torch
-
-    torch.set_num_threads(1)
-    _JOB_CONFIG = config
-
-
-def _retrain_job(job: tuple[str, int, FrozenTrial]) -> TestScore:
-    assert _JOB_CONFIG is not None
-    task, seed, trial = job
-    return retrain_test_scores(_JOB_CONFIG, task, seed, trial)
-
-
-def _retrain_all(
-    config: ExperimentConfig,
-    jobs: list[tuple[str, int, FrozenTrial]],
-    n_jobs: int,
-    progress: Callable[[int], None],
-) -> Iterator[TestScore]:
-    """Each job's scores, in the jobs' order; computed by ``n_jobs`` processes."""
-    if n_jobs <= 1 or len(jobs) <= 1:
-        for k, (task, seed, trial) in enumerate(jobs):
-            progress(k)
-            yield retrain_test_scores(config, task, seed, trial)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    # fork starts a worker in milliseconds; CUDA does not survive a fork, so spawn for it
-    on_cpu = config.training.device == "cpu" or (
-        config.training.device == "auto" and not _cuda_available()
+    """The study's best COMPLETE trial on its selection objective (the rule scoring uses)."""
+    number = best_number(_rows(study, False).trials, study.info.objective_direction)
+    return next(
+        (t for t in study.trials if t.number == number and t.state == TrialState.COMPLETE), None
     )
-    method = "fork" if on_cpu and "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    context = multiprocessing.get_context(method)
-    with ProcessPoolExecutor(
-        min(n_jobs, len(jobs)), mp_context=context, initializer=_init_worker, initargs=(config,)
-    ) as pool:
-        for k, result in enumerate(pool.map(_retrain_job, jobs)):
-            progress(k)
-            yield result
 
 
-def _cuda_available() -> bool:
-    import torch
-
-    return bool(torch.cuda.is_available())
-
-
-def _cached_by_trial(study: StudyData) -> dict[int, TestScore]:
-    return _from_attrs(study.attrs)
+def test_scores(data: ExperimentData) -> dict[str, dict[int, TestScore]]:
+    """Every cached test score, per study name and trial number."""
+    return {s.info.name: cached_scores(s.attrs) for s in data.studies}
 
 
-def cached_scores(attrs: dict[str, Any]) -> dict[int, tuple[float, ...]]:
-    """Trial number -> cached test scores, read from a study's user attrs."""
-    return {n: tuple(ts.scores) for n, ts in _from_attrs(attrs).items()}
+def missing_test_scores(data: ExperimentData, config: ExperimentConfig | None) -> list[str]:
+    """The studies whose cache lacks a test score the report needs (each study's best trial
+    and the equal-compute picks, :func:`hpstudy.scoring.picks_needed`), as they are now."""
+    studies = []
+    for task in data.tasks():
+        own = data.of(task)
+        strategies = list(dict.fromkeys(s.info.strategy for s in own))
+        baseline = task_baseline(config.baseline() if config else "grid", strategies)
+        studies += [(s.info, _rows(s, s.info.strategy == baseline), s.attrs) for s in own]
+    return missing_scores(studies)
 
 
-def _from_attrs(attrs: dict[str, Any]) -> dict[int, TestScore]:
-    cache: dict[int, TestScore] = {}
-    attr = attrs.get(ATTR_BY_TRIAL)
-    if isinstance(attr, dict):
-        for key, scores in attr.items():
-            if str(key).isdigit() and isinstance(scores, list) and scores:
-                cache[int(key)] = TestScore(int(key), [float(s) for s in scores])
-    best = attrs.get(ATTR)
-    if isinstance(best, dict) and isinstance(best.get("trial"), int) and best.get("scores"):
-        cache.setdefault(
-            best["trial"], TestScore(best["trial"], [float(s) for s in best["scores"]])
-        )
-    return cache
+def warn_missing_test_scores(
+    data: ExperimentData, config: ExperimentConfig | None, storage_url: str
+) -> list[str]:
+    """Warn (once, naming the command that computes them) when studies lack test scores the
+    report needs; returns those studies. Nothing is retrained here."""
+    import logging
+    import os
 
+    from hpstudy._redact import redact_url
+    from hpstudy.store import DEFAULT_STORAGE, ENV_STORAGE
 
-def _cached(study: StudyData, trial: int) -> TestScore | None:
-    attr = study.attrs.get(ATTR)
-    if isinstance(attr, dict) and attr.get("trial") == trial and attr.get("scores"):
-        return TestScore(trial, [float(s) for s in attr["scores"]])
-    return None
+    missing = missing_test_scores(data, config)
+    if missing:
+        implied = storage_url in (DEFAULT_STORAGE, os.environ.get(ENV_STORAGE))
+        flag = "" if implied else f" --storage {redact_url(storage_url)}"
+        shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        logging.getLogger("hpstudy").warning(
+            "%d of %d studies lack test scores (%s): their test figures are left out; "
+            "compute them with: hpstudy resume %s%s",
+            len(missing), len(data.studies), shown, data.experiment, flag,
+        )  # fmt: skip
+    return missing

@@ -13,7 +13,7 @@ from hpstudy.config._schema import ExperimentConfig
 from hpstudy.runner._parallel import run_with_jobs
 from hpstudy.runner._plan import complete_studies, plan_studies
 from hpstudy.runner._progress import Progress
-from hpstudy.runner._run import DataCache, StudyResult
+from hpstudy.runner._run import DataCache, StudyResult, score_missing
 from hpstudy.store import StudyInfo, open_storage
 
 
@@ -111,4 +111,6 @@ def create_experiment(
     infos = create_studies(config, storage, data, plan)
     if not run:
         return infos, []
-    return infos, run_with_jobs(config, storage, storage_url, infos, progress, n_jobs, data)
+    results = run_with_jobs(config, storage, storage_url, infos, progress, n_jobs, data)
+    score_missing(storage, config, infos, results, n_jobs, progress)
+    return infos, results

@@ -33,7 +33,7 @@ def list_studies(storage_url: str, experiment: str | None = None) -> tuple[list[
         if experiment is not None and info.experiment != experiment:
             continue
         trials = storage.get_all_trials(info.study_id, deepcopy=False)
-        rows.append(StudyRow(info, StudyCounts.of(trials, info.direction)))
+        rows.append(StudyRow(info, StudyCounts.of(trials, info.objective_direction)))
     order = {s: i for i, s in enumerate(STRATEGIES)}
     rows.sort(
         key=lambda r: (r.info.experiment, r.info.task, r.info.seed, order.get(r.info.strategy, 99))

@@ -190,7 +190,7 @@ def _results(spec: WorkerSpec, reasons: dict[str, str]) -> list[StudyResult]:
     results = []
     for info in spec.infos:
         counts = StudyCounts.of(
-            storage.get_all_trials(info.study_id, deepcopy=False), info.direction
+            storage.get_all_trials(info.study_id, deepcopy=False), info.objective_direction
         )
         reason = (
             "budget met"

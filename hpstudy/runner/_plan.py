@@ -20,9 +20,10 @@ from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
+from hpstudy._errors import ConfigError
 from hpstudy._faults import crash_point
 from hpstudy._version import __version__
-from hpstudy.config._schema import METRICS, ExperimentConfig, study_name
+from hpstudy.config._schema import METRICS, OBJECTIVES, ExperimentConfig, study_name
 from hpstudy.model import check_space_fits
 from hpstudy.runner._run import DataCache
 from hpstudy.store import StudyInfo, TrialWriter, study_attrs
@@ -63,7 +64,7 @@ def plan_studies(config: ExperimentConfig, data: DataCache) -> list[dict[str, An
         check_space_fits(config, task.name, prepared)
         for seed in config.seeds[1:]:
             data.get(task.name, seed)  # every seed's split must be possible
-        fingerprint = config.fingerprint(task)
+        fingerprint = config.fingerprint(task, prepared.kind)
         for seed in config.seeds:
             for name in config.strategies:
                 budget = {"n_trials": study_budget(config, name), "timeout": config.budget.timeout}
@@ -76,6 +77,8 @@ def plan_studies(config: ExperimentConfig, data: DataCache) -> list[dict[str, An
                         "seed": seed,
                         "metric": prepared.metric,
                         "direction": METRICS[prepared.metric][1],
+                        "objective": prepared.select,
+                        "objective_direction": OBJECTIVES[prepared.select][1],
                         "kind": prepared.kind,
                         "budget": budget,
                         "fingerprint": fingerprint,
@@ -118,7 +121,7 @@ def complete_studies(
             crash_point("create-study")
             direction = (
                 StudyDirection.MAXIMIZE
-                if p["direction"] == "maximize"
+                if p["objective_direction"] == "maximize"
                 else StudyDirection.MINIMIZE
             )
             try:
@@ -132,6 +135,14 @@ def complete_studies(
         else:
             study_id = stored_study_id(frozen)
             stored = frozen.user_attrs
+            # Never mix trials selected on different objectives in one study.
+            had = stored.get("objective", stored.get("metric"))
+            if had is not None and had != p["objective"]:
+                raise ConfigError(
+                    f"study {p['name']} selects trials on {had}, but the study file now says "
+                    f"{p['objective']} (select); resume with select = {had!r} for task "
+                    f"{p['task']!r}, or create a new experiment (another name)"
+                )
         if keep_budgets and "budget" in stored:
             attrs["budget"] = stored["budget"]
         missing = {k: v for k, v in attrs.items() if stored.get(k) != v}

@@ -13,7 +13,10 @@ from optuna.trial import TrialState
 
 
 class Progress:
-    """Receives run events. The base class ignores them (what the Python API uses)."""
+    """Receives run events. The base class ignores them (what the Python API uses), except
+    that it keeps the last test-score retraining count (``scored``: done, total)."""
+
+    scored: tuple[int, int] | None = None
 
     def experiment_started(self, studies: list[tuple[str, int]]) -> None:
         """The run will go through these (study name, budget) pairs, in this order."""
@@ -34,6 +37,10 @@ class Progress:
 
     def study_finished(self, name: str, reason: str) -> None:
         """The study stopped: ``reason`` is 'budget met', 'timeout', 'grid exhausted', ..."""
+
+    def scoring(self, done: int, total: int) -> None:
+        """Test-score retraining: ``done`` of ``total`` configurations retrained so far."""
+        self.scored = (done, total)
 
     def close(self) -> None:
         """Stop drawing."""
@@ -130,6 +137,14 @@ class RichProgress(Progress):
 
     def study_finished(self, name: str, reason: str) -> None:
         self._progress.update(self._tasks[name], now=f"[green]{reason}[/]")
+
+    def scoring(self, done: int, total: int) -> None:
+        super().scoring(done, total)
+        self._start()
+        name = "test scores (retraining on train+validation)"
+        if name not in self._tasks:
+            self._add(name, total, start=True)
+        self._progress.update(self._tasks[name], total=total, completed=done)
 
     def close(self) -> None:
         if self._started:

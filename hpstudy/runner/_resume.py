@@ -23,7 +23,7 @@ from hpstudy.config import ExperimentConfig, load_config
 from hpstudy.runner._parallel import run_with_jobs
 from hpstudy.runner._plan import apply_options, complete_studies, plan_studies
 from hpstudy.runner._progress import Progress
-from hpstudy.runner._run import DataCache, StudyResult
+from hpstudy.runner._run import DataCache, StudyResult, score_missing
 from hpstudy.store import StudyInfo, experiment_studies, open_storage, stored_config
 
 _logger = logging.getLogger("hpstudy")
@@ -57,11 +57,29 @@ def resolve_experiment(
         raise UsageError(
             f"experiment '{config.name}' has no studies in {redact_url(storage_url)}; create it first: hpstudy create {target} --storage {redact_url(storage_url)}"
         )
-    return config, infos, from_file
+    return stored_select(config, infos), infos, from_file
+
+
+def stored_select(config: ExperimentConfig, infos: list[StudyInfo]) -> ExperimentConfig:
+    """``config`` with each task that does not say ``select`` selecting as its stored studies
+    do: studies made before classification selected on cross-entropy selected on their metric
+    (accuracy), and resuming them keeps doing so (their fingerprint is unchanged). A task
+    whose file sets ``select`` keeps it (a change is then drift)."""
+    stored = {i.task: i.objective for i in infos}
+    tasks = tuple(
+        dataclasses.replace(t, select=stored[t.name])
+        if t.select is None and t.name in stored
+        else t
+        for t in config.tasks
+    )
+    return dataclasses.replace(config, tasks=tasks)
 
 
 def drift(
-    old: ExperimentConfig, new: ExperimentConfig, stored_prints: dict[str, str] | None = None
+    old: ExperimentConfig,
+    new: ExperimentConfig,
+    stored_prints: dict[str, str] | None = None,
+    kinds: dict[str, str] | None = None,
 ) -> list[str]:
     """What changed between two versions of a study file among the things that make trials
     comparable (tasks and their data, search space, training settings, pruner): one line per
@@ -71,6 +89,7 @@ def drift(
         stored_prints: Each task's fingerprint as stored at create time. The stored file is
             parsed again against today's data files, so a task whose fingerprint differs
             from its stored one although the file says the same is one whose data changed.
+        kinds: Each task's kind as stored (a CSV task's kind can come from its data).
     """
     changes: list[str] = []
 
@@ -93,7 +112,8 @@ def drift(
             a.pop("csv"), b.pop("csv")  # the same data elsewhere: comparable (not in the print)
         compare(f"tasks[{task.name}]", a, b)
         stored = (stored_prints or {}).get(task.name)
-        if task.csv and stored is not None and _print_now(old, before) not in (stored, None):
+        kind = (kinds or {}).get(task.name)
+        if task.csv and stored is not None and _print_now(old, before, kind) not in (stored, None):
             changes.append(f"tasks[{task.name}]: the contents of {task.csv} changed since create")
     for name in sorted(set(old.space) | set(new.space)):
         a = dataclasses.asdict(old.space[name]) if name in old.space else {}
@@ -119,10 +139,10 @@ def _comparable(task: Any) -> dict[str, Any]:
     return fields
 
 
-def _print_now(config: ExperimentConfig, task: Any) -> str | None:
+def _print_now(config: ExperimentConfig, task: Any, kind: str | None) -> str | None:
     """The fingerprint of ``task`` over its data file as it is today (``None``: unreadable)."""
     try:
-        return config.fingerprint(task)
+        return config.fingerprint(task, kind)
     except OSError:
         return None
 
@@ -149,15 +169,18 @@ def check_drift(
 ) -> list[str]:
     """Refuse (:class:`DriftError`) a file whose comparable parts changed, unless ``force``."""
     stored_prints = {i.task: i.fingerprint for i in infos}
+    kinds = {i.task: i.kind for i in infos}
     changed = [
         t
         for t in config.tasks
-        if t.name in stored_prints and config.fingerprint(t) != stored_prints[t.name]
+        if t.name in stored_prints
+        and config.fingerprint(t, kinds[t.name]) != stored_prints[t.name]
     ]
     if not changed:
         return []
     old = stored_config(next(i for i in infos if i.task == changed[0].name), storage_url)
-    lines = drift(old, config, stored_prints) or [
+    old = stored_select(old, infos)
+    lines = drift(old, config, stored_prints, kinds) or [
         f"tasks[{t.name}]: fingerprint changed" for t in changed
     ]
     if force:
@@ -245,6 +268,7 @@ def resume_experiment(
         to_run = prepare_resume(
             config, infos, storage, data, from_file=from_file, n_trials=n_trials
         )
-    return config, run_with_jobs(
-        config, storage, storage_url, to_run, progress or Progress(), n_jobs, data
-    )
+    progress = progress or Progress()
+    results = run_with_jobs(config, storage, storage_url, to_run, progress, n_jobs, data)
+    score_missing(storage, config, to_run, results, n_jobs, progress)
+    return config, results

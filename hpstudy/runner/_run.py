@@ -153,12 +153,12 @@ def run_study(
         reader,
         info.study_id,
         info.name,
-        info.direction,
+        info.objective_direction,
         make_sampler(info.strategy, config, info.seed, 0),
         make_pruner(config.pruner),
     )
     local.sync()
-    counts = StudyCounts.of(local.stored_trials(), info.direction)
+    counts = StudyCounts.of(local.stored_trials(), info.objective_direction)
     ctx.progress.study_started(info.name, counts.finished, info.budget, counts.best)
     dists = distributions(config)
     fixed = config.fixed_params()
@@ -166,13 +166,16 @@ def run_study(
     deadline = time.monotonic() + info.timeout if info.timeout else None
     last_recovery = time.monotonic()
     reason = "budget met"
+    stored = False  # whether this worker's last trial stored a counted result
     while True:
         if time.monotonic() - last_recovery > HEARTBEAT_INTERVAL:
             recover_stale(reader, writer, info.study_id)
             last_recovery = time.monotonic()
         local.sync()
-        counts = StudyCounts.of(local.stored_trials(), info.direction)
+        counts = StudyCounts.of(local.stored_trials(), info.objective_direction)
         if counts.finished >= info.budget:
+            if stored:  # this worker's finish brought the study to its budget
+                _score_finished(ctx, info)
             break
         if deadline is not None and time.monotonic() >= deadline:
             reason = "timeout"
@@ -208,13 +211,51 @@ def run_study(
                 crash_point("claim")
                 local_id = local.local_id(claimed[1])
             trial_id, number = claimed
-            _run_trial(ctx, info, task_data, fixed, number, trial_id, local, local_id)
+            stored = _run_trial(ctx, info, task_data, fixed, number, trial_id, local, local_id)
         except KeyboardInterrupt:
             if claimed is None:
                 raise
             _interrupted(ctx, info, *claimed)
     ctx.progress.study_finished(info.name, reason)
     return StudyResult(info.name, info.budget, counts, reason)
+
+
+def _score_finished(ctx: WorkerContext, info: StudyInfo) -> None:
+    """Test scores of what the finished study completes at its (task, seed) (see
+    :mod:`hpstudy.scoring`). A failure is logged, never the end of the run: ``hpstudy resume``
+    computes what is missing."""
+    from hpstudy.scoring import score_finished_study
+
+    ctx.progress.study_finished(info.name, "scoring on test")
+    try:
+        score_finished_study(ctx.storage, ctx.config, info)
+    except Exception as e:
+        _logger.warning(
+            "test scores of %s were not computed (%s: %s); 'hpstudy resume %s' computes them",
+            info.name, type(e).__name__, e, info.experiment,
+        )  # fmt: skip
+
+
+def score_missing(
+    storage: BaseStorage,
+    config: ExperimentConfig,
+    infos: list[StudyInfo],
+    results: list[StudyResult],
+    n_jobs: int,
+    progress: Progress,
+) -> None:
+    """After a run (``create``, ``resume``, ``worker``): the test scores settled studies still
+    lack, retrained by ``n_jobs`` processes (see :func:`hpstudy.scoring.score_after_run`)."""
+    from hpstudy.scoring import score_after_run
+
+    ended = [r.name for r in results if r.reason in ("timeout", "all configurations run")]
+    try:
+        score_after_run(storage, config, infos, ended, n_jobs=n_jobs, progress=progress.scoring)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            "interrupted while computing test scores; every finished trial and every score "
+            f"computed is stored; 'hpstudy resume {config.name}' computes the rest"
+        ) from None
 
 
 def _interrupted(ctx: WorkerContext, info: StudyInfo, trial_id: int, number: int) -> None:
@@ -241,7 +282,8 @@ def _run_trial(
     trial_id: int,
     local: LocalStudy,
     local_id: int,
-) -> None:
+) -> bool:
+    """Train one claimed trial and finish it; whether a counted result was stored."""
     config, writer, progress = ctx.config, ctx.writer, ctx.progress
     frozen = local.storage.get_trial(local_id)
     params = {**fixed, **frozen.params}
@@ -257,21 +299,22 @@ def _run_trial(
             "seconds": round(time.perf_counter() - t0, 4),
         }
 
-    def fail(reason: str) -> None:
+    def fail(reason: str) -> bool:
         attrs = {"fail_reason": reason, **spent()}
-        if writer.finish(
+        done = writer.finish(
             trial_id, TrialState.FAIL, None, intermediate=reporter.unflushed(), user_attrs=attrs
-        ):
+        )
+        if done:
             local.finish(local_id, TrialState.FAIL, None, attrs)
         else:
             local.invalidate()
         progress.trial_finished(info.name, TrialState.FAIL, None, None)
+        return done
 
     too_large = memory_shortfall(params, task_data, config.training.device)
     if too_large is not None:
         _logger.warning("trial %d of %s failed: %s", number, info.name, too_large)
-        fail(too_large)
-        return
+        return fail(too_large)
     ctx.heartbeat.beat_for(trial_id)
     try:
         result = train(
@@ -284,8 +327,7 @@ def _run_trial(
             on_epoch=reporter,
         )
     except NonFiniteLossError as e:
-        fail(f"diverged: {e}")
-        return
+        return fail(f"diverged: {e}")
     except KeyboardInterrupt:
         # Further signals are ignored meanwhile (see run_studies).
         requeued = writer.fail_and_requeue(
@@ -303,8 +345,7 @@ def _run_trial(
     except Exception as e:  # a bug or a bad configuration must not end the study
         reason = out_of_memory_reason(e, params, task_data) or f"error: {type(e).__name__}: {e}"
         _logger.warning("trial %d of %s failed: %s", number, info.name, reason)
-        fail(reason)
-        return
+        return fail(reason)
     finally:
         ctx.heartbeat.beat_for(None)
     state = TrialState.PRUNED if result.pruned else TrialState.COMPLETE
@@ -315,6 +356,8 @@ def _run_trial(
         "seconds": round(result.seconds, 4),
         "n_params": result.n_params,
     }
+    if result.metric_at_best is not None:  # the task's metric, when selection is on another
+        attrs["validation_metric"] = result.metric_at_best
     system = {k: v for k, v in local.system_attrs(local_id).items() if attrs_at_start.get(k) != v}
     crash_point("finish")
     if writer.finish(
@@ -326,7 +369,10 @@ def _run_trial(
         system_attrs=system,
     ):
         local.finish(local_id, state, value, attrs)
-        progress.trial_finished(info.name, state, value, _best_after(local, info.direction))
+        progress.trial_finished(
+            info.name, state, value, _best_after(local, info.objective_direction)
+        )
+        return True
     else:
         # Another worker judged this trial stale and re-queued it: the result is not ours to
         # count (the re-run will be); the local copy is rebuilt from storage.
@@ -337,6 +383,7 @@ def _run_trial(
         )
         local.invalidate()
         progress.trial_finished(info.name, TrialState.FAIL, None, None)
+        return False
 
 
 def _best_after(local: LocalStudy, direction: str) -> float | None:

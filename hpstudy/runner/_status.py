@@ -53,6 +53,6 @@ def experiment_status(storage_url: str, experiment: str) -> list[StudyStatus]:
             for t in trials
             if str(t.user_attrs.get("fail_reason", "")).startswith("gave up")
         ]
-        counts = StudyCounts.of(trials, info.direction)
+        counts = StudyCounts.of(trials, info.objective_direction)
         rows.append(StudyStatus(info, counts, retried, stale, gave_up, failure_note(trials)))
     return rows

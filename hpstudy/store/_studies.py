@@ -54,6 +54,20 @@ class StudyInfo:
     study_file: str
     study_file_path: str = ""
     options: dict[str, Any] | None = None  # how create narrowed the file (see runner._plan)
+    # What a trial's value is (the selection objective) and its direction (the Optuna
+    # study's); studies made before ``select`` existed selected on their metric.
+    objective: str = ""
+    objective_direction: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.objective:
+            object.__setattr__(self, "objective", self.metric)
+        if not self.objective_direction:
+            object.__setattr__(
+                self,
+                "objective_direction",
+                self.direction if self.objective == self.metric else _direction(self.objective),
+            )
 
     @classmethod
     def from_frozen(cls, study: FrozenStudy) -> StudyInfo | None:
@@ -93,7 +107,15 @@ class StudyInfo:
             study_file=a.get("study_file", ""),
             study_file_path=a.get("study_file_path", ""),
             options=a.get("options"),
+            objective=a.get("objective", ""),
+            objective_direction=a.get("objective_direction", ""),
         )
+
+
+def _direction(objective: str) -> str:
+    from hpstudy.config._schema import OBJECTIVES
+
+    return OBJECTIVES[objective][1]
 
 
 def counts_toward_budget(trial: FrozenTrial) -> bool:
@@ -153,6 +175,14 @@ def study_attrs(info: dict[str, Any]) -> dict[str, Any]:
     """Order the user attrs so the dashboard lists the readable ones first."""
     return {
         k: info[k]
-        for k in (*STUDY_ATTRS, "study_file", "study_file_path", "options", "hpstudy_version")
+        for k in (
+            *STUDY_ATTRS,
+            "objective",
+            "objective_direction",
+            "study_file",
+            "study_file_path",
+            "options",
+            "hpstudy_version",
+        )  # fmt: skip
         if k in info
     }

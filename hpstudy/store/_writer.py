@@ -15,7 +15,7 @@ written is one Optuna itself would write.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,6 +84,46 @@ class TrialWriter:
                 [
                     {"study_id": study_id, "key": k, "value_json": json.dumps(v)}
                     for k, v in attrs.items()
+                ],
+            )
+
+    def update_study_user_attrs(
+        self,
+        study_id: int,
+        keys: tuple[str, ...],
+        change: Callable[[dict[str, Any]], Mapping[str, Any]],
+    ) -> None:
+        """Read study user attrs ``keys``, and write ``change(stored)`` in the same
+        transaction, under the study's write lock: concurrent updates (two workers adding
+        test scores) are serialised, so none is lost."""
+        table, studies = o.STUDY_USER_ATTRS, o.STUDIES
+        with self.engine.begin() as conn:
+            lock = select(studies.c.study_id).where(studies.c.study_id == study_id)
+            if conn.dialect.name == "sqlite":
+                # a write first, so SQLite takes its write lock before the read
+                conn.execute(
+                    update(studies)
+                    .where(studies.c.study_id == study_id)
+                    .values(study_name=studies.c.study_name)
+                )
+            else:
+                conn.execute(lock.with_for_update())
+            rows = conn.execute(
+                select(table.c.key, table.c.value_json).where(
+                    table.c.study_id == study_id, table.c.key.in_(list(keys))
+                )
+            ).all()
+            new = dict(change({k: json.loads(v) for k, v in rows}))
+            if not new:
+                return
+            conn.execute(
+                table.delete().where(table.c.study_id == study_id, table.c.key.in_(list(new)))
+            )
+            conn.execute(
+                table.insert(),
+                [
+                    {"study_id": study_id, "key": k, "value_json": json.dumps(v)}
+                    for k, v in new.items()
                 ],
             )
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -45,8 +46,12 @@ def test_margin_and_baseline_are_report_only_and_keep_the_fingerprint() -> None:
     assert marked.baseline() == "random" and base.baseline() == "grid"
     for a, b in zip(base.tasks, marked.tasks, strict=True):
         assert base.fingerprint(a) == marked.fingerprint(b)
-    # the value main computed before margins existed: stored experiments still resume
-    assert base.fingerprint(base.tasks[0]) == "b4ec3cd69bfb4eca"
+    # the value main computed before margins and select existed: a task that selects on its
+    # metric (as every stored experiment did) keeps it, so those still resume; the new default
+    # (validation cross-entropy) is another fingerprint: old and new trials never mix silently
+    legacy = dataclasses.replace(base.tasks[0], select="accuracy")
+    assert base.fingerprint(legacy) == "b4ec3cd69bfb4eca"
+    assert base.fingerprint(base.tasks[0]) != "b4ec3cd69bfb4eca"
 
 
 def test_default_baseline_without_grid_is_the_first_non_manual_strategy() -> None:
@@ -199,6 +204,37 @@ BAD = [
     ),
     ("unknown report key", "report.colour: unknown key", lambda t: t + "\n[report]\ncolour = 1\n"),
 ]
+
+
+IRIS = 'dataset = "iris"'
+DIABETES = 'dataset = "diabetes"'
+BAD_SELECT = [
+    ("unknown", IRIS, '"bogus"', r"tasks\[0\]\.select: 'bogus' is not an objective for a classification task; choose from accuracy, f1_macro, roc_auc, log_loss, cross_entropy"),
+    ("regression", DIABETES, '"cross_entropy"', r"tasks\[1\]\.select: .* is not an objective for a regression task; choose from rmse, mae, r2"),
+    ("not a string", IRIS, "1", r"tasks\[0\]\.select: 1 is not an objective"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case, task, value, match", BAD_SELECT, ids=[b[0] for b in BAD_SELECT])
+def test_bad_select_names_the_task_the_value_and_the_choices(
+    case: str, task: str, value: str, match: str
+) -> None:
+    with pytest.raises(ConfigError, match=match):
+        parse_config(tiny_study_text().replace(task, f"{task}\nselect = {value}"))
+
+
+def test_select_defaults_to_cross_entropy_for_classification_and_metric_for_regression() -> None:
+    config = parse_config(tiny_study_text())
+    iris, diabetes = config.tasks
+    assert iris.select is None and iris.resolved_select("classification") == "cross_entropy"
+    assert diabetes.resolved_select("regression") == "rmse"
+    chosen = parse_config(tiny_study_text().replace(IRIS, f'{IRIS}\nselect = "accuracy"'))
+    assert chosen.tasks[0].resolved_select("classification") == "accuracy"
+    # selecting on another objective makes trials incomparable: another fingerprint
+    assert chosen.fingerprint(chosen.tasks[0]) != config.fingerprint(iris)
+    # a regression task that says its default changes nothing
+    said = parse_config(tiny_study_text().replace(DIABETES, f'{DIABETES}\nselect = "rmse"'))
+    assert said.fingerprint(said.tasks[1]) == config.fingerprint(diabetes)
 
 
 @pytest.mark.parametrize("case, match, mutate", BAD, ids=[b[0] for b in BAD])

@@ -18,7 +18,7 @@ from hpstudy.config import parse_config
 from hpstudy.report import analyze, export_experiment, write_report
 from hpstudy.report._collect import collect_experiment
 from hpstudy.report._export import comparison_rows, summary_rows
-from hpstudy.report._results import COLUMNS, load_results, regenerate
+from hpstudy.report._results import COLUMNS, LATER_COLUMNS, load_results, regenerate
 from hpstudy.report._results_page import KEEP_BEGIN, KEEP_END, write_results
 from hpstudy.runner import create_experiment
 from tests.conftest import tiny_study_text
@@ -57,7 +57,7 @@ def test_exported_raw_results_regenerate_the_live_reports_verdicts(
     with gzip.open(csv_path, "rt") as f:
         header = f.readline().strip().split(",")
         rows = f.read().splitlines()
-    assert header == COLUMNS
+    assert header == COLUMNS + LATER_COLUMNS
     # 2 tasks x (2 manual + 3 x 4) trials x 3 seeds
     assert len(rows) == 2 * 3 * (2 + 3 * 4)
 
@@ -90,7 +90,7 @@ def test_every_trial_reads_back_as_stored(tmp_path: Path) -> None:
     text = text.replace("max_epochs = 3\npatience = 0", "max_epochs = 12\npatience = 1")
     url = f"sqlite:///{tmp_path / 'h.db'}"
     create_experiment(parse_config(text), url)
-    path = export_experiment(url, "tiny", "csv.gz", tmp_path / "t.csv.gz", retrain=False)[0]
+    path = export_experiment(url, "tiny", "csv.gz", tmp_path / "t.csv.gz", test=False)[0]
     stored = {s.info.name: s for s in collect_experiment(url, "tiny").studies}
     loaded = load_results(path)
     assert sorted(s.info.name for s in loaded.data.studies) == sorted(stored)
@@ -174,7 +174,7 @@ def test_results_of_missing_or_damaged_files_exit_2(tmp_path: Path) -> None:
 
 def _page(url: str, tmp_path: Path) -> tuple[Path, Path]:
     """The tiny experiment exported to t.csv.gz and its page written to page.md."""
-    path = export_experiment(url, "tiny", "csv.gz", tmp_path / "t.csv.gz", retrain=False)[0]
+    path = export_experiment(url, "tiny", "csv.gz", tmp_path / "t.csv.gz", test=False)[0]
     out = tmp_path / "page.md"
     write_results([path], out)
     return path, out

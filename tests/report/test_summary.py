@@ -56,7 +56,7 @@ def test_report_baseline_from_the_study_file_is_used(tmp_path: Path) -> None:
     text = (
         tiny_study_text(strategies=("grid", "random", "tpe")) + '\n[report]\nbaseline = "random"\n'
     )
-    _, summaries = analyze(_make(tmp_path, text), "tiny", retrain=False)
+    _, summaries = analyze(_make(tmp_path, text), "tiny", test=False)
     assert {s.baseline for s in summaries} == {"random"}
     assert {v.strategy for v in summaries[0].verdicts} == {"grid", "tpe"}
 
@@ -81,9 +81,12 @@ def test_compute_ratios_are_the_strategys_run_cost_over_grids_expected_cost(
         grid = {g.info.seed: g for g in data.of(s.task, "grid")}
         for c in s.compute or []:
             for r in c.per_seed:
-                target = best_so_far_target(grid[r.seed].records, s.direction, s.margin)
+                # on the trial values: the selection objective and its margin
+                target = best_so_far_target(
+                    grid[r.seed].records, s.objective_direction, s.target_margin
+                )
                 expected = baseline_cost_to_target(
-                    grid[r.seed].records, target, s.direction, c.unit
+                    grid[r.seed].records, target, s.objective_direction, c.unit
                 )
                 assert r.baseline_cost == pytest.approx(expected)
             if c.strategy == "grid":

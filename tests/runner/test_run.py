@@ -181,8 +181,9 @@ def test_local_sampling_and_pruning_make_the_same_decisions_as_optuna(
     ours = optuna.load_study(study_name=f"tiny.iris.{strategy}.s0", storage=storage_url).trials
 
     data = prepare_task(config.tasks[0], 0)
+    assert data.select == "cross_entropy"  # iris selects (and prunes) on cross-entropy
     study = optuna.create_study(
-        storage=storage_url, study_name="reference", direction="maximize",
+        storage=storage_url, study_name="reference", direction="minimize",
         sampler=PerTrialSampler(strategy, config),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
     )  # fmt: skip
