@@ -15,7 +15,7 @@ from hpstudy.cli import app
 from hpstudy.config import load_config, parse_config
 from hpstudy.data import prepare_final
 from hpstudy.data._datasets import load_data
-from hpstudy.report import analyze
+from hpstudy.report._collect import collect_experiment
 from hpstudy.runner import create_experiment
 from hpstudy.saved_model import ModelError, load_model, train_best
 from tests.conftest import tiny_study_text
@@ -41,12 +41,11 @@ def test_train_best_then_predict_reproduces_the_reported_test_score(
             "max_epochs = 3", "max_epochs = 8"
         )
     )
-    create_experiment(config, storage_url)
-    _, summaries = analyze(storage_url, "tiny")  # the report's test scores, cached in storage
+    create_experiment(config, storage_url)  # test scores cached when each study finished
     path, meta = train_best(storage_url, "tiny", task, tmp_path / "model")
     study = next(
         s
-        for s in analyze(storage_url, "tiny")[0].of(task)
+        for s in collect_experiment(storage_url, "tiny").of(task)
         if s.info.name == meta["trained_on"]["study"]
     )
     reported = study.attrs["test_scores"]["scores"][0]

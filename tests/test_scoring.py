@@ -232,8 +232,9 @@ def test_resume_fills_scores_a_storage_lacks_and_they_equal_the_workers(
 ) -> None:
     from typer.testing import CliRunner
 
+    from hpstudy.analysis import analyze
     from hpstudy.cli import app
-    from hpstudy.report import analyze
+    from hpstudy.report import table_from_storage
 
     url, tmp = finished
     db = tmp_path / "copy.db"
@@ -246,7 +247,7 @@ def test_resume_fills_scores_a_storage_lacks_and_they_equal_the_workers(
             "DELETE FROM study_user_attributes WHERE key IN (?, ?)", (ATTR, ATTR_BY_TRIAL)
         )
     with caplog.at_level("WARNING", logger="hpstudy"):
-        _, summaries = analyze(copy, "tiny")  # what report and export run: it only reads
+        summaries = analyze(table_from_storage(copy, "tiny")).summaries  # report's: reads only
     assert "16 of 16 studies lack test scores" in caplog.text
     assert f"hpstudy resume tiny --storage {copy}" in caplog.text
     assert all(math.isnan(r.test.median) for s in summaries for r in s.rows)
