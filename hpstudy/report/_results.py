@@ -46,9 +46,9 @@ def trial_table(table: TrialTable) -> list[list[Any]]:
             trial = [t.number, t.state, t.value, t.epochs, t.seconds, t.best_epoch, t.n_params,
                      t.fail_reason,
                      json.dumps(scores_json(t)) if t.test_scores is not None else None]  # fmt: skip
-            rows.append(
-                [_cell(v) for v in study + trial + [t.params.get(p) for p in PARAM_COLUMNS]]
-            )
+            params = [t.params.get(p) for p in PARAM_COLUMNS]
+            selection = [s.select_name, s.select_direction]
+            rows.append([_cell(v) for v in study + trial + params + selection])
     return rows
 
 

@@ -5,9 +5,10 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from hpstudy.analysis import analyze
 from hpstudy.cli import app
 from hpstudy.config import parse_config
-from hpstudy.report import analyze
+from hpstudy.report import table_from_storage
 from hpstudy.runner import create_experiment
 from tests.conftest import tiny_study_text
 
@@ -24,11 +25,12 @@ def test_report_and_export_from_the_cli(tmp_path: Path, storage_url: str) -> Non
     page = out.read_text()
     assert "Task iris" in page and "Task diabetes" in page and '<table class="summary">' in page
     assert f"report: {out}" in result.stdout
-    assert "Against grid (3 of 4 points) on held-out test scores" in result.stdout  # the headline
+    assert "Against grid search (3 of 4 points) on held-out test scores" in result.stdout
 
     # test scores were cached when the studies finished: the report read them
-    _, summaries = analyze(storage_url, "tiny")
+    summaries = analyze(table_from_storage(storage_url, "tiny")).summaries
     assert all(r.test.n == 1 for s in summaries for r in s.rows)
+    assert "lack test scores" not in result.stderr
 
     result = runner.invoke(
         app,
@@ -113,13 +115,11 @@ def test_best_prints_the_best_configuration_per_task(storage_url: str) -> None:
     assert set(found) == {"iris", "diabetes"}
     iris = found["iris"]
     assert {"n_layers", "n_units", "lr", "dropout", "optimizer"} <= set(iris["params"])
-    from hpstudy.report import collect_experiment
-
     values = [
-        r.value
-        for s in collect_experiment(storage_url, "tiny").of("iris")
-        for r in s.records
-        if r.value is not None
+        t.value
+        for s in table_from_storage(storage_url, "tiny").of("iris")
+        for t in s.runs
+        if t.value is not None
     ]
     # iris selects on validation cross-entropy: the best is the lowest; its test scores were
     # cached when its study finished

@@ -4,7 +4,6 @@ tiny real experiment, exported and regenerated, must give the live report's numb
 from __future__ import annotations
 
 import gzip
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -12,13 +11,14 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from hpstudy.analysis import analyze, read_results
+from hpstudy.analysis._table import OPTIONAL_COLUMNS
 from hpstudy.analysis._verdict import hodges_lehmann, paired_differences
 from hpstudy.cli import app
 from hpstudy.config import parse_config
-from hpstudy.report import analyze, export_experiment, write_report
-from hpstudy.report._collect import collect_experiment
+from hpstudy.report import export_experiment, table_from_storage, write_report
 from hpstudy.report._export import comparison_rows, summary_rows
-from hpstudy.report._results import COLUMNS, LATER_COLUMNS, load_results, regenerate
+from hpstudy.report._results import COLUMNS
 from hpstudy.report._results_page import KEEP_BEGIN, KEEP_END, write_results
 from hpstudy.runner import create_experiment
 from tests.conftest import tiny_study_text
@@ -51,32 +51,39 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
 def test_exported_raw_results_regenerate_the_live_reports_verdicts(
     experiment: tuple[str, Path],
 ) -> None:
+    """Storage and files are two sources of one trial table: the analysis of each is the same,
+    number for number (only the learning curves are not in the file)."""
     url, tmp = experiment
     csv_path, toml = export_experiment(url, "tiny", "csv.gz", tmp / "out" / "tiny.csv.gz")
     assert toml == tmp / "out" / "tiny.toml"
     with gzip.open(csv_path, "rt") as f:
         header = f.readline().strip().split(",")
         rows = f.read().splitlines()
-    assert header == COLUMNS + LATER_COLUMNS
+    assert header == COLUMNS + OPTIONAL_COLUMNS
     # 2 tasks x (2 manual + 3 x 4) trials x 3 seeds
     assert len(rows) == 2 * 3 * (2 + 3 * 4)
 
-    data, live = analyze(url, "tiny")  # test scores come from the cache the export filled
-    results = load_results(csv_path)
-    regenerated, advice = regenerate(results)
-    assert [s.task for s in regenerated] == [s.task for s in live]
-    assert [s.verdict for s in regenerated] == [s.verdict for s in live]
-    assert _clean(comparison_rows(regenerated)) == _clean(comparison_rows(live))
-    assert _clean(summary_rows(regenerated)) == _clean(summary_rows(live))
-    # the advice section is the same from the files as from the storage
-    live_json = json.loads(
-        export_experiment(url, "tiny", "json", tmp / "live.json")[0].read_text()
+    stored = table_from_storage(url, "tiny")
+    loaded = read_results(csv_path)
+    for a, b in zip(stored.studies, loaded.studies, strict=True):
+        assert a.name == b.name and a.select_name == b.select_name
+        assert a.select_direction == b.select_direction
+        strip = [(t.number, t.state, t.value, t.epochs, t.seconds, dict(t.params), t.test_scores,
+                  t.test_cross_entropy, t.counted) for t in a.trials]  # fmt: skip
+        assert strip == [
+            (t.number, t.state, t.value, t.epochs, t.seconds, dict(t.params), t.test_scores,
+             t.test_cross_entropy, t.counted) for t in b.trials
+        ]  # fmt: skip
+    live, regenerated = analyze(stored), analyze(loaded)
+    assert [s.task for s in regenerated.summaries] == [s.task for s in live.summaries]
+    assert [s.verdict for s in regenerated.summaries] == [s.verdict for s in live.summaries]
+    assert regenerated.headline == live.headline
+    assert _clean(comparison_rows(regenerated.summaries)) == _clean(
+        comparison_rows(live.summaries)
     )
-    assert advice is not None and live_json["advice"]["findings"]
-    assert _clean(json.loads(json.dumps(live_json["advice"]))) == json.loads(
-        json.dumps(_clean(advice.__dict__ | {"findings": [f.__dict__ for f in advice.findings]}))
-    )
-    keys = {f["key"] for f in live_json["advice"]["findings"]}
+    assert _clean(summary_rows(regenerated.summaries)) == _clean(summary_rows(live.summaries))
+    assert regenerated.advice == live.advice and live.advice is not None
+    keys = {f.key for f in live.advice.findings}
     assert keys == {"dropout", "dropout_x_units", "init", "relu", "units", "dropout_start"}
     # the same bytes for the same results (no timestamp in the gzip header)
     again = export_experiment(url, "tiny", "csv.gz", tmp / "again.csv.gz")[0]
@@ -90,23 +97,21 @@ def test_every_trial_reads_back_as_stored(tmp_path: Path) -> None:
     text = text.replace("max_epochs = 3\npatience = 0", "max_epochs = 12\npatience = 1")
     url = f"sqlite:///{tmp_path / 'h.db'}"
     create_experiment(parse_config(text), url)
-    path = export_experiment(url, "tiny", "csv.gz", tmp_path / "t.csv.gz", test=False)[0]
-    stored = {s.info.name: s for s in collect_experiment(url, "tiny").studies}
-    loaded = load_results(path)
-    assert sorted(s.info.name for s in loaded.data.studies) == sorted(stored)
+    path = export_experiment(url, "tiny", "csv.gz", tmp_path / "t.csv.gz")[0]
+    stored = {s.name: s for s in table_from_storage(url, "tiny").studies}
+    loaded = read_results(path)
+    assert sorted(s.name for s in loaded.studies) == sorted(stored)
     short = 0
-    for study in loaded.data.studies:
-        by_number = {t.number: t for t in stored[study.info.name].trials}
+    for study in loaded.studies:
+        by_number = {t.number: t for t in stored[study.name].trials}
         assert len(study.trials) == len(by_number)
         for t in study.trials:
             s = by_number[t.number]
-            assert (t.state, t.value, t.params) == (s.state, s.value, s.params)
-            for key in ("epochs", "seconds", "best_epoch", "n_params"):
-                assert t.user_attrs.get(key) == s.user_attrs.get(key), (key, t.number)
-            short += s.user_attrs.get("epochs", 0) < loaded.config.fixed_params()["epochs"]
-        assert [r.epochs for r in study.records] == [
-            r.epochs for r in stored[study.info.name].records
-        ]
+            assert (t.state, t.value, dict(t.params)) == (s.state, s.value, dict(s.params))
+            assert (t.epochs, t.seconds, t.best_epoch, t.n_params) == (
+                s.epochs, s.seconds, s.best_epoch, s.n_params,
+            )  # fmt: skip
+            short += s.epochs < loaded.config.fixed_params()["epochs"]
     assert short > 0  # some trials stopped early: the case the old "epochs" column got wrong
     with gzip.open(path, "rt") as f:
         header = f.readline().strip().split(",")
@@ -123,7 +128,7 @@ def test_results_command_writes_the_page_and_html_from_the_files(
     )
     assert result.exit_code == 0, result.output
     assert path.is_file() and (tmp / "cli" / "tiny.toml").is_file()
-    _, live = analyze(url, "tiny")
+    live = analyze(table_from_storage(url, "tiny")).summaries
     page = tmp / "cli" / "results.md"
     result = runner.invoke(
         app, ["results", str(path), "-o", str(page), "--html-dir", str(tmp / "cli")]
@@ -135,11 +140,12 @@ def test_results_command_writes_the_page_and_html_from_the_files(
         assert s.verdict in text
         assert f"tiny.{s.task}: {s.verdict[:40]}" in result.output
     assert f"wrote {page}" in result.output.replace("\n", "")
-    assert "### What the trials say about the brief's advice" in text
+    assert "### Does the usual tuning advice hold in these trials?" in text
     # the overview: one row per comparison (manual, random and TPE against grid, per task)
     overview = text.split("## Every comparison")[1].split("\n## ")[0]
     rows = [line for line in overview.splitlines() if line.startswith("| tiny |")]
     assert len(rows) == 3 * len(live)
+    assert "## Every comparison" in text and "## What ran" in text
     for s in live:
         for v in s.verdicts:
             assert any(f"| {s.task} | {s.label(v.strategy)} |" in r and f"| {v.verdict} |" in r
@@ -154,9 +160,12 @@ def test_results_command_writes_the_page_and_html_from_the_files(
         d = paired_differences(scores["tpe"], scores["random"], s.direction)
         ci = hodges_lehmann(d)
         (row,) = [r for r in rows if r.startswith(f"| tiny | {s.task} |")]
-        assert f"{ci.estimate + 0.0:+.3g} [{ci.low + 0.0:+.3g}, {ci.high + 0.0:+.3g}]" in row
+        assert (
+            f"{ci.estimate + 0.0:+.3g}, " in row
+            and f"[{ci.low + 0.0:+.3g}, {ci.high + 0.0:+.3g}]" in row
+        )
     html = (tmp / "cli" / "tiny.html").read_text()
-    assert "<h2>What the trials say about the brief's advice</h2>" in html
+    assert "<h2>Does the usual tuning advice hold in these trials?</h2>" in html
 
 
 def test_results_of_missing_or_damaged_files_exit_2(tmp_path: Path) -> None:
@@ -174,7 +183,7 @@ def test_results_of_missing_or_damaged_files_exit_2(tmp_path: Path) -> None:
 
 def _page(url: str, tmp_path: Path) -> tuple[Path, Path]:
     """The tiny experiment exported to t.csv.gz and its page written to page.md."""
-    path = export_experiment(url, "tiny", "csv.gz", tmp_path / "t.csv.gz", test=False)[0]
+    path = export_experiment(url, "tiny", "csv.gz", tmp_path / "t.csv.gz")[0]
     out = tmp_path / "page.md"
     write_results([path], out)
     return path, out
@@ -194,7 +203,7 @@ def test_results_keep_the_block_written_by_hand(
     fresh = out.read_text()
     assert KEEP_BEGIN not in fresh
     prose = f"{KEEP_BEGIN}\nRandom search is **competitive** here.\n{KEEP_END}"
-    out.write_text(fresh.replace("## Every comparison", f"{prose}\n\n## Every comparison"))
+    out.write_text(fresh.replace("## What ran", f"{prose}\n\n## What ran"))
     write_results([path], out)
     again = out.read_text()
     assert again.count(prose) == 1 and again.index(prose) < again.index("## Every comparison")
@@ -210,8 +219,8 @@ def test_live_report_has_the_advice_section(experiment: tuple[str, Path]) -> Non
     url, tmp = experiment
     path, _ = write_report(url, "tiny", tmp / "live.html")
     page = path.read_text().split("</script>", 1)[1]  # what follows the embedded plotly.js
-    assert "<h2>What the trials say about the brief's advice</h2>" in page
-    section = page.split("<h2>What the trials say")[1].split("<h2>")[0]
+    assert "<h2>Does the usual tuning advice hold in these trials?</h2>" in page
+    section = page.split("<h2>Does the usual tuning advice hold")[1].split("<h2>")[0]
     # init and activation are fixed in this space: the page says so instead of a number
     assert "not searched: init = &#x27;auto&#x27; is fixed" in section
     assert "dropout 0.2-0.5 - dropout under 0.1" in section and "iris" in section
