@@ -41,8 +41,8 @@ def test_default_output_lies_in_its_folder() -> None:
 @pytest.mark.parametrize(
     "command",
     [
-        ["report", "../../escaped", "--no-test"],
-        ["export", "../../escaped", "--no-test"],
+        ["report", "../../escaped"],
+        ["export", "../../escaped"],
         ["train-best", "../../escaped"],
         ["best", "../../escaped"],
     ],

@@ -61,7 +61,7 @@ def test_ctrl_c_is_shown_as_interrupted_and_its_compute_is_not_charged(tmp_path:
 
     out = tmp_path / "x.csv"
     exported = runner.invoke(
-        app, ["export", "tiny", "--storage", url, "--no-test", "-o", str(out)]
+        app, ["export", "tiny", "--storage", url, "-o", str(out)]
     )
     assert exported.exit_code == 0, exported.output
     with out.open() as f:
