@@ -31,7 +31,8 @@ def test_report_opens_offline_in_chromium_with_every_figure_drawn(
         .replace('name = "tiny"', 'name = "tiny<b>"'.replace("<b>", "-x"))
     )
     create_experiment(parse_config(text), storage_url)
-    path, summaries = write_report(storage_url, "tiny-x", tmp_path / "report.html")
+    path, analysis = write_report(storage_url, "tiny-x", tmp_path / "report.html")
+    summaries = analysis.summaries
     page_html = path.read_text()
     assert "<script src" not in page_html and page_html.count("<script>") >= 1  # plotly.js inline
 
