@@ -28,6 +28,12 @@ BUILTIN_DATASETS = {
     "friedman3": "regression",
 }
 KINDS = ("classification", "regression")
+# Task keys added after experiments were stored: left out of the fingerprint when unset
+# (None, empty, false), so experiments created before them keep their fingerprint.
+TASK_OPTIONAL_KEYS = ("sep", "quotechar", "categorical", "drop_missing_target", "loss", "class_weight")
+# Training losses a task may choose (regression only; classification uses cross-entropy).
+REGRESSION_LOSSES = ("mse", "poisson")
+CLASS_WEIGHTS = ("balanced",)
 
 # metric -> (kind, direction)
 METRICS: dict[str, tuple[str, str]] = {
@@ -126,6 +132,14 @@ class TaskConfig:
     # Report-only: the non-inferiority margin (metric units, or "N%" of the baseline's score).
     # Not part of what makes trials comparable, so it is left out of the fingerprint.
     margin: float | str | None = None
+    # csv only: how the file is read and what its columns are (see docs/study-file.md)
+    sep: str | None = None  # None: sniffed from the file (comma, tab, semicolon, pipe)
+    quotechar: str | None = None  # None: sniffed (double quote when nothing says otherwise)
+    categorical: tuple[str, ...] = ()  # columns one-hot encoded even when they hold numbers
+    drop_missing_target: bool = False  # leave out rows without a target (one warning line)
+    # training options of the task
+    loss: str | None = None  # None: the kind's default; "poisson" for counts (regression)
+    class_weight: str | None = None  # "balanced": classes weighted by n / (k * n_class)
 
     def resolved_metric(self, kind: str) -> str:
         return self.metric or DEFAULT_METRIC[kind]
@@ -246,7 +260,7 @@ def _task_identity(task: TaskConfig) -> dict[str, Any]:
     identity = asdict(task)
     # The chosen columns change what trials learn from; unset, they are left out so that
     # experiments created before these keys existed keep their fingerprint.
-    for key in ("features", "drop"):
+    for key in ("features", "drop", *TASK_OPTIONAL_KEYS):
         if not identity[key]:
             del identity[key]
     del identity["margin"]  # report-only: existing experiments keep their fingerprint

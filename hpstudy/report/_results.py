@@ -114,12 +114,12 @@ def write_trials_csv_gz(
     writer_csv = csv.writer(out, lineterminator="\n")
     writer_csv.writerow(COLUMNS)
     writer_csv.writerows(trial_table(data, config, tests))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
-    # no name, mtime 0: the same results give the same bytes, so a shipped file changes only with them
-    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
+    from hpstudy._atomic import atomic_file
+
+    # a unique temporary name beside the output (O_EXCL: never a planted symlink); no name,
+    # mtime 0: the same results give the same bytes, so a shipped file changes only with them
+    with atomic_file(output) as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
         gz.write(out.getvalue().encode())
-    tmp.replace(output)
     toml = sidecar(output)
     write_atomic(toml, config.text)
     return [output, toml]

@@ -26,7 +26,7 @@ from hpstudy.config._schema import METRICS, ExperimentConfig, study_name
 from hpstudy.model import check_space_fits
 from hpstudy.runner._run import DataCache
 from hpstudy.store import StudyInfo, TrialWriter, study_attrs
-from hpstudy.store._optuna import study_id as stored_study_id
+from hpstudy.store._studies import all_study_attrs
 from hpstudy.strategies import check_dependencies, distributions, strategy, study_budget
 
 
@@ -109,12 +109,12 @@ def complete_studies(
         The planned studies, in plan order.
     """
     writer = TrialWriter(storage)
-    studies = {s.study_name: s for s in storage.get_all_studies()}
+    studies = all_study_attrs(storage)
     infos = []
     for p in plan:
         attrs = study_attrs(p)
-        frozen = studies.get(p["name"])
-        if frozen is None:
+        found = studies.get(p["name"])
+        if found is None:
             crash_point("create-study")
             direction = (
                 StudyDirection.MAXIMIZE
@@ -130,10 +130,11 @@ def complete_studies(
                     created.append(study_id)
             stored: dict[str, Any] = {}
         else:
-            study_id = stored_study_id(frozen)
-            stored = frozen.user_attrs
-        if keep_budgets and "budget" in stored:
-            attrs["budget"] = stored["budget"]
+            study_id, stored_or_none = found
+            stored = stored_or_none or {}  # unreadable attrs are written again from the plan
+        budget = stored.get("budget")
+        if keep_budgets and isinstance(budget, dict) and isinstance(budget.get("n_trials"), int):
+            attrs["budget"] = budget  # a malformed stored budget is replaced by the plan's
         missing = {k: v for k, v in attrs.items() if stored.get(k) != v}
         if missing:
             writer.set_study_user_attrs(study_id, missing)
