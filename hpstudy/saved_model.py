@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ import pandas as pd
 
 from hpstudy._atomic import atomic_file, write_bytes_atomic
 from hpstudy._errors import HpStudyError, UsageError
+from hpstudy._threads import torch_threads
 from hpstudy._model_check import (
     DIGEST_KEY,
     FORMAT,
@@ -435,19 +434,6 @@ def train_best(
     write_bytes_atomic(path / "model.json", json.dumps(meta, indent=1).encode())
     return path, meta
 
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` torch threads (1, as trials run: two threads never helped these
-    small networks, and the default of one per core oversubscribes a loaded machine)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def load_model(path: str | Path) -> SavedModel:

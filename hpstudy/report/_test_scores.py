@@ -160,7 +160,7 @@ def _init_worker(config: ExperimentConfig) -> None:
     global _JOB_CONFIG
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(config.training.torch_threads)
     _JOB_CONFIG = config
 
 
@@ -178,9 +178,14 @@ def _retrain_all(
 ) -> Iterator[TestScore]:
     """Each job's scores, in the jobs' order; computed by ``n_jobs`` processes."""
     if n_jobs <= 1 or len(jobs) <= 1:
+        from hpstudy._threads import torch_threads
+
         for k, (task, seed, trial) in enumerate(jobs):
             progress(k)
-            yield retrain_test_scores(config, task, seed, trial)
+            # as many torch threads as a trial uses (1), not torch's default of one per core
+            with torch_threads(config.training.torch_threads):
+                score_ = retrain_test_scores(config, task, seed, trial)
+            yield score_
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
