@@ -95,10 +95,12 @@ def read_table(
         frame = pd.read_csv(path, sep=used_sep, quotechar=used_quote, skipinitialspace=True)
     except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        header = _header(path, used_sep, used_quote)
+        hint = _delimiter_hint(header[0], used_sep) if len(header) == 1 else ""
         raise ConfigError(
             f"{prefix}cannot read {path} as a table separated by {_NAMES.get(used_sep, repr(used_sep))} "
-            f"with {used_quote!r} quotes: {first}; set sep = \"...\" (and quotechar) on the task "
-            "if it uses another delimiter"
+            f"with {used_quote!r} quotes: {first}"
+            + (hint or '; set sep = "..." (and quotechar) on the task if it uses another delimiter')
         ) from e
     header = _header(path, used_sep, used_quote)
     names = [clean_name(n) for n in header] if len(header) == frame.shape[1] else None
@@ -128,8 +130,11 @@ def one_column_hint(table: Table) -> str:
     """When the header was read as one column that holds another delimiter: say so."""
     if table.frame.shape[1] != 1:
         return ""
-    name = str(table.frame.columns[0])
-    inside = [d for d in _DELIMITERS + " " if d in name and d != table.sep]
+    return _delimiter_hint(str(table.frame.columns[0]), table.sep)
+
+
+def _delimiter_hint(name: str, sep: str) -> str:
+    inside = [d for d in _DELIMITERS if d in name and d != sep]
     if not inside:
         return ""
     found = _NAMES.get(inside[0], repr(inside[0]))

@@ -98,6 +98,10 @@ def _load_csv(task_config: TaskConfig) -> RawData:
         task_config.kind,
         task_config.name,
     )
+    if kind is None and task_config.loss is not None:
+        kind = "regression"  # a regression loss says so (counts have few distinct values)
+    elif kind is None and task_config.class_weight is not None:
+        kind = "classification"
     table = read_table(path, task_config.sep, task_config.quotechar, what=f"task {task!r}")
     frame = table.frame
     if target not in frame.columns:
