@@ -91,9 +91,13 @@ def main() -> None:
         f"{args.concurrent} process(es) at once, median of {args.repeats} "
         f"(cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}):"
     )
-    print(f"  torch default ({default_threads} threads): {statistics.median(default):.2f} s  {default}")
+    print(
+        f"  torch default ({default_threads} threads): {statistics.median(default):.2f} s  {default}"
+    )
     print(f"  1 thread (as trials, issue 20):     {statistics.median(one):.2f} s  {one}")
-    print(f"  ratio default / 1 thread: {statistics.median(default) / statistics.median(one):.2f}x")
+    print(
+        f"  ratio default / 1 thread: {statistics.median(default) / statistics.median(one):.2f}x"
+    )
     print(f"  (wall {time.perf_counter() - t0:.0f} s)")
 
 

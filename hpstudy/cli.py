@@ -27,7 +27,9 @@ _GLOBAL_FLAGS = ("-q", "--quiet", "--debug", "--verbose")
 
 
 def _is_global_flag(token: str) -> bool:
-    return token in _GLOBAL_FLAGS or (len(token) > 1 and token[0] == "-" and set(token[1:]) == {"v"})
+    return token in _GLOBAL_FLAGS or (
+        len(token) > 1 and token[0] == "-" and set(token[1:]) == {"v"}
+    )
 
 
 class _Commands(typer.core.TyperGroup):
@@ -40,12 +42,13 @@ class _Commands(typer.core.TyperGroup):
         if command_at is None:
             return super().parse_args(ctx, args)
         command = self.get_command(ctx, args[command_at])
-        takes_value = set()
+        takes_value: set[str] = set()
         for param in getattr(command, "params", []):
             if getattr(param, "is_flag", True) or getattr(param, "count", False):
                 continue
             takes_value.update(getattr(param, "opts", []))
-        moved, kept = [], list(args[: command_at + 1])
+        moved: list[str] = []
+        kept = list(args[: command_at + 1])
         rest = args[command_at + 1 :]
         i = 0
         while i < len(rest):
@@ -175,6 +178,32 @@ def _call(fn: Callable[[], T], resume_hint: Callable[[], str] | None = None) -> 
         if resume_hint is not None:
             err.print(f"resume with: {resume_hint()}", markup=False)
         raise typer.Exit(130) from None
+    except OSError as e:
+        import errno
+
+        if _state["debug"]:
+            err.print(_scrub(traceback.format_exc()), markup=False)
+        name = f" {e.filename}" if e.filename else ""
+        if e.errno == errno.ENAMETOOLONG:
+            err.print(
+                _scrub(
+                    f"error: file name too long:{name[:120]}...; choose a shorter name or path"
+                ),
+                markup=False,
+            )
+            raise typer.Exit(2) from None
+        err.print(_scrub(f"error: cannot use{name}: {e.strerror or e}"), markup=False)
+        raise typer.Exit(1) from None
+    except Exception as e:
+        from hpstudy.store._storage import damaged_database
+
+        damaged = damaged_database(e, _state["url"])
+        if damaged is None:
+            raise
+        if _state["debug"]:
+            err.print(_scrub(traceback.format_exc()), markup=False)
+        err.print(_scrub(f"error: {damaged}"), markup=False)
+        raise typer.Exit(1) from None
 
 
 def _storage_url(storage: str | None) -> str:
@@ -657,9 +686,7 @@ def best(
             else "; no test score yet ('hpstudy report' computes it)"
         )
         n = len(b.values_by_seed)
-        spread = (
-            f"mean over {n} seeds {b.mean_value:.4g}" if n > 1 else f"at seed {b.seed} only"
-        )
+        spread = f"mean over {n} seeds {b.mean_value:.4g}" if n > 1 else f"at seed {b.seed} only"
         out.print(
             f"{b.task}: validation {b.metric} {b.value:.4g} ({b.direction}; {spread}){tests}",
             markup=False,

@@ -28,7 +28,6 @@ import pandas as pd
 
 from hpstudy._atomic import atomic_file, write_bytes_atomic
 from hpstudy._errors import HpStudyError, UsageError
-from hpstudy._threads import torch_threads
 from hpstudy._model_check import (
     DIGEST_KEY,
     FORMAT,
@@ -40,6 +39,7 @@ from hpstudy._model_check import (
     seal,
 )
 from hpstudy._paths import default_output
+from hpstudy._threads import torch_threads
 
 
 class ModelError(HpStudyError):
@@ -433,7 +433,6 @@ def train_best(
     meta = seal(meta, path / "weights.pt")
     write_bytes_atomic(path / "model.json", json.dumps(meta, indent=1).encode())
     return path, meta
-
 
 
 def load_model(path: str | Path) -> SavedModel:

@@ -98,14 +98,16 @@ def test_poisson_and_class_weighted_gradients_match_autograd(
         "cross_entropy": torch.randint(0, 4, (19,)),
         "bce": torch.randint(0, 2, (19,)),
     }[loss]
-    weights = torch.tensor([0.5, 3.0, 1.0, 2.0][:max(n_out, 2)], dtype=torch.float64)
+    weights = torch.tensor([0.5, 3.0, 1.0, 2.0][: max(n_out, 2)], dtype=torch.float64)
     model = build_mlp(5, n_out, n_layers=2, n_units=6, dropout=0.0, activation=activation,
                       init="auto").double()  # fmt: skip
     engine = FlatMLP(
         model, activation, 0.0, loss, torch.Generator().manual_seed(1),
         class_weights=weights if weighted else None,
     )  # fmt: skip
-    engine.step_gradients(x, engine.targets(y, max(n_out, 2) if loss == "cross_entropy" else n_out))
+    engine.step_gradients(
+        x, engine.targets(y, max(n_out, 2) if loss == "cross_entropy" else n_out)
+    )
     params = [p for m in model if isinstance(m, nn.Linear) for p in (m.weight, m.bias)]
     for p in params:
         p.grad = None

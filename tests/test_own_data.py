@@ -153,13 +153,17 @@ def test_predict_id_columns(model_dir: tuple[Path, str], tmp_path: Path) -> None
     assert list(predictions.columns) == ["row", "id", "prediction"]
     assert predictions["row"].tolist() == list(range(100, 110))
     result = runner.invoke(app, ["predict", str(path), str(data), "--id", "nope"])
-    assert result.exit_code == 2 and "--id names column(s) not in the data: 'nope'" in result.stderr
+    assert (
+        result.exit_code == 2 and "--id names column(s) not in the data: 'nope'" in result.stderr
+    )
     # without --id, a column the model does not know is still refused
     result = runner.invoke(app, ["predict", str(path), str(data)])
     assert result.exit_code == 2 and "unexpected column(s) row" in result.stderr
 
 
-def test_empty_cells_are_imputed_with_one_line(model_dir: tuple[Path, str], tmp_path: Path) -> None:
+def test_empty_cells_are_imputed_with_one_line(
+    model_dir: tuple[Path, str], tmp_path: Path
+) -> None:
     path, _ = model_dir
     new = _visits(10, 4)
     new.loc[2, "age"] = np.nan
@@ -172,7 +176,9 @@ def test_empty_cells_are_imputed_with_one_line(model_dir: tuple[Path, str], tmp_
     predictions = pd.read_csv(__import__("io").StringIO(result.stdout))
     full = load_model(path).predict_frame(_visits(10, 4))
     keep = [i for i in range(10) if i not in (2, 5)]
-    assert np.allclose(predictions["prediction"].to_numpy()[keep], full["prediction"].to_numpy()[keep])
+    assert np.allclose(
+        predictions["prediction"].to_numpy()[keep], full["prediction"].to_numpy()[keep]
+    )
 
 
 def test_train_best_all_rows_measures_held_out_first(

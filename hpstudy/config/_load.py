@@ -16,14 +16,15 @@ from hpstudy._errors import ConfigError
 from hpstudy.config._schema import (
     BUILTIN_DATASETS,
     CATEGORICAL_CHOICES,
+    CLASS_WEIGHTS,
     DEVICES,
     HYPERPARAMETERS,
     INIT_ALIASES,
-    CLASS_WEIGHTS,
     KINDS,
+    MAX_NAME_LENGTH,
     METRICS,
-    REGRESSION_LOSSES,
     PRUNERS,
+    REGRESSION_LOSSES,
     STRATEGIES,
     BudgetConfig,
     ExperimentConfig,
@@ -136,6 +137,13 @@ def _fmt(value: Any) -> str:
     return "nothing" if value is None else repr(value)
 
 
+def _cut(value: Any, limit: int = 60) -> Any:
+    """A long string shortened for a message (the rest counted, not shown)."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]}... ({len(value)} characters)"
+    return value
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -219,7 +227,7 @@ class _Validator:
         if not is_valid_name(name):
             self.bad(
                 "name",
-                f"must be a name of letters, digits, '-' and '_' (it starts every study name), got {_fmt(name)}",
+                f"must be a name of at most {MAX_NAME_LENGTH} letters, digits, '-' and '_' (it starts every study name), got {_fmt(_cut(name))}",
             )
             name = "invalid"
         if "description" in raw and not isinstance(raw["description"], str):
@@ -424,7 +432,7 @@ class _Validator:
         if not is_valid_name(name):
             self.bad(
                 f"{prefix}.name",
-                f"must be a name of letters, digits, '-' and '_', got {_fmt(name)}",
+                f"must be a name of at most {MAX_NAME_LENGTH} letters, digits, '-' and '_', got {_fmt(_cut(name))}",
             )
         kind = raw.get("kind")
         csv_path: str | None = None
@@ -561,7 +569,9 @@ class _Validator:
             if not is_csv:
                 self.bad(f"{prefix}.drop_missing_target", "is only for csv tasks")
             elif not isinstance(value, bool):
-                self.bad(f"{prefix}.drop_missing_target", f"must be true or false, got {_fmt(value)}")
+                self.bad(
+                    f"{prefix}.drop_missing_target", f"must be true or false, got {_fmt(value)}"
+                )
             else:
                 options["drop_missing_target"] = value
         if "loss" in raw:

@@ -30,7 +30,14 @@ BUILTIN_DATASETS = {
 KINDS = ("classification", "regression")
 # Task keys added after experiments were stored: left out of the fingerprint when unset
 # (None, empty, false), so experiments created before them keep their fingerprint.
-TASK_OPTIONAL_KEYS = ("sep", "quotechar", "categorical", "drop_missing_target", "loss", "class_weight")
+TASK_OPTIONAL_KEYS = (
+    "sep",
+    "quotechar",
+    "categorical",
+    "drop_missing_target",
+    "loss",
+    "class_weight",
+)
 # Training losses a task may choose (regression only; classification uses cross-entropy).
 REGRESSION_LOSSES = ("mse", "poisson")
 CLASS_WEIGHTS = ("balanced",)
@@ -278,10 +285,13 @@ def study_name(experiment: str, task: str, strategy: str, seed: int) -> str:
 
 # Experiment and task names: they become parts of study names and of file names, so they are
 # checked whole (``fullmatch``: ``$`` in ``re.match`` would let a trailing newline through).
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+# At most MAX_NAME_LENGTH characters: a study name holds two names and a model folder
+# (models/EXPERIMENT-TASK) both, within the 255 bytes a file name may have.
+MAX_NAME_LENGTH = 100
+_NAME_RE = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_-]{{0,{MAX_NAME_LENGTH - 1}}}")
 
 
 def is_valid_name(value: object) -> TypeGuard[str]:
-    """Whether ``value`` is a name of letters, digits, ``-`` and ``_`` (not starting with a
+    """Whether ``value`` is a name of at most 100 letters, digits, ``-`` and ``_`` (not starting with a
     separator): safe in a study name and as a file name, wherever it was read from."""
     return isinstance(value, str) and _NAME_RE.fullmatch(value) is not None

@@ -100,7 +100,10 @@ def read_table(
         raise ConfigError(
             f"{prefix}cannot read {path} as a table separated by {_NAMES.get(used_sep, repr(used_sep))} "
             f"with {used_quote!r} quotes: {first}"
-            + (hint or '; set sep = "..." (and quotechar) on the task if it uses another delimiter')
+            + (
+                hint
+                or '; set sep = "..." (and quotechar) on the task if it uses another delimiter'
+            )
         ) from e
     header = _header(path, used_sep, used_quote)
     names = [clean_name(n) for n in header] if len(header) == frame.shape[1] else None
@@ -112,7 +115,8 @@ def read_table(
     if names is not None and duplicates:
         # pandas renamed the second 'y' to 'y.1'; keep that so columns stay distinct
         columns = [
-            n if len(positions[n]) == 1 else str(c) for n, c in zip(names, frame.columns, strict=True)
+            n if len(positions[n]) == 1 else str(c)
+            for n, c in zip(names, frame.columns, strict=True)
         ]
     frame.columns = pd.Index(columns)
     return Table(frame, used_sep, used_quote, duplicates)
@@ -121,7 +125,9 @@ def read_table(
 def _header(path: str | Path, sep: str, quotechar: str) -> list[str]:
     try:
         with open(path, encoding="utf-8", errors="replace", newline="") as f:
-            return next(csv.reader(f, delimiter=sep, quotechar=quotechar, skipinitialspace=True), [])
+            return next(
+                csv.reader(f, delimiter=sep, quotechar=quotechar, skipinitialspace=True), []
+            )
     except (OSError, csv.Error):
         return []
 

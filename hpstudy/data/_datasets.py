@@ -226,13 +226,18 @@ def _load_csv(task_config: TaskConfig) -> RawData:
     if imputed:
         notes.append(imputed)
     return RawData(
-        X=frame, y=y, kind=kind, ignored=ignored, warnings=tuple(notes), categorical=tuple(declared)
+        X=frame,
+        y=y,
+        kind=kind,
+        ignored=ignored,
+        warnings=tuple(notes),
+        categorical=tuple(declared),
     )
 
 
 def _label(value: object) -> object:
     """A declared category's label: integral numbers without '.0' (1.0 -> '1')."""
-    if pd.isna(value):  # type: ignore[call-overload]
+    if pd.isna(value):
         return np.nan
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -287,9 +292,7 @@ def _imputation_note(frame: pd.DataFrame, task: str, categorical: list[str]) -> 
     )
 
 
-def _lines(
-    mask: pd.Series | np.ndarray, line_of: np.ndarray | None = None, limit: int = 5
-) -> str:
+def _lines(mask: pd.Series | np.ndarray, line_of: np.ndarray | None = None, limit: int = 5) -> str:
     """The file's line numbers (the header is line 1) of the first rows where ``mask`` holds;
     ``line_of`` maps rows to lines when some rows were left out."""
     rows = np.flatnonzero(np.asarray(mask))

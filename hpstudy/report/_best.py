@@ -49,7 +49,9 @@ class BestConfiguration:
     @property
     def mean_value(self) -> float:
         """The mean validation score over the seeds this configuration was trained at."""
-        return statistics.fmean(self.values_by_seed.values()) if self.values_by_seed else self.value
+        return (
+            statistics.fmean(self.values_by_seed.values()) if self.values_by_seed else self.value
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "mean_value": self.mean_value}
@@ -102,18 +104,7 @@ def best_of(
             for seed, configs in by_seed.items()
         }
 
-        def relative(candidate: tuple[StudyData, FrozenTrial]) -> tuple[float, int]:
-            """Mean over seeds of (score - the seed's median), signed so larger is better."""
-            key = _config_key(candidate[1].params)
-            diffs = [
-                statistics.fmean(configs[key]) - medians[seed]
-                for seed, configs in by_seed.items()
-                if key in configs
-            ]
-            mean = statistics.fmean(diffs)
-            return (mean if maximize else -mean), -candidate[0].info.seed
-
-        study, trial = max(candidates, key=relative)
+        study, trial = max(candidates, key=lambda c: _relative(c, by_seed, medians, maximize))
         key = _config_key(trial.params)
         values = {
             seed: statistics.fmean(configs[key])
@@ -151,6 +142,24 @@ def best_of(
     return out
 
 
+def _relative(
+    candidate: tuple[StudyData, FrozenTrial],
+    by_seed: dict[int, dict[str, list[float]]],
+    medians: dict[int, float],
+    maximize: bool,
+) -> tuple[float, int]:
+    """Mean over the seeds it was trained at of (its score - the seed's median), signed so
+    that larger is better; ties go to the lower seed."""
+    key = _config_key(candidate[1].params)
+    diffs = [
+        statistics.fmean(configs[key]) - medians[seed]
+        for seed, configs in by_seed.items()
+        if key in configs
+    ]
+    mean = statistics.fmean(diffs)
+    return (mean if maximize else -mean), -candidate[0].info.seed
+
+
 def _config_key(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, default=str)
 
@@ -163,4 +172,4 @@ def _scores_by_seed(studies: list[StudyData]) -> dict[int, dict[str, list[float]
         for t in study.trials:
             if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value):
                 configs.setdefault(_config_key(t.params), []).append(float(t.value))
-    return out
+    return {seed: configs for seed, configs in out.items() if configs}  # seeds with a result

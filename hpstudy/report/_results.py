@@ -118,7 +118,10 @@ def write_trials_csv_gz(
 
     # a unique temporary name beside the output (O_EXCL: never a planted symlink); no name,
     # mtime 0: the same results give the same bytes, so a shipped file changes only with them
-    with atomic_file(output) as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
+    with (
+        atomic_file(output) as raw,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
+    ):
         gz.write(out.getvalue().encode())
     toml = sidecar(output)
     write_atomic(toml, config.text)

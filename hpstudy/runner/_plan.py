@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import optuna
 from optuna.exceptions import DuplicatedStudyError
 from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
@@ -138,11 +139,21 @@ def complete_studies(
         missing = {k: v for k, v in attrs.items() if stored.get(k) != v}
         if missing:
             writer.set_study_user_attrs(study_id, missing)
+        name_metric(storage, p["name"], str(p["metric"]))
         info = StudyInfo.from_attrs(study_id, p["name"], attrs)
         assert info is not None
         queue_configurations(writer, storage, config, info)
         infos.append(info)
     return infos
+
+
+def name_metric(storage: BaseStorage, name: str, metric: str) -> None:
+    """Name the study's objective after its metric (optuna-dashboard shows "rmse", not
+    "Objective 0"), through Optuna's public ``set_metric_names``; studies made before this are
+    named when they are resumed."""
+    study = optuna.Study(study_name=name, storage=storage)
+    if study.metric_names != [metric]:
+        study.set_metric_names([metric])
 
 
 def queue_configurations(
