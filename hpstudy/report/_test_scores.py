@@ -181,9 +181,9 @@ def _retrain_all(
         from hpstudy._threads import torch_threads
 
         for k, (task, seed, trial) in enumerate(jobs):
-            progress(k)
             # as many torch threads as a trial uses (1), not torch's default of one per core
             with torch_threads(config.training.torch_threads):
+                progress(k)
                 score_ = retrain_test_scores(config, task, seed, trial)
             yield score_
         return

@@ -322,3 +322,39 @@ def test_unreadable_file_names_the_delimiter(tmp_path: Path) -> None:
         load_data(_task(path))
     frame = pd.read_csv(_write(tmp_path / "ok.csv", _rows()))
     assert list(frame.columns)[-1] == "vote"
+
+
+def test_balanced_class_weights_come_from_the_training_rows(tmp_path: Path) -> None:
+    rows = _rows(120)
+    rows["vote"] = [
+        "rare" if i % 10 == 0 else ("mid" if i % 3 == 0 else "common") for i in range(120)
+    ]
+    path = _write(tmp_path / "d.csv", rows)
+    plain = prepare_task(_task(path), seed=0)
+    weighted = prepare_task(_task(path, class_weight="balanced", cv_folds=3), seed=0)
+    assert plain.folds[0].class_weights is None
+    for fold in weighted.folds:
+        w = fold.class_weights
+        assert w is not None and len(w) == weighted.n_classes == 3
+        counts = np.bincount(fold.y_train, minlength=3)
+        # balanced: every class carries the same total weight, and the weights average to 1 per row
+        assert np.allclose(counts * w, len(fold.y_train) / 3)
+        assert np.isclose((counts * w).sum(), len(fold.y_train))
+    assert weighted.folds[0].class_weights.max() > 2.0  # the rare class (~1 in 10) weighs most
+
+
+def test_the_study_metric_is_named_for_optuna_dashboard(tmp_path: Path) -> None:
+    import optuna
+
+    from hpstudy.runner import create_experiment
+    from tests.conftest import tiny_study_text
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    create_experiment(
+        parse_config(tiny_study_text(strategies=("random",), n_trials=1)), url, run=False
+    )
+    names = {
+        s.study_name: optuna.load_study(study_name=s.study_name, storage=url).metric_names
+        for s in optuna.study.get_all_study_summaries(storage=url)
+    }
+    assert names == {"tiny.iris.random.s0": ["accuracy"], "tiny.diabetes.random.s0": ["rmse"]}
