@@ -92,7 +92,8 @@ def read_table(
     except OSError as e:
         raise ConfigError(f"{prefix}cannot read {path}: {e.strerror or e}") from e
     try:
-        frame = pd.read_csv(path, sep=used_sep, quotechar=used_quote, skipinitialspace=True)
+        # cells are read as written (a leading space stays): models trained before read them so
+        frame = pd.read_csv(path, sep=used_sep, quotechar=used_quote)
     except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         header = _header(path, used_sep, used_quote)

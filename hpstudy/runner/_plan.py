@@ -151,9 +151,13 @@ def name_metric(storage: BaseStorage, name: str, metric: str) -> None:
     """Name the study's objective after its metric (optuna-dashboard shows "rmse", not
     "Objective 0"), through Optuna's public ``set_metric_names``; studies made before this are
     named when they are resumed."""
+    import warnings
+
     study = optuna.Study(study_name=name, storage=storage)
     if study.metric_names != [metric]:
-        study.set_metric_names([metric])
+        with warnings.catch_warnings():  # "experimental since 3.2": stable in practice, tested
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([metric])
 
 
 def queue_configurations(
