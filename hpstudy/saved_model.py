@@ -224,8 +224,10 @@ class SavedModel:
                 problems.append(f"missing column(s) {', '.join(map(str, missing))}")
             if extra:
                 problems.append(f"unexpected column(s) {', '.join(map(str, extra))}")
+            hint = f" (an ID to keep beside the predictions: --id {extra[0]})" if extra else ""
             raise UsageError(
-                f"the data do not have the model's columns: {'; '.join(problems)}; expected: {', '.join(self.columns)}"
+                f"the data do not have the model's columns: {'; '.join(problems)}; expected: "
+                f"{', '.join(self.columns)}{hint}"
             )
         spec = self.meta["preprocessing"]
         check = check_inputs(spec, frame)
