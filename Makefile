@@ -28,8 +28,13 @@ demo: venv
 	@$(BIN)/hpstudy report quickstart
 	@echo "Open the report in any browser; '$(BIN)/hpstudy dashboard' browses every trial."
 
+# The PostgreSQL and browser tests skip without a server or Chromium; a PostgreSQL already
+# listening on 127.0.0.1:5432 (trust auth, as .ci/run sets up) is used when the variable is unset.
 test: venv
-	$(BIN)/pytest -q
+	@if [ -z "$$HPSTUDY_TEST_POSTGRES_URL" ] && command -v pg_isready >/dev/null 2>&1 \
+		&& pg_isready -q -h 127.0.0.1 -p 5432; then \
+		export HPSTUDY_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test; \
+	fi; $(BIN)/pytest -q
 
 lint: venv
 	$(BIN)/ruff check hpstudy tests benchmarks scripts

@@ -48,8 +48,11 @@ class FlatMLP:
             flat tensor (the module stays usable for evaluation).
         activation: Name of the hidden activation.
         dropout: Dropout probability of the hidden layers.
-        loss: ``"cross_entropy"``, ``"bce"`` (one logit) or ``"mse"`` (one output).
+        loss: ``"cross_entropy"``, ``"bce"`` (one logit), ``"mse"`` (one output) or
+            ``"poisson"`` (one output: the log of the expected count).
         generator: Draws the dropout masks.
+        class_weights: Per class index, the weight of its rows in the loss (cross-entropy and
+            bce only); ``None``: every row weighs 1.
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class FlatMLP:
         dropout: float,
         loss: str,
         generator: torch.Generator,
+        class_weights: torch.Tensor | None = None,
     ) -> None:
         self.linears = [m for m in model if isinstance(m, nn.Linear)]
         params = [p for layer in self.linears for p in (layer.weight, layer.bias)]
@@ -96,6 +100,7 @@ class FlatMLP:
         self.keep = 1.0 - dropout
         self.loss = loss
         self.gen = generator
+        self.class_weights = class_weights
 
     def step_gradients(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Forward and backward on one batch; fills the flat gradient. Returns the output."""
@@ -132,12 +137,20 @@ class FlatMLP:
         return out
 
     def _loss_grad(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """d mean-loss / d out."""
+        """d mean-loss / d out (class-weighted: the mean over rows of weight x row loss)."""
         n = out.shape[0]
         if self.loss == "cross_entropy":  # y is one-hot here (see targets())
-            return torch.softmax(out, dim=1).sub_(y).div_(n)
+            g = torch.softmax(out, dim=1).sub_(y).div_(n)
+            if self.class_weights is not None:
+                g.mul_(y.mv(self.class_weights).unsqueeze(1))
+            return g
         if self.loss == "bce":
-            return (torch.sigmoid(out) - y.to(out.dtype).unsqueeze(1)).div_(n)
+            g = (torch.sigmoid(out) - y.to(out.dtype).unsqueeze(1)).div_(n)
+            if self.class_weights is not None:
+                g.mul_(self.class_weights[y].unsqueeze(1))
+            return g
+        if self.loss == "poisson":  # loss exp(o) - y o (log link), as PoissonNLLLoss(log_input)
+            return (torch.exp(out) - y.unsqueeze(1)).div_(n)
         return (out - y.unsqueeze(1)).mul_(2.0 / n)
 
     def targets(self, y: torch.Tensor, n_outputs: int) -> torch.Tensor:
@@ -154,4 +167,6 @@ class FlatMLP:
             return nn.functional.binary_cross_entropy_with_logits(
                 out.squeeze(1), y.to(out.dtype)
             ).item()
+        if self.loss == "poisson":
+            return nn.functional.poisson_nll_loss(out.squeeze(1), y, log_input=True).item()
         return nn.functional.mse_loss(out.squeeze(1), y).item()

@@ -161,6 +161,8 @@ def _check_target(kind: Any, target: Any) -> list[str]:
             return [f"target.mean must be a finite number, got {target.get('mean')!r}"]
         if not (_finite(target.get("std")) and target["std"] > 0):
             return [f"target.std must be a finite number > 0, got {target.get('std')!r}"]
+        if target.get("link", "identity") not in ("identity", "log"):
+            return [f"target.link must be identity or log, got {target.get('link')!r}"]
     return []
 
 

@@ -15,14 +15,59 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.table import Table
 
 from hpstudy._errors import ConfigError, HpStudyError, Interrupted
 from hpstudy._redact import redact_text, redact_url
 
+# Global options a user may also write after the command (``hpstudy status NAME -q``).
+_GLOBAL_FLAGS = ("-q", "--quiet", "--debug", "--verbose")
+
+
+def _is_global_flag(token: str) -> bool:
+    return token in _GLOBAL_FLAGS or (
+        len(token) > 1 and token[0] == "-" and set(token[1:]) == {"v"}
+    )
+
+
+class _Commands(typer.core.TyperGroup):
+    """Accepts the global options (``-q``, ``-v``, ``--debug``) after the command too, by
+    moving them in front of it before parsing; a value of a command's own option (``-o -q``)
+    and anything after ``--`` stay where they are."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        command_at = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
+        if command_at is None:
+            return super().parse_args(ctx, args)
+        command = self.get_command(ctx, args[command_at])
+        takes_value: set[str] = set()
+        for param in getattr(command, "params", []):
+            if getattr(param, "is_flag", True) or getattr(param, "count", False):
+                continue
+            takes_value.update(getattr(param, "opts", []))
+        moved: list[str] = []
+        kept = list(args[: command_at + 1])
+        rest = args[command_at + 1 :]
+        i = 0
+        while i < len(rest):
+            token = rest[i]
+            if token == "--":
+                kept += rest[i:]
+                break
+            if token in takes_value and i + 1 < len(rest):
+                kept += rest[i : i + 2]
+                i += 2
+                continue
+            (moved if _is_global_flag(token) else kept).append(token)
+            i += 1
+        return super().parse_args(ctx, moved + kept)
+
+
 app = typer.Typer(
     help="Hyperparameter studies for PyTorch MLPs: compare manual, grid, random and Bayesian search.",
+    cls=_Commands,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -128,6 +173,32 @@ def _call(fn: Callable[[], T], resume_hint: Callable[[], str] | None = None) -> 
         if resume_hint is not None:
             err.print(f"resume with: {resume_hint()}", markup=False)
         raise typer.Exit(130) from None
+    except OSError as e:
+        import errno
+
+        if _state["debug"]:
+            err.print(_scrub(traceback.format_exc()), markup=False)
+        name = f" {e.filename}" if e.filename else ""
+        if e.errno == errno.ENAMETOOLONG:
+            err.print(
+                _scrub(
+                    f"error: file name too long:{name[:120]}...; choose a shorter name or path"
+                ),
+                markup=False,
+            )
+            raise typer.Exit(2) from None
+        err.print(_scrub(f"error: cannot use{name}: {e.strerror or e}"), markup=False)
+        raise typer.Exit(1) from None
+    except Exception as e:
+        from hpstudy.store._storage import damaged_database
+
+        damaged = damaged_database(e, _state["url"])
+        if damaged is None:
+            raise
+        if _state["debug"]:
+            err.print(_scrub(traceback.format_exc()), markup=False)
+        err.print(_scrub(f"error: {damaged}"), markup=False)
+        raise typer.Exit(1) from None
 
 
 def _storage_url(storage: str | None) -> str:
@@ -600,7 +671,8 @@ def best(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")] = False,
 ) -> None:
-    """Print the best configuration of each task (by validation score) and its scores."""
+    """Print the best configuration of each task and its scores: each study's pick, ranked by its
+    validation score relative to each seed's median, averaged over the seeds it was trained at."""
     import json
 
     from hpstudy.report import best_configurations
@@ -616,8 +688,10 @@ def best(
             if b.test_scores
             else f"; no test score yet ('hpstudy resume {experiment}' computes it)"
         )
+        n = len(b.values_by_seed)
+        spread = f"mean over {n} seeds {b.mean_value:.4g}" if n > 1 else f"at seed {b.seed} only"
         out.print(
-            f"{b.task}: validation {b.objective} {b.value:.4g} ({b.objective_direction}){tests}",
+            f"{b.task}: validation {b.objective} {b.value:.4g} ({b.objective_direction}; {spread}){tests}",
             markup=False,
         )
         out.print(f"  from {b.study} trial {b.trial}", markup=False)
@@ -680,12 +754,21 @@ def train_best(
         Path | None,
         typer.Option("--output", "-o", help="Model folder [default: models/EXPERIMENT-TASK]."),
     ] = None,
+    all_rows: Annotated[
+        bool,
+        typer.Option(
+            "--all-rows",
+            help="Refit on every labelled row, the test split included (the held-out test "
+            "score is measured first, without those rows).",
+        ),
+    ] = False,
 ) -> None:
-    """Retrain the best configuration on train+validation and save the model (no pickle)."""
+    """Retrain the best configuration (by its mean over seeds) on train+validation and save the
+    model (no pickle)."""
     from hpstudy.saved_model import train_best as _train_best
 
     url = _storage_url(storage)
-    path, meta = _call(lambda: _train_best(url, experiment, task, output))
+    path, meta = _call(lambda: _train_best(url, experiment, task, output, all_rows=all_rows))
     scores = ", ".join(f"{k} {v:.4g}" for k, v in meta["scores"].items())
     out.print(
         f"saved {path} ({meta['task']}, {scores}); use it with: hpstudy predict {path} data.csv",
@@ -706,11 +789,33 @@ def predict(
         Path | None,
         typer.Option("--output", "-o", help="Write predictions here (CSV) instead of stdout."),
     ] = None,
+    impute: Annotated[
+        bool,
+        typer.Option(
+            "--impute",
+            help="Fill text, infinite or huge values in numeric columns with the training "
+            "median (and say how many) instead of refusing them.",
+        ),
+    ] = False,
+    ids: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--id",
+            help="Copy this column of the data to the output, to match rows (repeatable) "
+            "[default: every column the model ignores, e.g. an ID left out of training].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Predict new rows with a saved model."""
     from hpstudy.saved_model import predict_csv
 
-    path, predictions = _call(lambda: predict_csv(model, data, output))
+    notes: list[str] = []
+    path, predictions = _call(
+        lambda: predict_csv(model, data, output, impute=impute, ids=ids or None, notes=notes)
+    )
+    for note in notes:
+        err.print(note, markup=False)
     if path is None:
         sys.stdout.write(predictions.to_csv(index=False))
     else:

@@ -17,8 +17,8 @@ ever needed.
 
 from __future__ import annotations
 
+import io
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hpstudy._errors import ConfigError, HpStudyError, UsageError
+from hpstudy._atomic import atomic_file, write_bytes_atomic
+from hpstudy._errors import HpStudyError, UsageError
 from hpstudy._model_check import (
     DIGEST_KEY,
     FORMAT,
@@ -37,57 +38,15 @@ from hpstudy._model_check import (
     meta_sha256,
     seal,
 )
+from hpstudy._model_inputs import check_inputs, preprocessing_spec, transform
 from hpstudy._paths import default_output
+from hpstudy._threads import torch_threads
 
 
 class ModelError(HpStudyError):
     """A saved model is missing, damaged or was tampered with."""
 
     exit_code = 1
-
-
-def _preprocessing_spec(pre: Any) -> dict[str, Any]:
-    """Plain numbers from a fitted ColumnTransformer built by ``make_preprocessor``."""
-    spec: dict[str, Any] = {"numeric": [], "categorical": []}
-    for name, pipeline, columns in pre.transformers_:
-        if name == "num":
-            imputer, scaler = pipeline.named_steps["impute"], pipeline.named_steps["scale"]
-            for i, col in enumerate(columns):
-                spec["numeric"].append(
-                    {
-                        "column": str(col),
-                        "median": float(imputer.statistics_[i]),
-                        "mean": float(scaler.mean_[i]),
-                        "scale": float(scaler.scale_[i]),
-                    }
-                )
-        elif name == "cat":
-            imputer, onehot = pipeline.named_steps["impute"], pipeline.named_steps["onehot"]
-            for i, col in enumerate(columns):
-                spec["categorical"].append(
-                    {
-                        "column": str(col),
-                        "most_frequent": str(imputer.statistics_[i]),
-                        "categories": [str(c) for c in onehot.categories_[i]],
-                    }
-                )
-    return spec
-
-
-def transform(spec: dict[str, Any], frame: pd.DataFrame) -> np.ndarray:
-    """Apply saved preprocessing to ``frame`` (numeric columns first, then one-hot)."""
-    parts = []
-    for c in spec["numeric"]:
-        x = pd.to_numeric(frame[c["column"]], errors="coerce").to_numpy(dtype=np.float64)
-        x = np.where(np.isnan(x), c["median"], x)
-        parts.append(((x - c["mean"]) / c["scale"])[:, None])
-    for c in spec["categorical"]:
-        column = frame[c["column"]]
-        values = column.where(column.notna(), c["most_frequent"]).map(str).to_numpy()
-        parts.append(
-            np.stack([(values == cat).astype(np.float64) for cat in c["categories"]], axis=1)
-        )
-    return np.ascontiguousarray(np.hstack(parts), dtype=np.float32)
 
 
 @dataclass
@@ -101,37 +60,113 @@ class SavedModel:
     def columns(self) -> list[str]:
         return list(self.meta["columns"])
 
-    def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def predict_frame(
+        self,
+        frame: pd.DataFrame,
+        *,
+        impute: bool = False,
+        ids: list[str] | None = None,
+        notes: list[str] | None = None,
+    ) -> pd.DataFrame:
         """Predictions for ``frame``: a ``prediction`` column (class label or value) and, for
-        classification, one ``proba_<class>`` column per class."""
+        classification, one ``proba_<class>`` column per class.
+
+        Args:
+            frame: Rows with the model's input columns.
+            impute: Fill text, infinite and overflowing numbers in numeric columns with the
+                training median instead of refusing them.
+            ids: Columns of ``frame`` copied to the front of the output, so that rows can be
+                matched; ``None``: every column of ``frame`` the model ignores (as in training).
+            notes: Receives one line on what was imputed, if anything.
+
+        Raises:
+            UsageError: Missing or unexpected columns, an unknown ``ids`` column, or values a
+                numeric column cannot hold (unless ``impute``).
+        """
         import torch
 
         from hpstudy.metrics import probabilities
 
         target = self.meta["target"]
         missing = [c for c in self.columns if c not in frame.columns]
-        known = {*self.columns, target["column"], *self.meta.get("ignored_columns", [])}
+        known = {
+            *self.columns, target["column"], *self.meta.get("ignored_columns", []), *(ids or []),
+        }  # fmt: skip
         extra = [c for c in frame.columns if c not in known]
+        unknown_ids = [c for c in ids or [] if c not in frame.columns]
+        if unknown_ids:
+            raise UsageError(
+                f"--id names column(s) not in the data: {', '.join(map(repr, unknown_ids))}; "
+                f"its columns are: {', '.join(map(str, frame.columns[:20]))}"
+            )
         if missing or extra:
             problems = []
             if missing:
                 problems.append(f"missing column(s) {', '.join(map(str, missing))}")
             if extra:
                 problems.append(f"unexpected column(s) {', '.join(map(str, extra))}")
+            hint = f" (an ID to keep beside the predictions: --id {extra[0]})" if extra else ""
             raise UsageError(
-                f"the data do not have the model's columns: {'; '.join(problems)}; expected: {', '.join(self.columns)}"
+                f"the data do not have the model's columns: {'; '.join(problems)}; expected: "
+                f"{', '.join(self.columns)}{hint}"
             )
-        X = torch.from_numpy(transform(self.meta["preprocessing"], frame))
+        spec = self.meta["preprocessing"]
+        check = check_inputs(spec, frame)
+        if check.problems and not impute:
+            raise UsageError(
+                f"{'; '.join(check.problems)}: the model was trained on numbers only; fix those "
+                "cells (or leave them empty to impute them), or pass --impute to fill them with "
+                "the training median"
+            )
+        if notes is not None:
+            n_bad = sum(len(r) for r in check.bad.values())
+            n_missing = sum(check.missing.values())
+            if n_bad or n_missing:
+                parts = [f"{n_missing} empty cell(s)"] if n_missing else []
+                if n_bad:
+                    parts.append(
+                        f"{n_bad} unusable number(s) in {', '.join(map(repr, check.bad))} (--impute)"
+                    )
+                notes.append(
+                    f"imputed {' and '.join(parts)}: numeric columns with the training median, "
+                    "categorical ones with the most frequent training value"
+                )
+        X = torch.from_numpy(transform(spec, frame))
         self.network.eval()
         with torch.inference_mode():
             out = self.network(X)
         out = out.squeeze(1) if out.shape[1] == 1 else out
         result = pd.DataFrame(index=frame.index)
+        passed = (
+            ids
+            if ids is not None
+            else [
+                c
+                for c in self.meta.get("ignored_columns", [])
+                if c in frame.columns and c != "prediction" and not str(c).startswith("proba_")
+            ]
+        )
+        for c in passed:
+            result[c] = frame[c]
         if self.meta["kind"] == "regression":
-            result["prediction"] = out.double().numpy() * target["std"] + target["mean"]
+            value = out.double().numpy() * target["std"] + target["mean"]
+            if target.get("link") == "log":
+                with np.errstate(over="ignore"):
+                    value = np.exp(value)
+            clash = [c for c in passed if c == "prediction"]
+            if clash:
+                raise UsageError("an --id column is named 'prediction'; rename it in the data")
+            result["prediction"] = value
             return result
         proba = probabilities(out)
         classes = target["classes"]
+        outputs = ["prediction", *(f"proba_{c}" for c in classes)]
+        clash = [c for c in passed if c in outputs]
+        if clash:
+            raise UsageError(
+                f"--id column(s) {', '.join(map(repr, clash))} have the name of an output "
+                "column; rename them in the data"
+            )
         result["prediction"] = [classes[i] for i in proba.argmax(axis=1)]
         for i, c in enumerate(classes):
             result[f"proba_{c}"] = proba[:, i]
@@ -153,6 +188,8 @@ class SavedModel:
         with torch.inference_mode():
             out = self.network(X)
         out = out.squeeze(1) if out.shape[1] == 1 else out
+        if target.get("link") == "log":
+            out = torch.exp(out)
         if self.meta["kind"] == "regression":
             y = (frame[target["column"]].to_numpy(dtype=np.float64) - target["mean"]) / target[
                 "std"
@@ -166,10 +203,22 @@ class SavedModel:
 
 
 def train_best(
-    storage_url: str, experiment: str, task: str | None = None, output: str | Path | None = None
+    storage_url: str,
+    experiment: str,
+    task: str | None = None,
+    output: str | Path | None = None,
+    *,
+    all_rows: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
-    """Retrain the best configuration of ``task`` on train+validation of its seed, score it on
-    that seed's test split, and save it (default ``models/EXPERIMENT-TASK``).
+    """Retrain the best configuration of ``task`` (as ``hpstudy best`` chooses it: by its mean
+    over seeds) on train+validation of its seed, score it on that seed's test split, and save
+    it (default ``models/EXPERIMENT-TASK``).
+
+    Args:
+        all_rows: Train on every labelled row, the test split included (more data for the
+            model you deploy); its test score is then not held out and is saved as
+            ``train_{metric}`` instead, with the held-out score of the same recipe trained
+            without the test rows beside it.
 
     Returns:
         The model folder and its metadata.
@@ -185,6 +234,7 @@ def train_best(
     from hpstudy.report._collect import collect_experiment
     from hpstudy.scoring import retrain
     from hpstudy.store import stored_config as _stored_config
+    from hpstudy.training import train
 
     data_collected = collect_experiment(storage_url, experiment)
     config = _stored_config(data_collected.studies[0].info, storage_url)
@@ -196,9 +246,9 @@ def train_best(
     best = bests[0]
     task_config = config.task(best.task)
     raw = load_data(task_config)
-    data = prepare_final(task_config, best.seed, raw)
     params = dict(best.params)
     params["epochs"] = int(best.best_epoch or params["epochs"])
+    data = prepare_final(task_config, best.seed, raw)
     # the first of the test-score retrainings (the same function, seed and device), so the
     # saved model's test score is the first cached one
     result = retrain(
@@ -212,6 +262,21 @@ def train_best(
             "became NaN or infinite); nothing was saved"
         )
     network = result.first_model
+    scores = {
+        f"validation_{best.objective or data.metric}": best.value,
+        f"test_{data.metric}": float(result.scores[0]),
+    }
+    if all_rows:
+        # the same recipe refitted on every labelled row: more data for the model deployed;
+        # its score on rows it trained on is saved as train_METRIC, never as a test score
+        data = prepare_final(task_config, best.seed, raw, all_rows=True)
+        with torch_threads(config.training.torch_threads):
+            refit = train(
+                params, data, seed=seed, max_epochs=params["epochs"], patience=0,
+                device=config.training.device,
+            )  # fmt: skip
+        network = refit.models[0].cpu()
+        scores[f"train_{data.metric}"] = float(refit.history[-1])
     fold = data.folds[0]
     if raw.kind == "classification":
         target: dict[str, Any] = {
@@ -220,6 +285,8 @@ def train_best(
         }
     else:
         target = {"column": task_config.target or "target", "mean": fold.y_mean, "std": fold.y_std}
+        if data.loss == "poisson":
+            target["link"] = "log"  # the network predicts log(count)
     meta = {
         "format": FORMAT,
         "experiment": experiment,
@@ -234,7 +301,7 @@ def train_best(
         "ignored_columns": list(
             raw.ignored
         ),  # in the training file, not inputs: predict skips them
-        "preprocessing": _preprocessing_spec(fold.preprocessor),
+        "preprocessing": preprocessing_spec(fold.preprocessor),
         "target": target,
         "trained_on": {
             "seed": best.seed,
@@ -242,24 +309,24 @@ def train_best(
             "trial": best.trial,
             "epochs": params["epochs"],
             "training_seed": seed,
+            "rows": "all labelled rows" if all_rows else "train+validation",
+            "validation_by_seed": {str(k): v for k, v in best.values_by_seed.items()},
         },
-        "scores": {
-            f"validation_{best.objective or data.metric}": best.value,
-            f"test_{data.metric}": float(result.scores[0]),
-        },
+        "scores": scores,
         "versions": {"hpstudy": hpstudy.__version__, "torch": torch.__version__},
     }
     path = Path(output) if output else default_output("models", (experiment, best.task))
     path.mkdir(parents=True, exist_ok=True)
-    # each file is written whole under a temporary name, then renamed; the weights first, so
-    # a model.json always describes the weights beside it
-    tmp = path / ".weights.pt.tmp"
-    torch.save(network.state_dict(), tmp)
-    meta = seal(meta, tmp)
-    os.replace(tmp, path / "weights.pt")
-    tmp = path / ".model.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, path / "model.json")
+    # each file is written whole under a unique temporary name (O_EXCL: never a planted
+    # symlink), then renamed; the weights first, so a model.json always describes the
+    # weights beside it
+    buffer = io.BytesIO()
+    torch.save(network.state_dict(), buffer)
+    weights = buffer.getvalue()
+    with atomic_file(path / "weights.pt") as f:
+        f.write(weights)
+    meta = seal(meta, path / "weights.pt")
+    write_bytes_atomic(path / "model.json", json.dumps(meta, indent=1).encode())
     return path, meta
 
 
@@ -272,6 +339,16 @@ def load_model(path: str | Path) -> SavedModel:
     Raises:
         ModelError: The folder is not a saved model, or its files are damaged or were edited.
     """
+    try:
+        return _load_model(Path(path))
+    except RecursionError as e:  # JSON nested deeper than Python's recursion limit
+        raise ModelError(
+            f"{Path(path) / 'model.json'} is not a model.json: it is nested too deeply to read; "
+            "retrain it with 'hpstudy train-best'"
+        ) from e
+
+
+def _load_model(path: Path) -> SavedModel:
     import pickle
 
     import torch
@@ -345,18 +422,30 @@ def load_model(path: str | Path) -> SavedModel:
 
 
 def predict_csv(
-    model_path: str | Path, csv_path: str | Path, output: str | Path | None = None
+    model_path: str | Path,
+    csv_path: str | Path,
+    output: str | Path | None = None,
+    *,
+    impute: bool = False,
+    ids: list[str] | None = None,
+    notes: list[str] | None = None,
 ) -> tuple[Path | None, pd.DataFrame]:
-    """Predict every row of ``csv_path``; writes ``output`` (CSV) when given."""
+    """Predict every row of ``csv_path`` (delimiter and quoting sniffed, as for training);
+    writes ``output`` (CSV) when given. See :meth:`SavedModel.predict_frame` for ``impute``,
+    ``ids`` and ``notes``."""
+    from hpstudy.data._csv import read_table
+
     model = load_model(model_path)
-    try:
-        frame = pd.read_csv(csv_path)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"cannot read CSV {csv_path}: {e}") from e
-    predictions = model.predict_frame(frame)
+    table = read_table(csv_path)
+    if table.duplicates:
+        name, positions = next(iter(table.duplicates.items()))
+        raise UsageError(
+            f"column name {name!r} appears {len(positions)} times in the header of {csv_path} "
+            f"(columns {', '.join(map(str, positions))}); rename or remove the copies"
+        )
+    predictions = model.predict_frame(table.frame, impute=impute, ids=ids, notes=notes)
     if output is not None:
         out = Path(output)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        predictions.to_csv(out, index=False)
+        write_bytes_atomic(out, predictions.to_csv(index=False).encode())
         return out, predictions
     return None, predictions

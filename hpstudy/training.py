@@ -75,10 +75,11 @@ def make_optimizer(
     return FlatOptimizer(flat, grad, name, lr, weight_decay)
 
 
-def loss_name(kind: str, n_classes: int) -> str:
-    """Cross-entropy (multi-class), BCE on one logit (binary) or MSE (standardised regression)."""
+def loss_name(kind: str, n_classes: int, loss: str = "") -> str:
+    """Cross-entropy (multi-class), BCE on one logit (binary), MSE (standardised regression)
+    or the task's own regression loss (``poisson``: counts, log link)."""
     if kind == "regression":
-        return "mse"
+        return loss or "mse"
     return "bce" if n_classes == 2 else "cross_entropy"
 
 
@@ -104,9 +105,17 @@ class _FoldRun:
             self.model,
             params["activation"],
             params["dropout"],
-            loss_name(data.kind, data.n_classes),
+            loss_name(data.kind, data.n_classes, data.loss),
             gen,
+            None
+            if fold.class_weights is None
+            else torch.from_numpy(fold.class_weights).to(device, torch.float32),
         )
+        self.log_link = data.loss == "poisson"  # the output is log(count): score exp(output)
+        if self.log_link and len(fold.y_train):
+            # start at the mean count, as a GLM's intercept would, not at exp(0) = 1
+            mean = max(float(fold.y_train.mean()), 1e-6)
+            self.engine.b[-1].fill_(math.log(mean))
         self.opt = make_optimizer(
             self.engine.flat,
             self.engine.grad,
@@ -146,6 +155,8 @@ class _FoldRun:
             out = self.model(self.Xv)
             if self.squeeze:
                 out = out.squeeze(1)
+            if self.log_link:
+                out = torch.exp(out)
             return [score(m, out, self.yv, self.y_std) for m in metrics]
 
 

@@ -79,3 +79,49 @@ def test_module_shares_the_flat_parameters() -> None:
     engine.step_gradients(torch.randn(8, 3), engine.targets(torch.randint(0, 2, (8,)), 2))
     opt.step()
     assert not any(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+@pytest.mark.parametrize(
+    ("loss", "n_out", "weighted"),
+    [("poisson", 1, False), ("cross_entropy", 4, True), ("bce", 1, True)],
+)
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_poisson_and_class_weighted_gradients_match_autograd(
+    activation: str, loss: str, n_out: int, weighted: bool
+) -> None:
+    """Poisson NLL with a log link, and class-weighted losses: the mean over rows of the row's
+    class weight times its loss (weights as given, not renormalised)."""
+    torch.manual_seed(0)
+    x = torch.randn(19, 5, dtype=torch.float64)
+    y = {
+        "poisson": torch.poisson(torch.full((19,), 3.0, dtype=torch.float64)),
+        "cross_entropy": torch.randint(0, 4, (19,)),
+        "bce": torch.randint(0, 2, (19,)),
+    }[loss]
+    weights = torch.tensor([0.5, 3.0, 1.0, 2.0][: max(n_out, 2)], dtype=torch.float64)
+    model = build_mlp(5, n_out, n_layers=2, n_units=6, dropout=0.0, activation=activation,
+                      init="auto").double()  # fmt: skip
+    engine = FlatMLP(
+        model, activation, 0.0, loss, torch.Generator().manual_seed(1),
+        class_weights=weights if weighted else None,
+    )  # fmt: skip
+    engine.step_gradients(
+        x, engine.targets(y, max(n_out, 2) if loss == "cross_entropy" else n_out)
+    )
+    params = [p for m in model if isinstance(m, nn.Linear) for p in (m.weight, m.bias)]
+    for p in params:
+        p.grad = None
+    out = model(x)
+    if loss == "poisson":
+        value = nn.functional.poisson_nll_loss(out.squeeze(1), y, log_input=True)
+    elif loss == "cross_entropy":
+        value = (nn.functional.cross_entropy(out, y, reduction="none") * weights[y]).mean()
+    else:
+        rows = nn.functional.binary_cross_entropy_with_logits(
+            out.squeeze(1), y.double(), reduction="none"
+        )
+        value = (rows * weights[y]).mean()
+    value.backward()
+    got = [g for pair in zip(engine.gW, engine.gb, strict=True) for g in pair]
+    for p, g in zip(params, got, strict=True):
+        torch.testing.assert_close(g, p.grad, rtol=1e-9, atol=1e-12)

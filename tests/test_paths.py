@@ -29,7 +29,9 @@ def test_bad_names_are_refused(name: str) -> None:
 
 def test_a_trailing_newline_in_a_study_file_name_is_refused() -> None:
     text = tiny_study_text().replace('name = "tiny"', 'name = "tiny\\n"')
-    with pytest.raises(ConfigError, match=r"name: must be a name of letters.*got 'tiny\\n'"):
+    with pytest.raises(
+        ConfigError, match=r"name: must be a name of at most 100 letters.*got 'tiny\\n'"
+    ):
         parse_config(text, source="s.toml", base_dir=Path("."))
 
 

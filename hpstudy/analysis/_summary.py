@@ -6,8 +6,9 @@ them and judges the verdicts over the family.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ from hpstudy.analysis._compute import (
     summarize_ratios,
     total,
 )
-from hpstudy.analysis._table import Study, Trial, TrialTable, better
+from hpstudy.analysis._table import Study, Trial, TrialTable
 from hpstudy.analysis._verdict import (
     ALPHA,
     Verdict,
@@ -149,9 +150,8 @@ class EqualCompute:
 
 @dataclass(frozen=True)
 class Winner:
-    """A strategy's winning configuration on a task: the configuration with the best mean
-    validation score over the seeds it ran at (grid points and manual picks run at every
-    seed; a sampled configuration at one), and its mean test score where it was scored."""
+    """A strategy's winning configuration on a task (:func:`choose_configuration`): the seeds
+    it was trained at, its mean validation score there, its mean test score where scored."""
 
     strategy: str
     seeds: tuple[int, ...]
@@ -402,38 +402,89 @@ def control_scores(
     }
 
 
+def config_key(params: Mapping[str, Any]) -> str:
+    return json.dumps(dict(params), sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The chosen configuration among some studies: the study trial it comes from, and the
+    same configuration's mean validation score at every seed it was trained at."""
+
+    study: Study
+    trial: Trial
+    values_by_seed: dict[int, float]
+
+    @property
+    def mean_value(self) -> float:
+        return float(np.mean(list(self.values_by_seed.values())))
+
+
+def choose_configuration(studies: Sequence[Study]) -> Choice | None:
+    """The one rule for "the best configuration over seeds" (``best``, ``train-best`` and the
+    report's winners). Each study's best trial is a candidate. Seed k draws its own split and
+    the single best score mostly comes from the easiest split, so a candidate's score at seed
+    k is its configuration's validation score at k (in any of ``studies``: the same
+    configuration scores the same in every strategy) minus the median of every COMPLETE trial
+    at k; the candidate with the best mean over the seeds it was trained at wins (ties: the
+    lower seed)."""
+    by_seed: dict[int, dict[str, list[float]]] = {}
+    for study in studies:
+        configs = by_seed.setdefault(study.seed, {})
+        for t in study.runs:
+            if t.state == "COMPLETE" and t.value is not None and math.isfinite(t.value):
+                configs.setdefault(config_key(t.params), []).append(float(t.value))
+    medians = {
+        seed: float(np.median([v for values in configs.values() for v in values]))
+        for seed, configs in by_seed.items()
+        if configs
+    }
+    best: tuple[tuple[float, int], Study, Trial] | None = None
+    for study in studies:
+        trial = study.best()
+        if trial is None:
+            continue
+        key = config_key(trial.params)
+        diffs = [
+            float(np.mean(configs[key])) - medians[seed]
+            for seed, configs in by_seed.items()
+            if key in configs
+        ]
+        mean = float(np.mean(diffs))
+        rank = (mean if study.select_direction == "maximize" else -mean, -study.seed)
+        if best is None or rank > best[0]:
+            best = (rank, study, trial)
+    if best is None:
+        return None
+    _, study, trial = best
+    key = config_key(trial.params)
+    values = {
+        seed: float(np.mean(configs[key]))
+        for seed, configs in sorted(by_seed.items())
+        if key in configs
+    }
+    return Choice(study, trial, values)
+
+
 def winners(table: TrialTable, task: str) -> list[Winner]:
-    """Each strategy's winning configuration (see :class:`Winner`)."""
-    fixed = table.config.fixed_params()
+    """Each strategy's winning configuration (:func:`choose_configuration` over its studies),
+    with its mean test score over the seeds where it was scored."""
     out = []
     for strategy in table.strategies(task):
-        groups: dict[str, list[tuple[int, Trial]]] = {}
-        params: dict[str, dict[str, Any]] = {}
-        direction = ""
-        for s in table.of(task, strategy):
-            direction = s.select_direction
-            for t in s.runs:
-                if t.state == "COMPLETE" and t.value is not None and not math.isnan(t.value):
-                    key = repr(sorted((k, str(v)) for k, v in t.params.items()))
-                    groups.setdefault(key, []).append((s.seed, t))
-                    params[key] = dict(t.params)
-        # a configuration that ran (COMPLETE) at fewer than half the seeds of the most
-        # repeated one is not compared: one lucky split must not beat a mean over many
-        most = max((len(v) for v in groups.values()), default=0)
-        best_key, best_mean = None, math.nan
-        for key, runs in groups.items():
-            if 2 * len(runs) < most:
-                continue
-            mean = float(np.mean([t.value for _, t in runs]))
-            if best_key is None or better(mean, best_mean, direction):
-                best_key, best_mean = key, mean
-        if best_key is None:
+        studies = table.of(task, strategy)
+        choice = choose_configuration(studies)
+        if choice is None:
             continue
-        runs = groups[best_key]
-        tests = [t.test for _, t in runs if not math.isnan(t.test)]
+        key = config_key(choice.trial.params)
+        tests = [
+            t.test
+            for s in studies
+            for t in s.runs
+            if config_key(t.params) == key and not math.isnan(t.test)
+        ]
         out.append(
-            Winner(strategy, tuple(sorted(seed for seed, _ in runs)), best_mean,
-                   float(np.mean(tests)) if tests else math.nan, {**fixed, **params[best_key]})
+            Winner(strategy, tuple(choice.values_by_seed), choice.mean_value,
+                   float(np.mean(tests)) if tests else math.nan, dict(choice.trial.params))
         )  # fmt: skip
     return out
 

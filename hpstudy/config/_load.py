@@ -16,13 +16,16 @@ from hpstudy._errors import ConfigError
 from hpstudy.config._schema import (
     BUILTIN_DATASETS,
     CATEGORICAL_CHOICES,
+    CLASS_WEIGHTS,
     DEVICES,
     HYPERPARAMETERS,
     INIT_ALIASES,
     KINDS,
+    MAX_NAME_LENGTH,
     METRICS,
     OBJECTIVES,
     PRUNERS,
+    REGRESSION_LOSSES,
     STRATEGIES,
     BudgetConfig,
     ExperimentConfig,
@@ -62,7 +65,16 @@ _TASK_KEYS = {
     "features",
     "drop",
     "margin",
+    # csv reading and columns, and training options (see TaskConfig)
+    "sep",
+    "quotechar",
+    "categorical",
+    "drop_missing_target",
+    "loss",
+    "class_weight",
 }
+# The most grid points a grid may have (with grid_subset, n_trials may be far below it).
+MAX_GRID_POINTS = 100_000  # as many as n_trials may be
 _PARAM_KEYS = {"low", "high", "log", "step", "choices", "grid"}
 # pruner type -> {setting: (check, default)}
 _PRUNER_SETTINGS: dict[str, dict[str, Any]] = {
@@ -125,6 +137,13 @@ def _fmt(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return "nothing" if value is None else repr(value)
+
+
+def _cut(value: Any, limit: int = 60) -> Any:
+    """A long string shortened for a message (the rest counted, not shown)."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]}... ({len(value)} characters)"
+    return value
 
 
 def _is_int(value: Any) -> bool:
@@ -210,7 +229,7 @@ class _Validator:
         if not is_valid_name(name):
             self.bad(
                 "name",
-                f"must be a name of letters, digits, '-' and '_' (it starts every study name), got {_fmt(name)}",
+                f"must be a name of at most {MAX_NAME_LENGTH} letters, digits, '-' and '_' (it starts every study name), got {_fmt(_cut(name))}",
             )
             name = "invalid"
         if "description" in raw and not isinstance(raw["description"], str):
@@ -231,7 +250,16 @@ class _Validator:
             for p in space.values():
                 if p.searched:
                     size *= len(p.grid or ())
-            if budget.n_trials < size and not budget.grid_subset:
+            if size > MAX_GRID_POINTS:
+                # Optuna's GridSampler lists every point in memory (and hpstudy its order),
+                # so a grid this large cannot even be shuffled, whatever n_trials says
+                self.bad(
+                    "space",
+                    f"the grid has {size:,} points (the product of every grid list's length), "
+                    f"over the {MAX_GRID_POINTS:,} hpstudy can enumerate; shorten the grid lists, "
+                    "or search a large space with random or tpe instead",
+                )
+            elif budget.n_trials < size and not budget.grid_subset:
                 self.bad(
                     "budget.n_trials",
                     f"{budget.n_trials} is below the grid's {size} points, so grid would visit a random subset; "
@@ -406,7 +434,7 @@ class _Validator:
         if not is_valid_name(name):
             self.bad(
                 f"{prefix}.name",
-                f"must be a name of letters, digits, '-' and '_', got {_fmt(name)}",
+                f"must be a name of at most {MAX_NAME_LENGTH} letters, digits, '-' and '_', got {_fmt(_cut(name))}",
             )
         kind = raw.get("kind")
         csv_path: str | None = None
@@ -478,12 +506,13 @@ class _Validator:
             )
         features, drop = self.columns(raw, prefix, target)
         margin = self.margin(raw, prefix)
+        options = self.task_options(raw, prefix, target, kind, metric, drop)
         if len(self.problems) > n_before:
             return None
         return TaskConfig(
             name=str(name), dataset=dataset, csv=csv_path, target=target, kind=kind, metric=metric,
             test_size=test_size, val_size=val_size, cv_folds=cv_folds, features=features, drop=drop,
-            margin=margin, select=select,
+            margin=margin, select=select, **options,
         )  # fmt: skip
 
     def select(
@@ -504,6 +533,102 @@ class _Validator:
             )
             return None
         return str(value)
+
+    def task_options(
+        self,
+        raw: dict[str, Any],
+        prefix: str,
+        target: Any,
+        kind: Any,
+        metric: Any,
+        drop: tuple[str, ...],
+    ) -> dict[str, Any]:
+        """How a csv file is read (``sep``, ``quotechar``), its declared categorical columns,
+        ``drop_missing_target``, and the training options ``loss`` and ``class_weight``."""
+        options: dict[str, Any] = {}
+        is_csv = raw.get("csv") is not None
+        for key in ("sep", "quotechar"):
+            if key not in raw:
+                continue
+            value = raw[key]
+            example = '"\\t" for tabs' if key == "sep" else "'\"' or \"'\""
+            if not is_csv:
+                self.bad(f"{prefix}.{key}", "is only for csv tasks")
+            elif not isinstance(value, str) or len(value) != 1 or value in "\r\n":
+                self.bad(
+                    f"{prefix}.{key}", f"must be one character (e.g. {example}), got {_fmt(value)}"
+                )
+            else:
+                options[key] = value
+        if options.get("sep") is not None and options.get("sep") == options.get("quotechar"):
+            self.bad(f"{prefix}.quotechar", "must differ from sep")
+        if "categorical" in raw:
+            value = raw["categorical"]
+            if not is_csv:
+                self.bad(f"{prefix}.categorical", "is only for csv tasks")
+            elif not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                self.bad(
+                    f"{prefix}.categorical", f"must be a list of column names, got {_fmt(value)}"
+                )
+            elif len(set(value)) != len(value):
+                self.bad(f"{prefix}.categorical", f"names a column twice: {_fmt(value)}")
+            elif target in value:
+                self.bad(
+                    f"{prefix}.categorical",
+                    f"must not name the target column {target!r} (set kind = 'classification' "
+                    "for a categorical target)",
+                )
+            elif set(value) & set(drop):
+                both = sorted(set(value) & set(drop))
+                self.bad(
+                    f"{prefix}.categorical",
+                    f"names dropped column(s) {', '.join(map(repr, both))}; remove them from one list",
+                )
+            else:
+                options["categorical"] = tuple(value)
+        if "drop_missing_target" in raw:
+            value = raw["drop_missing_target"]
+            if not is_csv:
+                self.bad(f"{prefix}.drop_missing_target", "is only for csv tasks")
+            elif not isinstance(value, bool):
+                self.bad(
+                    f"{prefix}.drop_missing_target", f"must be true or false, got {_fmt(value)}"
+                )
+            else:
+                options["drop_missing_target"] = value
+        if "loss" in raw:
+            value = raw["loss"]
+            if value not in REGRESSION_LOSSES:
+                self.bad(
+                    f"{prefix}.loss",
+                    f"must be one of {', '.join(REGRESSION_LOSSES)} (regression; poisson for "
+                    f"counts), got {_fmt(value)}",
+                )
+            elif kind == "classification":
+                self.bad(
+                    f"{prefix}.loss",
+                    "is for regression tasks (classification trains on cross-entropy); "
+                    "use class_weight = 'balanced' for unbalanced classes",
+                )
+            elif metric in METRICS and METRICS[metric][0] == "classification":
+                self.bad(f"{prefix}.loss", f"is for regression, but metric = {_fmt(metric)}")
+            else:
+                options["loss"] = value
+        if "class_weight" in raw:
+            value = raw["class_weight"]
+            if value not in CLASS_WEIGHTS:
+                self.bad(
+                    f"{prefix}.class_weight",
+                    f"must be {' or '.join(map(repr, CLASS_WEIGHTS))} (each class weighted by "
+                    f"rows / (classes x its rows)), got {_fmt(value)}",
+                )
+            elif kind == "regression" or (
+                metric in METRICS and METRICS[metric][0] == "regression"
+            ):
+                self.bad(f"{prefix}.class_weight", "is for classification tasks")
+            else:
+                options["class_weight"] = value
+        return options
 
     def columns(
         self, raw: dict[str, Any], prefix: str, target: Any

@@ -56,6 +56,19 @@ BUILTIN_DATASETS = {
     "friedman3": "regression",
 }
 KINDS = ("classification", "regression")
+# Task keys added after experiments were stored: left out of the fingerprint when unset
+# (None, empty, false), so experiments created before them keep their fingerprint.
+TASK_OPTIONAL_KEYS = (
+    "sep",
+    "quotechar",
+    "categorical",
+    "drop_missing_target",
+    "loss",
+    "class_weight",
+)
+# Training losses a task may choose (regression only; classification uses cross-entropy).
+REGRESSION_LOSSES = ("mse", "poisson")
+CLASS_WEIGHTS = ("balanced",)
 
 # metric -> (kind, direction)
 METRICS: dict[str, tuple[str, str]] = {
@@ -166,6 +179,14 @@ class TaskConfig:
     # Report-only: the non-inferiority margin (metric units, or "N%" of the baseline's score).
     # Not part of what makes trials comparable, so it is left out of the fingerprint.
     margin: float | str | None = None
+    # csv only: how the file is read and what its columns are (see docs/study-file.md)
+    sep: str | None = None  # None: sniffed from the file (comma, tab, semicolon, pipe)
+    quotechar: str | None = None  # None: sniffed (double quote when nothing says otherwise)
+    categorical: tuple[str, ...] = ()  # columns one-hot encoded even when they hold numbers
+    drop_missing_target: bool = False  # leave out rows without a target (one warning line)
+    # training options of the task
+    loss: str | None = None  # None: the kind's default; "poisson" for counts (regression)
+    class_weight: str | None = None  # "balanced": classes weighted by n / (k * n_class)
 
     def resolved_metric(self, kind: str) -> str:
         return self.metric or DEFAULT_METRIC[kind]
@@ -303,7 +324,7 @@ def _task_identity(task: TaskConfig, kind: str | None = None) -> dict[str, Any]:
         identity["select"] = select
     # The chosen columns change what trials learn from; unset, they are left out so that
     # experiments created before these keys existed keep their fingerprint.
-    for key in ("features", "drop"):
+    for key in ("features", "drop", *TASK_OPTIONAL_KEYS):
         if not identity[key]:
             del identity[key]
     del identity["margin"]  # report-only: existing experiments keep their fingerprint
@@ -321,10 +342,13 @@ def study_name(experiment: str, task: str, strategy: str, seed: int) -> str:
 
 # Experiment and task names: they become parts of study names and of file names, so they are
 # checked whole (``fullmatch``: ``$`` in ``re.match`` would let a trailing newline through).
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+# At most MAX_NAME_LENGTH characters: a study name holds two names and a model folder
+# (models/EXPERIMENT-TASK) both, within the 255 bytes a file name may have.
+MAX_NAME_LENGTH = 100
+_NAME_RE = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_-]{{0,{MAX_NAME_LENGTH - 1}}}")
 
 
 def is_valid_name(value: object) -> TypeGuard[str]:
-    """Whether ``value`` is a name of letters, digits, ``-`` and ``_`` (not starting with a
+    """Whether ``value`` is a name of at most 100 letters, digits, ``-`` and ``_`` (not starting with a
     separator): safe in a study name and as a file name, wherever it was read from."""
     return isinstance(value, str) and _NAME_RE.fullmatch(value) is not None

@@ -14,6 +14,7 @@ import pandas as pd
 
 from hpstudy._errors import ConfigError
 from hpstudy.config._schema import TaskConfig
+from hpstudy.data._csv import one_column_hint, read_table
 
 # A numeric target with at most this many distinct integer values is a class label.
 _MAX_INFERRED_CLASSES = 20
@@ -34,6 +35,7 @@ class RawData:
     kind: str
     ignored: tuple[str, ...] = ()  # columns of the file that are not inputs (besides the target)
     warnings: tuple[str, ...] = ()  # what a person should know about the data (shown at create)
+    categorical: tuple[str, ...] = ()  # declared categorical inputs (labels as strings)
 
 
 def load_data(task: TaskConfig) -> RawData:
@@ -156,6 +158,7 @@ def _read_shipped(name: str) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _load_csv(task_config: TaskConfig) -> RawData:
+    """Read and check a task's CSV, collecting every problem of the file before refusing it."""
     assert task_config.csv is not None and task_config.target is not None
     path, target, kind, task = (
         task_config.csv,
@@ -163,23 +166,59 @@ def _load_csv(task_config: TaskConfig) -> RawData:
         task_config.kind,
         task_config.name,
     )
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError) as e:
-        raise ConfigError(f"task {task!r}: cannot read CSV {path}: {e}") from e
+    if kind is None and task_config.loss is not None:
+        kind = "regression"  # a regression loss says so (counts have few distinct values)
+    elif kind is None and task_config.class_weight is not None:
+        kind = "classification"
+    table = read_table(path, task_config.sep, task_config.quotechar, what=f"task {task!r}")
+    frame = table.frame
     if target not in frame.columns:
         shown = ", ".join(map(str, frame.columns[:20]))
         raise ConfigError(
-            f"task {task!r}: target column {target!r} not in {path}; its columns are: {shown}"
+            f"task {task!r}: target column {target!r} not in {path} (read as "
+            f"{table.describe_sep()}-separated); its columns are: {shown}{one_column_hint(table)}"
+        )
+    problems: list[str] = []
+    notes: list[str] = []
+    for name, positions in table.duplicates.items():
+        problems.append(
+            f"task {task!r}: column name {name!r} appears {len(positions)} times in the header of "
+            f"{path} (columns {', '.join(map(str, positions))}); rename or remove the copies"
         )
     y_series = frame.pop(target)
-    if y_series.isna().any():
-        n = int(y_series.isna().sum())
-        raise ConfigError(
-            f"task {task!r}: target column {target!r} has {n} missing values; drop those rows"
+    missing_y = y_series.isna().to_numpy()
+    if missing_y.any():
+        n = int(missing_y.sum())
+        if task_config.drop_missing_target:
+            notes.append(
+                f"task {task!r}: {n} row(s) of {path} have no target {target!r} (line(s) "
+                f"{_lines(missing_y)}); left out (drop_missing_target = true)"
+            )
+            keep = ~missing_y
+            frame, y_series = frame[keep], y_series[keep]
+            line_of = np.flatnonzero(keep) + 2
+        else:
+            problems.append(
+                f"task {task!r}: target column {target!r} has {n} missing value(s) at line(s) "
+                f"{_lines(missing_y)}; fill them, or add drop_missing_target = true to the task "
+                "to leave those rows out"
+            )
+            line_of = np.arange(len(frame)) + 2
+    else:
+        line_of = np.arange(len(frame)) + 2
+    frame = frame.reset_index(drop=True)
+    y_series = y_series.reset_index(drop=True)
+    frame, ignored = _select_columns(frame, task_config, problems)
+    declared = [c for c in task_config.categorical if c in frame.columns]
+    unknown = [c for c in task_config.categorical if c not in frame.columns]
+    if unknown:
+        where = "the inputs" if set(unknown) & set(ignored) else str(path)
+        problems.append(
+            f"task {task!r}: categorical names column(s) not in {where}: "
+            f"{', '.join(map(repr, unknown))}; its inputs are: {', '.join(map(str, frame.columns[:20]))}"
         )
-    frame, ignored = _select_columns(frame, task_config)
-    notes: list[str] = []
+    for column in declared:  # integer codes become category labels ('1', '2', ...)
+        frame[column] = frame[column].map(_label)
     empty = [str(c) for c in frame.columns if frame[c].isna().all()]
     if empty:
         frame = frame.drop(columns=empty)
@@ -189,23 +228,43 @@ def _load_csv(task_config: TaskConfig) -> RawData:
             "all; dropped (the saved model ignores them too)"
         )
     if frame.shape[1] == 0:
-        raise ConfigError(f"task {task!r}: {path} has no feature columns besides {target!r}")
+        problems.append(f"task {task!r}: {path} has no feature columns besides {target!r}")
     if len(frame) < 20:
-        raise ConfigError(
-            f"task {task!r}: {path} has {len(frame)} rows; at least 20 are needed to split it"
+        problems.append(
+            f"task {task!r}: {path} has {len(frame)} rows with a target; at least 20 are needed "
+            "to split it"
         )
     if kind != "classification":
-        y_series = _numeric_target(y_series, task, target, path, stated=kind)
+        try:
+            y_series = _numeric_target(y_series, task, target, path, stated=kind, line_of=line_of)
+        except ConfigError as e:
+            problems.extend(e.problems)
+            y_series = pd.to_numeric(y_series, errors="coerce")
         if pd.api.types.is_numeric_dtype(y_series):
-            _check_finite(y_series, f"target {target!r}", task, path)
+            problems += _finite_problems(y_series, f"target {target!r}", task, path, line_of, True)
+    for column in frame.columns:
+        if column in declared:
+            continue
+        values = frame[column]
+        if not pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            stray = _stray_strings(values)
+            if stray is not None:
+                problems.append(
+                    f"task {task!r}: column {column!r} of {path} is numeric except "
+                    f"{int(stray.sum())} value(s) {_values(values[stray])} at line(s) "
+                    f"{_lines(stray, line_of)}; fix those cells (or leave them empty: missing "
+                    f"values are imputed), or declare the column categorical = [{str(column)!r}]"
+                )
+                continue
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            problems += _finite_problems(values, f"column {column!r}", task, path, line_of, False)
+    if task_config.features is None:
+        notes += _identifier_like(frame.drop(columns=declared), task, path)
+    if problems:
+        raise ConfigError(problems + [f"(note) {n}" for n in notes])
     inferred = _infer_kind(y_series)
     if kind is None:
         kind = inferred
-    for column in frame.columns:
-        if pd.api.types.is_numeric_dtype(frame[column]) and not pd.api.types.is_bool_dtype(
-            frame[column]
-        ):
-            _check_finite(frame[column], f"column {column!r}", task, path)
     y = y_series.to_numpy()
     if kind == "regression":
         y = y.astype(np.float64)
@@ -214,31 +273,118 @@ def _load_csv(task_config: TaskConfig) -> RawData:
                 f"task {task!r}: target {target!r} is constant ({y[0]:g} in every row); "
                 "every model predicts it exactly and there is nothing to compare"
             )
-    if task_config.features is None:
-        notes += _identifier_like(frame, task, path)
-    return RawData(X=frame, y=y, kind=kind, ignored=ignored, warnings=tuple(notes))
+        if task_config.loss == "poisson" and (y < 0).any():
+            bad = y < 0
+            raise ConfigError(
+                f"task {task!r}: loss = 'poisson' needs a target of counts >= 0, but {target!r} "
+                f"has {int(bad.sum())} negative value(s) at line(s) {_lines(bad, line_of)}; use "
+                "loss = 'mse' or fix those rows"
+            )
+    elif task_config.loss is not None:
+        raise ConfigError(
+            f"task {task!r}: loss = {task_config.loss!r} is for regression, but target {target!r} "
+            "looks like class labels; set kind = 'regression' or remove loss"
+        )
+    if kind == "regression" and task_config.class_weight is not None:
+        raise ConfigError(
+            f"task {task!r}: class_weight is for classification, but target {target!r} looks "
+            "like a regression target; set kind = 'classification' or remove class_weight"
+        )
+    imputed = _imputation_note(frame, task, declared)
+    if imputed:
+        notes.append(imputed)
+    return RawData(
+        X=frame,
+        y=y,
+        kind=kind,
+        ignored=ignored,
+        warnings=tuple(notes),
+        categorical=tuple(declared),
+    )
 
 
-def _lines(mask: pd.Series | np.ndarray, limit: int = 5) -> str:
-    """The file's line numbers (the header is line 1) of the first rows where ``mask`` holds."""
+def _label(value: object) -> object:
+    """A declared category's label: integral numbers without '.0' (1.0 -> '1')."""
+    if pd.isna(value):
+        return np.nan
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _values(values: pd.Series, limit: int = 5) -> str:
+    return ", ".join(repr(v) for v in pd.unique(values)[:limit])
+
+
+# A text column with at least this share of its values parsing as numbers is a numeric column
+# with stray strings (a typo, "n/a", "?"), not a category.
+_MOSTLY_NUMERIC = 0.8
+
+
+def _stray_strings(values: pd.Series) -> np.ndarray | None:
+    """The rows of a text column that are not numbers, when nearly all others are."""
+    present = values.notna()
+    if not present.any():
+        return None
+    numbers = pd.to_numeric(values.where(present), errors="coerce")
+    bad = (present & numbers.isna()).to_numpy()
+    if bad.sum() == 0 or (~bad[present.to_numpy()]).mean() < _MOSTLY_NUMERIC:
+        return None
+    return bad
+
+
+def _imputation_note(frame: pd.DataFrame, task: str, categorical: list[str]) -> str:
+    """One line: how many feature values are missing and how they are filled."""
+    counts = frame.isna().sum()
+    counts = counts[counts > 0]
+    if counts.empty:
+        return ""
+    numeric = [
+        c
+        for c in counts.index
+        if c not in categorical
+        and pd.api.types.is_numeric_dtype(frame[c])
+        and not pd.api.types.is_bool_dtype(frame[c])
+    ]
+    n_num = int(counts[numeric].sum()) if numeric else 0
+    n_cat = int(counts.sum()) - n_num
+    per_column = ", ".join(f"{c} {int(n)}" for c, n in counts.items())
+    how = []
+    if n_num:
+        how.append(f"{n_num} numeric with the training rows' median")
+    if n_cat:
+        how.append(f"{n_cat} categorical with the training rows' most frequent value")
+    return (
+        f"task {task!r}: {int(counts.sum())} missing feature value(s) are imputed: "
+        f"{' and '.join(how)} ({per_column})"
+    )
+
+
+def _lines(mask: pd.Series | np.ndarray, line_of: np.ndarray | None = None, limit: int = 5) -> str:
+    """The file's line numbers (the header is line 1) of the first rows where ``mask`` holds;
+    ``line_of`` maps rows to lines when some rows were left out."""
     rows = np.flatnonzero(np.asarray(mask))
-    shown = ", ".join(str(r + 2) for r in rows[:limit])
+    lines = rows + 2 if line_of is None else line_of[rows]
+    shown = ", ".join(str(n) for n in lines[:limit])
     return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
 
 
-def _select_columns(frame: pd.DataFrame, task: TaskConfig) -> tuple[pd.DataFrame, tuple[str, ...]]:
-    """The task's ``features`` (or all columns but ``drop``) and the columns left out."""
+def _select_columns(
+    frame: pd.DataFrame, task: TaskConfig, problems: list[str]
+) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """The task's ``features`` (or all columns but ``drop``) and the columns left out; names
+    not in the file are added to ``problems``."""
     named = task.features if task.features is not None else task.drop
     unknown = [c for c in named if c not in frame.columns]
     if unknown:
         key = "features" if task.features is not None else "drop"
         shown = ", ".join(map(str, frame.columns[:20]))
-        raise ConfigError(
+        problems.append(
             f"task {task.name!r}: {key} names column(s) not in {task.csv}: "
             f"{', '.join(map(repr, unknown))}; its columns are: {shown}"
         )
     keep = (
-        list(task.features)
+        [c for c in task.features if c in frame.columns]
         if task.features is not None
         else [c for c in frame.columns if c not in task.drop]
     )
@@ -247,7 +393,12 @@ def _select_columns(frame: pd.DataFrame, task: TaskConfig) -> tuple[pd.DataFrame
 
 
 def _numeric_target(
-    y: pd.Series, task: str, target: str, path: str, stated: str | None
+    y: pd.Series,
+    task: str,
+    target: str,
+    path: str,
+    stated: str | None,
+    line_of: np.ndarray | None = None,
 ) -> pd.Series:
     """A regression (or not yet inferred) target as numbers; mostly-numeric targets with a few
     strings are refused, naming those values and their lines."""
@@ -261,7 +412,7 @@ def _numeric_target(
     fix = "fix or drop those rows, or set kind = 'classification' if the target is labels"
     raise ConfigError(
         f"task {task!r}: target {target!r} of {path} is numeric except {int(bad.sum())} value(s) "
-        f"{values} at line(s) {_lines(bad)}; {fix}"
+        f"{values} at line(s) {_lines(bad, line_of)}; {fix}"
     )
 
 
@@ -269,24 +420,34 @@ def _numeric_target(
 _MAX_ABS = 1e150
 
 
-def _check_finite(values: pd.Series, what: str, task: str, path: str) -> None:
-    """Refuse infinite and overflowing numbers (missing values are fine: they are imputed)."""
+def _finite_problems(
+    values: pd.Series, what: str, task: str, path: str, line_of: np.ndarray, is_target: bool
+) -> list[str]:
+    """Infinite and overflowing numbers (missing feature values are fine: they are imputed)."""
     x = values.to_numpy(dtype=np.float64)
     with np.errstate(invalid="ignore"):
         infinite = np.isinf(x)
         huge = np.abs(np.where(infinite, 0.0, x)) > _MAX_ABS
+    fix = (
+        "replace them with the right values, or drop those rows (drop_missing_target = true "
+        "leaves out rows whose target cell is empty)"
+        if is_target
+        else "replace them, or leave the cells empty (missing feature values are imputed)"
+    )
+    problems = []
     if infinite.any():
-        raise ConfigError(
+        problems.append(
             f"task {task!r}: {what} of {path} has {int(infinite.sum())} infinite value(s) at "
-            f"line(s) {_lines(infinite)}; replace them, or leave the cells empty (missing "
-            "feature values are imputed)"
+            f"line(s) {_lines(infinite, line_of)}; {fix}"
         )
     if huge.any():
-        raise ConfigError(
+        problems.append(
             f"task {task!r}: {what} of {path} has {int(huge.sum())} value(s) beyond 1e150 "
-            f"(largest {np.nanmax(np.abs(x)):.3g}) at line(s) {_lines(huge)}; they cannot be "
-            "standardised: rescale the column (e.g. log or a unit) or fix those rows"
+            f"(largest {np.nanmax(np.abs(np.where(infinite, 0.0, x))):.3g}) at line(s) "
+            f"{_lines(huge, line_of)}; they cannot be standardised: rescale the column (e.g. log "
+            "or a unit) or fix those rows"
         )
+    return problems
 
 
 # A text column with at least this share of distinct values looks like an identifier.

@@ -43,6 +43,8 @@ class Fold:
     y_mean: float = 0.0
     y_std: float = 1.0
     preprocessor: Any = None  # the fitted ColumnTransformer (to save a final model)
+    # class_weight = "balanced": per class index, rows / (classes x the class's training rows)
+    class_weights: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class TaskData:
     folds: tuple[Fold, ...]
     test_index: np.ndarray
     objective: str = ""  # what training selects on (a trial's value); "" = the metric
+    loss: str = ""  # "" : the kind's default; "poisson": counts, log link, raw (unscaled) target
 
     @property
     def select(self) -> str:
@@ -235,10 +238,21 @@ def standardize(X_train: np.ndarray, X_valid: np.ndarray) -> tuple[np.ndarray, n
 
 
 def make_fold(
-    raw: RawData, y: np.ndarray, train: np.ndarray, valid: np.ndarray, *, keep: bool = False
+    raw: RawData,
+    y: np.ndarray,
+    train: np.ndarray,
+    valid: np.ndarray,
+    task: TaskConfig | None = None,
+    n_classes: int = 0,
+    *,
+    keep: bool = False,
 ) -> Fold:
     """Fit preprocessing on ``train`` rows only and transform both parts; ``keep``: with the
-    fitted scikit-learn preprocessor (a saved model needs its numbers)."""
+    fitted scikit-learn preprocessor (a saved model needs its numbers).
+
+    A ``poisson`` task keeps its target as counts (the network predicts their log); a task
+    with ``class_weight = "balanced"`` gets its weights from the training rows.
+    """
     pre: ColumnTransformer | None = None
     if not keep and _all_numeric_complete(raw.X):
         # As the ColumnTransformer receives them (pandas' column-major blocks): the sums run
@@ -255,11 +269,26 @@ def make_fold(
     X_train = np.ascontiguousarray(Xt, dtype=np.float32)
     X_valid = np.ascontiguousarray(Xv, dtype=np.float32)
     if raw.kind == "classification":
+        weights = None
+        if task is not None and task.class_weight == "balanced":
+            k = max(n_classes, int(y.max()) + 1)
+            counts = np.bincount(y[train].astype(np.int64), minlength=k).astype(np.float64)
+            # a class absent from these rows gets weight 0 rather than a division by zero
+            weights = np.where(counts > 0, len(train) / (k * np.maximum(counts, 1.0)), 0.0)
         return Fold(
             X_train,
             y[train].astype(np.int64),
             X_valid,
             y[valid].astype(np.int64),
+            preprocessor=pre,
+            class_weights=weights,
+        )
+    if task is not None and task.loss == "poisson":
+        return Fold(
+            X_train,
+            y[train].astype(np.float32),
+            X_valid,
+            y[valid].astype(np.float32),
             preprocessor=pre,
         )
     y_train = y[train].astype(np.float64)
@@ -329,9 +358,9 @@ def prepare_task(task: TaskConfig, seed: int, raw: RawData | None = None) -> Tas
             parts = list(splitter.split(pool, y[pool]))
         except ValueError as e:
             raise ConfigError(f"task {task.name!r}: cannot make {task.cv_folds} folds: {e}") from e
-        folds = tuple(make_fold(raw, y, pool[a], pool[b]) for a, b in parts)
+        folds = tuple(make_fold(raw, y, pool[a], pool[b], task, n_classes) for a, b in parts)
     else:
-        folds = (make_fold(raw, y, train, valid),)
+        folds = (make_fold(raw, y, train, valid, task, n_classes),)
     return TaskData(
         kind=raw.kind,
         metric=metric,
@@ -340,13 +369,24 @@ def prepare_task(task: TaskConfig, seed: int, raw: RawData | None = None) -> Tas
         folds=folds,
         test_index=test,
         objective=select,
+        loss=task.loss or "",
     )
 
 
-def prepare_final(task: TaskConfig, seed: int, raw: RawData | None = None) -> TaskData:
+def prepare_final(
+    task: TaskConfig, seed: int, raw: RawData | None = None, *, all_rows: bool = False
+) -> TaskData:
     """Seed ``seed``'s split for the final evaluation: train+validation to train on, the test
-    split (never seen during search) to score on, preprocessing fitted on train+validation."""
+    split (never seen during search) to score on, preprocessing fitted on train+validation.
+
+    ``all_rows``: train on every labelled row instead (test included; the test score is then
+    no longer held out, and the caller must say so).
+    """
     raw, y, n_classes, metric, select = _encoded(task, raw or load_data(task))
     train, valid, test = split_indices(y, raw.kind, seed, task.test_size, task.val_size)
-    fold = make_fold(raw, y, np.sort(np.concatenate([train, valid])), test, keep=True)
-    return TaskData(raw.kind, metric, fold.X_train.shape[1], n_classes, (fold,), test, select)
+    fit_on = np.arange(len(y)) if all_rows else np.sort(np.concatenate([train, valid]))
+    fold = make_fold(raw, y, fit_on, test, task, n_classes, keep=True)
+    return TaskData(
+        kind=raw.kind, metric=metric, n_features=fold.X_train.shape[1], n_classes=n_classes,
+        folds=(fold,), test_index=test, objective=select, loss=task.loss or "",
+    )  # fmt: skip

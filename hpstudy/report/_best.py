@@ -1,21 +1,32 @@
-"""``hpstudy best``: the best configuration of each task (optionally of one strategy)."""
+"""``hpstudy best``: the best configuration of each task (optionally of one strategy).
+
+The best configuration is not the single best validation score over every study: seed k
+draws its own split, and the best single score mostly comes from the easiest split (its
+test score then disappoints). Each study's pick (its best COMPLETE trial) is a candidate;
+a candidate's score at seed k is its configuration's validation score in any study of the
+task at seed k (common random numbers: the same configuration scores the same in every
+strategy) minus the median of every COMPLETE trial at seed k, which removes how easy the split
+is; the candidate with the best mean over the seeds it was trained at wins.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import statistics
+from dataclasses import dataclass, field
 from typing import Any
 
 from hpstudy._errors import UsageError
 from hpstudy._failures import failure_note
 from hpstudy.config import ExperimentConfig
 from hpstudy.report._collect import ExperimentData, collect_experiment
-from hpstudy.report._test_scores import best_trial
 from hpstudy.scoring import cached_scores
 
 
 @dataclass(frozen=True)
 class BestConfiguration:
-    """The best COMPLETE trial of a task (over the chosen strategies and every seed)."""
+    """The chosen configuration of a task (see the module docstring) and the study trial it
+    comes from: ``value`` is that trial's validation score, ``values_by_seed`` the same
+    configuration's score at every seed it was trained at."""
 
     task: str
     study: str
@@ -32,9 +43,18 @@ class BestConfiguration:
     # classification by default), in ``objective_direction``; metric/direction are the task's.
     objective: str = ""
     objective_direction: str = ""
+    # the configuration's validation score at each seed it completed at (any strategy)
+    values_by_seed: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def mean_value(self) -> float:
+        """The mean validation score over the seeds this configuration was trained at."""
+        return (
+            statistics.fmean(self.values_by_seed.values()) if self.values_by_seed else self.value
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "mean_value": self.mean_value}
 
 
 def best_configurations(
@@ -66,27 +86,27 @@ def best_of(
         raise UsageError(
             f"strategy '{strategy}' is not in experiment '{experiment}'; its strategies are {', '.join(strategies)}"
         )
-    fixed = config.fixed_params()
+    from hpstudy.analysis._summary import choose_configuration
+    from hpstudy.report._source import to_table
+
+    table = to_table(data, config, "")
     out = []
     for name in [task] if task else tasks:
-        candidates = []
-        for study in data.of(name, strategy):
-            trial = best_trial(study)
-            if trial is not None:
-                candidates.append((study, trial))
-        if not candidates:
+        choice = choose_configuration(table.of(name, strategy))
+        if choice is None:
             continue
-        maximize = candidates[0][0].info.objective_direction == "maximize"
-        study, trial = (max if maximize else min)(candidates, key=lambda c: c[1].value)  # type: ignore[arg-type,return-value]
-        cached = cached_scores(study.attrs).get(trial.number)
-        tests = list(cached.scores) if cached is not None else None
+        study, trial = choice.study, choice.trial
+        stored = next(s for s in data.studies if s.info.name == study.name)
+        cached = cached_scores(stored.attrs).get(trial.number)
         out.append(
             BestConfiguration(
-                task=name, study=study.info.name, strategy=study.info.strategy, seed=study.info.seed,
-                trial=trial.number, metric=study.info.metric, direction=study.info.direction,
-                value=float(trial.value), params={**fixed, **trial.params},  # type: ignore[arg-type]
-                best_epoch=trial.user_attrs.get("best_epoch"), test_scores=tests,
-                objective=study.info.objective, objective_direction=study.info.objective_direction,
+                task=name, study=study.name, strategy=study.strategy, seed=study.seed,
+                trial=trial.number, metric=study.metric, direction=study.direction,
+                value=float(trial.value),  # type: ignore[arg-type]
+                params=dict(trial.params), best_epoch=trial.best_epoch,
+                test_scores=list(cached.scores) if cached is not None else None,
+                objective=study.select_name, objective_direction=study.select_direction,
+                values_by_seed=choice.values_by_seed,
             )
         )  # fmt: skip
     if not out:

@@ -39,6 +39,16 @@ def apply_overrides(
         problems.append(f"--seeds must be distinct integers >= 0, got {list(seeds)}")
     if n_trials is not None and n_trials < 1:
         problems.append(f"--n-trials must be >= 1, got {n_trials}")
+    runs_grid = "grid" in (strategies or config.strategies)
+    if n_trials is not None and n_trials >= 1 and runs_grid and not config.budget.grid_subset:
+        size = config.grid_size()
+        if n_trials < size:
+            # the same refusal the study file's own budget gets (config._load)
+            problems.append(
+                f"--n-trials {n_trials} is below the grid's {size} points, so grid would visit a "
+                f"random subset; pass --n-trials {size}, leave grid out (--strategy), or add "
+                "grid_subset = true to [budget] in the study file"
+            )
     if problems:
         raise ConfigError(problems)
     return dataclasses.replace(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from hpstudy.config._schema import STRATEGIES
 from hpstudy.store import StudyCounts, StudyInfo, open_storage
+from hpstudy.store._studies import read_studies
 
 
 @dataclass(frozen=True)
@@ -24,12 +25,9 @@ def list_studies(storage_url: str, experiment: str | None = None) -> tuple[list[
         (non-hpstudy) studies the storage holds.
     """
     storage = open_storage(storage_url, create=False)
-    rows, others = [], 0
-    for frozen in storage.get_all_studies():
-        info = StudyInfo.from_frozen(frozen)
-        if info is None:
-            others += 1
-            continue
+    rows = []
+    infos, others = read_studies(storage)
+    for info in infos:
         if experiment is not None and info.experiment != experiment:
             continue
         trials = storage.get_all_trials(info.study_id, deepcopy=False)

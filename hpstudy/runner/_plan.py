@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import optuna
 from optuna.exceptions import DuplicatedStudyError
 from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
@@ -27,7 +28,7 @@ from hpstudy.config._schema import METRICS, OBJECTIVES, ExperimentConfig, study_
 from hpstudy.model import check_space_fits
 from hpstudy.runner._run import DataCache
 from hpstudy.store import StudyInfo, TrialWriter, study_attrs
-from hpstudy.store._optuna import study_id as stored_study_id
+from hpstudy.store._studies import all_study_attrs
 from hpstudy.strategies import check_dependencies, distributions, strategy, study_budget
 
 
@@ -112,12 +113,12 @@ def complete_studies(
         The planned studies, in plan order.
     """
     writer = TrialWriter(storage)
-    studies = {s.study_name: s for s in storage.get_all_studies()}
+    studies = all_study_attrs(storage)
     infos = []
     for p in plan:
         attrs = study_attrs(p)
-        frozen = studies.get(p["name"])
-        if frozen is None:
+        found = studies.get(p["name"])
+        if found is None:
             crash_point("create-study")
             direction = (
                 StudyDirection.MAXIMIZE
@@ -133,26 +134,41 @@ def complete_studies(
                     created.append(study_id)
             stored: dict[str, Any] = {}
         else:
-            study_id = stored_study_id(frozen)
-            stored = frozen.user_attrs
+            study_id, stored_or_none = found
+            stored = stored_or_none or {}  # unreadable attrs are written again from the plan
             # Never mix trials selected on different objectives in one study.
             had = stored.get("objective", stored.get("metric"))
-            if had is not None and had != p["objective"]:
+            if isinstance(had, str) and had != p["objective"]:
                 raise ConfigError(
                     f"study {p['name']} selects trials on {had}, but the study file now says "
                     f"{p['objective']} (select); resume with select = {had!r} for task "
                     f"{p['task']!r}, or create a new experiment (another name)"
                 )
-        if keep_budgets and "budget" in stored:
-            attrs["budget"] = stored["budget"]
+        budget = stored.get("budget")
+        if keep_budgets and isinstance(budget, dict) and isinstance(budget.get("n_trials"), int):
+            attrs["budget"] = budget  # a malformed stored budget is replaced by the plan's
         missing = {k: v for k, v in attrs.items() if stored.get(k) != v}
         if missing:
             writer.set_study_user_attrs(study_id, missing)
+        name_metric(storage, p["name"], str(p["metric"]))
         info = StudyInfo.from_attrs(study_id, p["name"], attrs)
         assert info is not None
         queue_configurations(writer, storage, config, info)
         infos.append(info)
     return infos
+
+
+def name_metric(storage: BaseStorage, name: str, metric: str) -> None:
+    """Name the study's objective after its metric (optuna-dashboard shows "rmse", not
+    "Objective 0"), through Optuna's public ``set_metric_names``; studies made before this are
+    named when they are resumed."""
+    import warnings
+
+    study = optuna.Study(study_name=name, storage=storage)
+    if study.metric_names != [metric]:
+        with warnings.catch_warnings():  # "experimental since 3.2": stable in practice, tested
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([metric])
 
 
 def queue_configurations(

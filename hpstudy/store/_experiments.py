@@ -9,13 +9,13 @@ from optuna.storages import BaseStorage
 from hpstudy._errors import ConfigError, UsageError
 from hpstudy._redact import redact_url
 from hpstudy.config import ExperimentConfig, parse_config
-from hpstudy.store._studies import StudyInfo
+from hpstudy.store._studies import StudyInfo, read_studies
 
 
 def experiment_studies(storage: BaseStorage, experiment: str) -> list[StudyInfo]:
     """The hpstudy studies of ``experiment`` in ``storage``."""
-    infos = [StudyInfo.from_frozen(s) for s in storage.get_all_studies()]
-    return [i for i in infos if i is not None and i.experiment == experiment]
+    infos, _ = read_studies(storage)
+    return [i for i in infos if i.experiment == experiment]
 
 
 def require_experiment(storage: BaseStorage, experiment: str, storage_url: str) -> list[StudyInfo]:

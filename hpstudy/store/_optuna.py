@@ -20,7 +20,8 @@ What hpstudy relies on, and why:
   two workers would draw the same point).
 - ``FrozenTrial._trial_id`` and ``Study._study_id``: read only.
 - ``RDBStorage.scoped_session`` and ``models.StudyModel``: several studies are deleted in one
-  transaction (Optuna's ``delete_study`` commits one study at a time).
+  transaction (Optuna's ``delete_study`` commits one study at a time); study ids and names
+  are listed without their attrs when one attr is not valid JSON (``study_rows``).
 - ``optuna.storages._rdb.storage._VersionManager``: while :func:`make_rdb` constructs an
   ``RDBStorage``, a subclass stands in that skips alembic when the database is already
   stamped with Optuna's schema head (:data:`SCHEMA_HEAD`): importing alembic to learn the
@@ -169,6 +170,24 @@ def trial_id(trial: FrozenTrial) -> int:
 def study_id(study: optuna.Study | FrozenStudy) -> int:
     """The storage id of a study."""
     return int(study._study_id)
+
+
+def study_rows(storage: BaseStorage) -> list[tuple[int, str]]:
+    """(id, name) of every study, reading no attr (so one that is not valid JSON cannot
+    fail the listing)."""
+    rdb = rdb_backend(storage)
+    if rdb is None:
+        return [(study_id(s), s.study_name) for s in storage.get_all_studies()]
+    from sqlalchemy import select
+
+    session = rdb.scoped_session()
+    try:
+        rows = session.execute(
+            select(STUDIES.c.study_id, STUDIES.c.study_name).order_by(STUDIES.c.study_id)
+        ).all()
+    finally:
+        session.close()
+    return [(int(i), str(n)) for i, n in rows]
 
 
 def delete_studies(storage: BaseStorage, study_ids: list[int], *, force: bool) -> list[int]:

@@ -198,7 +198,10 @@ def _open_rdb(url: str, path: Path | None, engine_kwargs: dict[str, Any]) -> RDB
             with sqlite3.connect(path) as conn:  # WAL is a property of the file: set it once
                 conn.execute("PRAGMA journal_mode=WAL")
         except sqlite3.Error as e:
-            raise StorageError(f"cannot open SQLite storage {redact_url(url)}: {e}") from e
+            damaged = damaged_database(e, url)
+            raise StorageError(
+                damaged or f"cannot open SQLite storage {redact_url(url)}: {e}"
+            ) from e
     try:
         return o.make_rdb(url, engine_kwargs)
     except ImportError as e:
@@ -206,6 +209,9 @@ def _open_rdb(url: str, path: Path | None, engine_kwargs: dict[str, Any]) -> RDB
             f"the database driver for {url.split(':')[0]} is not installed ({e}); for PostgreSQL: pip install 'psycopg[binary]'"
         ) from e
     except Exception as e:  # SQLAlchemy raises many kinds for a bad URL or an unreachable server
+        damaged = damaged_database(e, url)
+        if damaged is not None:
+            raise StorageError(damaged) from e
         detail = redact_text(" ".join(str(e).split()), url)  # one line, whatever it printed
         raise StorageError(
             f"cannot open storage {redact_url(url)}: {type(e).__name__}: {detail}; check the URL and that the server is running"
@@ -385,3 +391,31 @@ def _naive(moment: Any) -> datetime:
 def _local_time(utc: datetime | None) -> datetime | None:
     """Optuna stores naive UTC and hands out naive local time."""
     return None if utc is None else utc.replace(tzinfo=UTC).astimezone().replace(tzinfo=None)
+
+
+def damaged_database(error: BaseException, url: str | None) -> str | None:
+    """One line for an error caused by a damaged database file, or ``None`` for any other.
+
+    A corrupted page of a SQLite file surfaces as SQLite's "database disk image is malformed"
+    (or "file is not a database"), often wrapped by Optuna in a ``StorageInternalError`` that
+    wrongly suggests "exceeding max length"; this finds SQLite's own words in the chain.
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        orig = getattr(cause, "orig", None)  # SQLAlchemy keeps the driver's exception here
+        for candidate in (cause, orig):
+            if isinstance(candidate, sqlite3.DatabaseError) and not isinstance(
+                candidate, sqlite3.OperationalError
+            ):
+                words = str(candidate).splitlines()[0] if str(candidate) else "damaged"
+                where = redact_url(url) if url else "the storage"
+                path = _sqlite_path(url) if url else None
+                check = f"sqlite3 {path} 'PRAGMA integrity_check'" if path else "its own tools"
+                return (
+                    f"the storage {where} is damaged ({words}); restore it "
+                    f"from a copy, or check and recover it with {check} (and '.recover')"
+                )
+        cause = cause.__cause__ or cause.__context__
+    return None

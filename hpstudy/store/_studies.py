@@ -78,7 +78,9 @@ class StudyInfo:
 
     @classmethod
     def from_attrs(cls, study_id: int, name: str, a: dict[str, Any]) -> StudyInfo | None:
-        """Build from a study's id, name and user attrs; ``None`` when not made by hpstudy."""
+        """Build from a study's id, name and user attrs; ``None`` when not made by hpstudy, or
+        (with a warning naming the study and the attr) when one of its attrs is malformed: one
+        damaged study must not make every command fail for the whole storage."""
         if not all(k in a for k in STUDY_ATTRS):
             return None
         if not (is_valid_name(a["experiment"]) and is_valid_name(a["task"])):
@@ -89,6 +91,15 @@ class StudyInfo:
                 name,
                 a["experiment"],
                 a["task"],
+            )
+            return None
+        problem = _malformed(a)
+        if problem is not None:
+            _logger.warning(
+                "study %r is ignored: its user attr %s; the other studies are read as usual "
+                "(fix or delete that study with optuna's API, or 'hpstudy delete' its experiment)",
+                name,
+                problem,
             )
             return None
         return cls(
@@ -116,6 +127,58 @@ def _direction(objective: str) -> str:
     from hpstudy.config._schema import OBJECTIVES
 
     return OBJECTIVES[objective][1]
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _malformed(a: dict[str, Any]) -> str | None:
+    """What is wrong with a study's attrs (``None`` when every one has its type)."""
+    for key in ("strategy", "metric", "kind", "fingerprint"):
+        if not isinstance(a[key], str):
+            return f"{key!r} is {a[key]!r}, not a string"
+    if a["direction"] not in ("maximize", "minimize"):
+        return f"'direction' is {a['direction']!r}, not maximize or minimize"
+    if not _is_int(a["seed"]) or a["seed"] < 0:
+        return f"'seed' is {a['seed']!r}, not an integer >= 0"
+    budget = a["budget"]
+    if not isinstance(budget, dict) or not _is_int(budget.get("n_trials")):
+        return f"'budget' is {budget!r}, not {{'n_trials': N, 'timeout': ...}}"
+    timeout = budget.get("timeout")
+    if timeout is not None and (not isinstance(timeout, int | float) or isinstance(timeout, bool)):
+        return f"'budget' timeout is {timeout!r}, not a number"
+    for key in ("study_file", "study_file_path"):
+        if not isinstance(a.get(key, ""), str):
+            return f"{key!r} is not a string"
+    if a.get("options") is not None and not isinstance(a["options"], dict):
+        return f"'options' is {a['options']!r}, not a table"
+    from hpstudy.config._schema import OBJECTIVES
+
+    objective = a.get("objective")
+    if objective is not None and objective not in OBJECTIVES:
+        return f"'objective' is {objective!r}, not one of {', '.join(OBJECTIVES)}"
+    if a.get("objective_direction") not in (None, "maximize", "minimize"):
+        return f"'objective_direction' is {a['objective_direction']!r}, not maximize or minimize"
+    return None
+
+
+def read_studies(storage: Any) -> tuple[list[StudyInfo], int]:
+    """Every hpstudy study of ``storage`` and how many other studies it holds.
+
+    A study whose attrs are malformed is skipped with a warning naming it (see
+    :meth:`StudyInfo.from_attrs`), and so is one whose attrs are not even valid JSON (Optuna's
+    ``get_all_studies`` would fail for the whole storage: the studies are then read one by one).
+    """
+    entries = [(sid, name, attrs) for name, (sid, attrs) in all_study_attrs(storage).items()]
+    infos, others = [], 0
+    for sid, name, attrs in entries:
+        if attrs is None:
+            continue
+        info = StudyInfo.from_attrs(sid, name, attrs)
+        if info is None:
+            others += not all(k in attrs for k in STUDY_ATTRS)
+        else:
+            infos.append(info)
+    return infos, others
 
 
 def counts_toward_budget(trial: FrozenTrial) -> bool:
@@ -186,3 +249,28 @@ def study_attrs(info: dict[str, Any]) -> dict[str, Any]:
         )  # fmt: skip
         if k in info
     }
+
+
+def all_study_attrs(storage: Any) -> dict[str, tuple[int, dict[str, Any] | None]]:
+    """Per study name, its id and user attrs; ``None`` attrs (with a warning naming the study)
+    when one of them is not valid JSON, which would make Optuna's ``get_all_studies`` fail for
+    the whole storage (the studies are then read one by one)."""
+    from hpstudy.store._optuna import study_id, study_rows
+
+    try:
+        return {s.study_name: (study_id(s), s.user_attrs) for s in storage.get_all_studies()}
+    except ValueError:  # an attr that is not JSON: find which study holds it
+        pass
+    out: dict[str, tuple[int, dict[str, Any] | None]] = {}
+    for sid, name in study_rows(storage):
+        try:
+            out[name] = (sid, storage.get_study_user_attrs(sid))
+        except ValueError as e:
+            _logger.warning(
+                "study %r is ignored: one of its user attrs is not valid JSON (%s); the other "
+                "studies are read as usual",
+                name,
+                str(e).splitlines()[0],
+            )
+            out[name] = (sid, None)
+    return out
