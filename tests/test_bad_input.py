@@ -64,7 +64,7 @@ def test_every_damaged_page_of_a_sqlite_file_gives_a_one_line_error(
         damaged_somewhere += 1
     assert damaged_somewhere >= 2  # the header and the tables' root pages at least
     copy = tmp_path / "p2.db"
-    for command in (["best", "tiny"], ["report", "tiny", "--no-test"], ["list"]):
+    for command in (["best", "tiny"], ["report", "tiny"], ["list"]):
         result = runner.invoke(app, [*command, "--storage", str(copy), "-o", str(tmp_path / "r")]
                                if command[0] == "report" else [*command, "--storage", str(copy)])  # fmt: skip
         if result.exit_code:
@@ -105,7 +105,7 @@ def test_one_malformed_study_attr_skips_that_study_only(
     assert "tiny.diabetes.random.s0" in listed and "other.iris.random.s0" in listed
     assert "tiny.iris.random.s0 " not in listed.replace("│", " ")
     report = runner.invoke(
-        app, ["report", "tiny", "--no-test", "--storage", url, "-o", str(tmp_path / "r.html")]
+        app, ["report", "tiny", "--storage", url, "-o", str(tmp_path / "r.html")]
     )
     assert report.exit_code == 0, report.output
     # resume repairs the study from the stored study file (its attrs are the plan's again)
@@ -203,7 +203,7 @@ def test_names_longer_than_a_file_name_allows_are_refused(tmp_path: Path) -> Non
     create_experiment(parse_config(ok), url, run=False)
     result = runner.invoke(
         app,
-        ["export", "e" * 100, "--no-test", "--storage", url, "-o", str(tmp_path / ("x" * 300))],
+        ["export", "e" * 100, "--storage", url, "-o", str(tmp_path / ("x" * 300))],
     )
     assert "file name too long" in _one_line_error(result, 2)
 
@@ -244,7 +244,7 @@ def test_global_options_work_after_the_command(
         assert "tiny.iris.random.s0" in result.stdout
         assert args[0] == "list" or "2 of 2 studies have met their budget" in result.stdout
     # the value of a command's own option is never taken for a global option
-    result = runner.invoke(app, ["export", "tiny", "--no-test", "--storage", url, "-o", "-q"])
+    result = runner.invoke(app, ["export", "tiny", "--storage", url, "-o", "-q"])
     assert result.exit_code == 0, result.output
     assert Path("-q").exists()
     Path("-q").unlink()
@@ -279,7 +279,6 @@ def test_output_files_never_follow_a_planted_symlink(
             "tiny",
             "-f",
             "csv.gz",
-            "--no-test",
             "--storage",
             url,
             "-o",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -198,28 +199,33 @@ def test_train_best_all_rows_measures_held_out_first(
     assert load_model(tmp_path / "all").predict_frame(_visits(5, 9)).shape == (5, 2)
 
 
-def test_retraining_runs_with_the_trials_thread_count(tmp_path: Path) -> None:
-    """The report's retraining (one process) and train-best use training.torch_threads, not
-    torch's default of one thread per core; the caller's setting is restored after."""
+def test_retraining_runs_with_the_trials_thread_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Test-score retraining (hpstudy.scoring) uses one torch thread, as trials do, not
+    torch's default of one per core; the caller's setting is restored after."""
     import torch
 
+    import hpstudy.training
     from hpstudy.config import parse_config
-    from hpstudy.report import collect_experiment
-    from hpstudy.report._test_scores import test_scores
+    from hpstudy.scoring import retrain
     from tests.conftest import tiny_study_text
 
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     config = parse_config(tiny_study_text(strategies=("random",), n_trials=2))
-    create_experiment(config, url)
     seen: list[int] = []
+    real = hpstudy.training.train
+
+    def spy(*args: Any, **kwargs: Any) -> Any:  # the real training, watched
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(hpstudy.training, "train", spy)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        scores = test_scores(
-            config, collect_experiment(url, "tiny").studies, lambda study_id, attrs: None,
-            progress=lambda name: seen.append(torch.get_num_threads()),
-        )  # fmt: skip
-        assert seen == [1, 1] and len(scores) == 2
+        params = {**config.fixed_params(), "n_layers": 1, "n_units": 8, "lr": 0.01}
+        done = retrain(config.task("iris"), 0, params, 3, repeats=2)
+        assert seen == [1, 1] and len(done.scores) == 2
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)

@@ -87,6 +87,8 @@ def retrain(
             with torch.inference_mode():
                 out = model(X)
             out = out.squeeze(1) if out.shape[1] == 1 else out
+            if data.loss == "poisson":
+                out = torch.exp(out)  # the network predicts log(count)
             scores.append(score(data.metric, out, y, fold.y_std))
             if data.kind == "classification":
                 ce.append(score("cross_entropy", out, y))

@@ -60,9 +60,7 @@ def test_ctrl_c_is_shown_as_interrupted_and_its_compute_is_not_charged(tmp_path:
     assert "failed" not in resumed.stderr  # no "1 trial(s) failed" for an interrupt
 
     out = tmp_path / "x.csv"
-    exported = runner.invoke(
-        app, ["export", "tiny", "--storage", url, "-o", str(out)]
-    )
+    exported = runner.invoke(app, ["export", "tiny", "--storage", url, "-o", str(out)])
     assert exported.exit_code == 0, exported.output
     with out.open() as f:
         trials = [r for r in csv.DictReader(f) if r["strategy"] == "grid"]
