@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hpstudy._errors import ConfigError, HpStudyError, Interrupted
+from hpstudy._errors import ConfigError, DatabaseError, HpStudyError, Interrupted, WorkerDied
 from hpstudy._redact import redact_text, redact_url
 
 app = typer.Typer(
@@ -114,8 +114,19 @@ def _main(
         optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def _call(fn: Callable[[], T], resume_hint: Callable[[], str] | None = None) -> T:
-    """Run a library call; turn hpstudy errors into one-line messages and exit codes."""
+def _call(
+    fn: Callable[[], T],
+    resume_hint: Callable[[], str] | None = None,
+    show_results: Callable[[list[Any]], None] | None = None,
+) -> T:
+    """Run a library call; turn hpstudy errors, and database errors from below it, into
+    one-line messages (the resume command after a run was cut short) and exit codes.
+
+    Args:
+        resume_hint: The command that continues this one (commands that run trials).
+        show_results: Prints how each study stands when worker processes died
+            (:class:`~hpstudy.WorkerDied`), before the error.
+    """
     try:
         return fn()
     except Interrupted as e:
@@ -126,13 +137,39 @@ def _call(fn: Callable[[], T], resume_hint: Callable[[], str] | None = None) -> 
     except HpStudyError as e:
         if _state["debug"]:
             err.print(_scrub(traceback.format_exc()), markup=False)
+        if isinstance(e, WorkerDied) and show_results is not None:
+            show_results(e.results)
         err.print(_scrub(f"error: {e}"), markup=False)
+        if isinstance(e, DatabaseError | WorkerDied) and resume_hint is not None:
+            err.print(f"resume with: {resume_hint()}", markup=False)
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         err.print("interrupted", markup=False)
         if resume_hint is not None:
             err.print(f"resume with: {resume_hint()}", markup=False)
         raise typer.Exit(130) from None
+    except Exception as e:
+        if not _is_database_error(e):
+            raise
+        # SQLAlchemy raised below hpstudy (a server that went away before a run's own
+        # retries apply, a refused statement): one line, never a traceback or a password.
+        from hpstudy.store._retry import one_line
+
+        if _state["debug"]:
+            err.print(_scrub(traceback.format_exc()), markup=False)
+        err.print(_scrub(f"error: database error: {one_line(e)}"), markup=False)
+        if resume_hint is not None:
+            err.print(f"resume with: {resume_hint()}", markup=False)
+        raise typer.Exit(1) from None
+
+
+def _is_database_error(error: BaseException) -> bool:
+    """An error of SQLAlchemy or of a database driver (checked by module: importing them at
+    module level would slow every command down)."""
+    return any(
+        c.__module__.split(".")[0] in ("sqlalchemy", "psycopg", "psycopg2", "sqlite3", "pymysql")
+        for c in type(error).__mro__
+    )
 
 
 def _storage_url(storage: str | None) -> str:
@@ -253,7 +290,9 @@ def create(
             progress.close()
 
     config, (infos, results) = _call(
-        work, resume_hint=lambda: f"hpstudy resume {_experiment_name(file)}{_storage_flag(url)}"
+        work,
+        resume_hint=lambda: f"hpstudy resume {_experiment_name(file)}{_storage_flag(url)}",
+        show_results=lambda results: _print_results(_experiment_name(file), url, results),
     )
     if no_run:
         out.print(
@@ -406,7 +445,9 @@ def _resume_and_print(verb: str, experiment: str, storage: str | None, **options
             progress.close()
 
     config, results = _call(
-        work, resume_hint=lambda: f"hpstudy {verb} {experiment}{_storage_flag(url)}"
+        work,
+        resume_hint=lambda: f"hpstudy {verb} {experiment}{_storage_flag(url)}",
+        show_results=lambda results: _print_results(experiment, url, results),
     )
     _print_results(config.name, url, results)
 
