@@ -68,7 +68,8 @@ def redact_url(url: str) -> str:
     try:
         parsed = make_url(url)
         query = {k: (_HIDDEN if _is_secret_key(k) else v) for k, v in parsed.query.items()}
-        return parsed.set(query=query).render_as_string(hide_password=True)
+        shown = parsed.set(query=query).render_as_string(hide_password=True)
+        return shown.replace(quote(_HIDDEN, safe=""), _HIDDEN)  # rendering encodes the stars
     except (ArgumentError, ValueError, TypeError):
         return redact_text(url, url)
 

@@ -107,11 +107,24 @@ def _main(
         logging.DEBUG if debug or verbose >= 2 else logging.INFO if verbose else logging.WARNING
     )
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _ScrubFilter) for f in handler.filters):
+            handler.addFilter(_ScrubFilter())
     logging.getLogger("hpstudy").setLevel(level)
     if verbose < 2 and not debug:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+class _ScrubFilter(logging.Filter):
+    """Removes the command's storage password from every log line (a warning may quote a
+    driver's message, which may quote the URL)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _state["url"] is not None:
+            record.msg, record.args = _scrub(record.getMessage()), None
+        return True
 
 
 def _call(

@@ -102,7 +102,7 @@ def retrying(what: str, attempt: Callable[[], T], *, seconds: float | None = Non
             continue
         if first is not None:
             _logger.warning(
-                "database reachable again after %.0f s; %s succeeded",
+                "the database works again after %.0f s (%s succeeded)",
                 time.monotonic() - first,
                 what,
             )
