@@ -162,27 +162,19 @@ def _call(
             err.print(f"resume with: {resume_hint()}", markup=False)
         raise typer.Exit(130) from None
     except Exception as e:
-        if not _is_database_error(e):
+        from hpstudy.store._retry import database_cause, one_line
+
+        cause = database_cause(e)
+        if cause is None:
             raise
         # SQLAlchemy raised below hpstudy (a server that went away before a run's own
         # retries apply, a refused statement): one line, never a traceback or a password.
-        from hpstudy.store._retry import one_line
-
         if _state["debug"]:
             err.print(_scrub(traceback.format_exc()), markup=False)
-        err.print(_scrub(f"error: database error: {one_line(e)}"), markup=False)
+        err.print(_scrub(f"error: database error: {one_line(cause)}"), markup=False)
         if resume_hint is not None:
             err.print(f"resume with: {resume_hint()}", markup=False)
         raise typer.Exit(1) from None
-
-
-def _is_database_error(error: BaseException) -> bool:
-    """An error of SQLAlchemy or of a database driver (checked by module: importing them at
-    module level would slow every command down)."""
-    return any(
-        c.__module__.split(".")[0] in ("sqlalchemy", "psycopg", "psycopg2", "sqlite3", "pymysql")
-        for c in type(error).__mro__
-    )
 
 
 def _storage_url(storage: str | None) -> str:

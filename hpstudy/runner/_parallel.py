@@ -109,9 +109,9 @@ def _worker_main(spec: WorkerSpec, events: Any, index: int, data: Any) -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as e:  # a database error hpstudy does not retry, or a bug: say which
-        from hpstudy.store._retry import one_line
+        from hpstudy.store._retry import database_cause, one_line
 
-        events.put(("error", (index, one_line(e))))
+        events.put(("error", (index, one_line(database_cause(e) or e))))
         sys.exit(1)
 
 

@@ -58,6 +58,24 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, OperationalError)
 
 
+_DATABASE_MODULES = ("sqlalchemy", "psycopg", "psycopg2", "sqlite3", "pymysql", "MySQLdb")
+
+
+def database_cause(error: BaseException) -> BaseException | None:
+    """The database error behind ``error``: itself when SQLAlchemy or a driver raised it, or
+    the one Optuna's ``StorageInternalError`` wraps (whose own message blames "invalid data"
+    whatever happened); ``None`` for anything else. Checked by module name, so callers (the
+    CLI) need not import SQLAlchemy to ask."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if any(c.__module__.split(".")[0] in _DATABASE_MODULES for c in type(seen).__mro__):
+            return seen
+        if type(seen).__name__ != "StorageInternalError":
+            return None
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def one_line(error: BaseException) -> str:
     """A database error as one short line: its type and the driver's first line."""
     orig = getattr(error, "orig", None) or error

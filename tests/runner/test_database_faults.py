@@ -313,19 +313,14 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 def _fill(disk: Path) -> Path:
     """Fill ``disk`` to the last byte; returns the filler to delete."""
     filler = disk / "filler"
-    with filler.open("wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
-        try:
-            while True:  # the last partial block
-                f.write(b"\0")
-                f.flush()
-        except OSError:
-            pass
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        for size in (1 << 16, 1):  # big blocks, then the last partial one byte by byte
+            with contextlib.suppress(OSError):
+                while os.write(fd, b"\0" * size):
+                    pass
+    finally:
+        os.close(fd)
     return filler
 
 
@@ -366,3 +361,30 @@ def test_full_disk_under_sqlite(tmp_path: Path, small_disk: Path, freed: bool) -
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
     _assert_exact_experiment(url, budget=3, n_studies=3)
+
+
+def test_database_gone_outside_a_run_is_one_line_with_the_resume_command(
+    tmp_path: Path, proxied: tuple[str, str, Proxy]
+) -> None:
+    """The server goes away after `resume` opened the storage, before it plans (where no
+    retry applies): SQLAlchemy's error becomes one line and the command (exit 1)."""
+    direct, through, proxy = proxied
+    _create(tmp_path, direct)
+    barrier = tmp_path / "pause"
+    barrier.mkdir()
+    log = tmp_path / "resume.log"
+    # The barrier as a pause: the process waits at `plan` for a second arrival, the test.
+    proc = _start(_hpstudy("resume", "tiny", "--storage", through), log,
+                  HPSTUDY_START_BARRIER=f"{barrier}:2:plan")  # fmt: skip
+    deadline = time.monotonic() + 600
+    while not any(barrier.iterdir()) and time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()
+        time.sleep(0.1)
+    proxy.cut()
+    (barrier / "test").touch()
+    out = _finish(proc, log)
+    assert proc.returncode == 1, out
+    assert "Traceback" not in out and SECRET not in out, out
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: database error: "), out
+    assert "resume with: hpstudy resume tiny --storage 'postgresql://postgres@127.0.0.1" in out
