@@ -268,7 +268,9 @@ def _schema_lock(url: str, path: Path | None) -> Iterator[None]:
     PostgreSQL a unique violation in its catalogue). For a SQLite file an exclusive ``flock``
     on the file's folder (not on the database file: closing another descriptor of it would
     drop SQLite's own POSIX locks) makes the second wait for the first; on PostgreSQL a
-    session advisory lock does.
+    transaction advisory lock does (transaction-level, so it also holds behind PgBouncer in
+    transaction mode, where a session lock could be taken and released on two different
+    server connections).
     """
     if path is not None:
         with _folder_lock(path):
@@ -281,16 +283,17 @@ def _schema_lock(url: str, path: Path | None) -> Iterator[None]:
     from sqlalchemy.pool import NullPool
 
     try:
-        engine = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        engine = create_engine(url, poolclass=NullPool)
         conn = engine.connect()
     except Exception:  # unreachable or no driver: opening says so, with the fix
         yield
         return
     try:
-        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _lock_key("hpstudy schema")})
+        conn.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key("hpstudy schema")})
         yield
     finally:
-        conn.close()  # ends the session, which releases the lock
+        conn.close()  # ends the transaction, which releases the lock
         engine.dispose()
 
 
@@ -322,9 +325,11 @@ def experiment_lock(storage: BaseStorage, experiment: str) -> Iterator[None]:
     """Hold the experiment's planning lock: one ``create`` or ``resume`` at a time creates
     its studies, writes their attrs and queues their grid points and manual configurations,
     so two started at the same moment never queue a configuration twice (each judges what is
-    missing only once the other is done). PostgreSQL: a session advisory lock on its own
-    connection (released if the process dies); MySQL: ``GET_LOCK``; a SQLite file: ``flock``
-    on its folder. Workers (claims, results) never take it."""
+    missing only once the other is done). PostgreSQL: a transaction advisory lock in a
+    transaction of its own connection, exempt from the idle-transaction limit (released when
+    it ends or the process dies; transaction-level, so it also holds behind PgBouncer in
+    transaction mode); MySQL: ``GET_LOCK``; a SQLite file: ``flock`` on its folder. Workers
+    (claims, results) never take it."""
     backend = rdb_backend(storage)
     if backend is None:
         yield
@@ -342,10 +347,11 @@ def experiment_lock(storage: BaseStorage, experiment: str) -> Iterator[None]:
     from sqlalchemy import text
 
     key = _lock_key(f"hpstudy experiment {experiment}")
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    with engine.connect() as conn:
         if dialect == "postgresql":
-            take = text("SELECT pg_try_advisory_lock(:k)").bindparams(k=key)
-            free = text("SELECT pg_advisory_unlock(:k)").bindparams(k=key)
+            conn.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
+            take = text("SELECT pg_try_advisory_xact_lock(:k)").bindparams(k=key)
+            free = None  # released when the transaction ends (leaving this block)
         elif dialect in ("mysql", "mariadb"):
             take = text("SELECT GET_LOCK(:n, 0)").bindparams(n=f"hpstudy:{key}")
             free = text("SELECT RELEASE_LOCK(:n)").bindparams(n=f"hpstudy:{key}")
@@ -368,7 +374,10 @@ def experiment_lock(storage: BaseStorage, experiment: str) -> Iterator[None]:
         try:
             yield
         finally:
-            conn.execute(free)
+            with contextlib.suppress(Exception):  # a lost connection has released it already
+                if free is not None:
+                    conn.execute(free)
+                conn.rollback()
 
 
 def _open_rdb(url: str, path: Path | None, engine_kwargs: dict[str, Any]) -> RDBStorage:
