@@ -412,18 +412,37 @@ def _lock_study(conn: Any, study_id: int | None) -> None:
 
 
 def _free_sample_index(conn: Any, study_id: int) -> int:
-    """The smallest sample index no trial of the study holds (see ``claim_number``)."""
+    """The smallest sample index no trial of the study holds (see ``claim_number``).
+
+    A trial holds its ``sample_index`` unless it failed before its parameters were stored.
+    A sampled trial stored before sample indexes existed (no ``sample_index``, not a re-run)
+    was seeded from its number: it holds its number, so a resumed old study never redraws it.
+    """
     has_params = exists().where(o.PARAMS.c.trial_id == _TRIALS.c.trial_id)
-    query = (
-        select(_USER_ATTRS.c.value_json)
+    trials = conn.execute(
+        select(_TRIALS.c.trial_id, _TRIALS.c.number, _TRIALS.c.state, has_params).where(
+            _TRIALS.c.study_id == study_id
+        )
+    ).all()
+    attrs: dict[int, dict[str, Any]] = {}
+    for trial_id, key, value in conn.execute(
+        select(_USER_ATTRS.c.trial_id, _USER_ATTRS.c.key, _USER_ATTRS.c.value_json)
         .join(_TRIALS, _TRIALS.c.trial_id == _USER_ATTRS.c.trial_id)
         .where(
             _TRIALS.c.study_id == study_id,
-            _USER_ATTRS.c.key == "sample_index",
-            or_(_TRIALS.c.state != TrialState.FAIL, has_params),
+            _USER_ATTRS.c.key.in_(["sample_index", "retry_of"]),
         )
-    )
-    held = {int(json.loads(v)) for (v,) in conn.execute(query)}
+    ):
+        attrs.setdefault(trial_id, {})[key] = json.loads(value)
+    held = set()
+    for trial_id, number, state, params in trials:
+        mine = attrs.get(trial_id, {})
+        if state == TrialState.FAIL and not params:
+            continue
+        if "sample_index" in mine:
+            held.add(int(mine["sample_index"]))
+        elif params and "retry_of" not in mine:
+            held.add(int(number))
     return next(i for i in range(len(held) + 1) if i not in held)
 
 
