@@ -33,7 +33,7 @@ from optuna.trial import TrialState
 from hpstudy._errors import HpStudyError, Interrupted, WorkerDied
 from hpstudy.config import ExperimentConfig
 from hpstudy.runner._progress import Progress
-from hpstudy.runner._run import DataCache, StudyResult, run_studies
+from hpstudy.runner._run import DataCache, StudyResult, handled_signals, run_studies
 from hpstudy.store import StudyCounts, StudyInfo
 from hpstudy.store._optuna import rdb_backend
 from hpstudy.training import warm_up
@@ -149,7 +149,9 @@ def run_parallel(
                 w.terminate()  # SIGTERM: the worker records its trial and exits 130
 
     previous = {
-        sig: signal.signal(sig, forward_sigterm) for sig in (signal.SIGTERM, signal.SIGHUP)
+        sig: signal.signal(sig, forward_sigterm)
+        for sig in handled_signals()
+        if sig != signal.SIGINT  # Ctrl-C: KeyboardInterrupt below
     }
     try:
         for w in workers:

@@ -447,6 +447,16 @@ def run_studies(
     return results
 
 
+def handled_signals() -> list[signal.Signals]:
+    """The signals a run turns into a clean interruption: SIGINT, SIGTERM, and SIGHUP unless
+    this process was started to ignore it (``nohup``: the run must outlive the terminal)."""
+    return [
+        sig
+        for sig in INTERRUPT_SIGNALS
+        if sig != signal.SIGHUP or signal.getsignal(sig) != signal.SIG_IGN
+    ]
+
+
 @contextlib.contextmanager
 def _interrupt_once() -> Iterator[None]:
     """SIGINT, SIGTERM and SIGHUP raise KeyboardInterrupt once; later ones are ignored, so a
@@ -464,7 +474,7 @@ def _interrupt_once() -> Iterator[None]:
             fired = True
             raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, handler) for sig in INTERRUPT_SIGNALS}
+    previous = {sig: signal.signal(sig, handler) for sig in handled_signals()}
     try:
         yield
     finally:

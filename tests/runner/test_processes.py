@@ -245,3 +245,18 @@ def test_a_killed_worker_process_the_others_finish_and_the_results_are_shown(
     ]
     # its trial, re-run (none if the kill fell between two of its trials)
     assert sum(r.startswith("stale") for r in reasons) <= 1, reasons
+
+
+def test_a_run_started_with_nohup_outlives_the_terminal(tmp_path: Path, slow_study: Path) -> None:
+    """SIGHUP ignored at start (what `nohup` does): the closed terminal's SIGHUP, sent from
+    inside an epoch, is still ignored and the run finishes."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    proc = subprocess.run(
+        _hpstudy("-q", "create", str(slow_study), "--storage", url),
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "HPSTUDY_CRASH_AT": "train:60:HUP"},
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    _assert_exact_experiment(url)
+    assert not _states(tmp_path / "db.sqlite")["FAIL"]
