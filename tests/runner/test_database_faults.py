@@ -130,9 +130,25 @@ def _create(tmp_path: Path, url: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left() -> Iterator[None]:
+    """A test that fails while its worker is stopped must not leave it behind."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()  # SIGKILL ends a stopped process too
+            proc.wait(timeout=60)
+
+
 def _start(args: list[str], log: Path, **env: str) -> subprocess.Popen[bytes]:
     with log.open("wb") as f:
-        return subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, env=_env(**env))
+        proc = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, env=_env(**env))
+    _STARTED.append(proc)
+    return proc
 
 
 def _wait_stopped(proc: subprocess.Popen[bytes], log: Path, timeout: float = 600) -> None:
