@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpstudy._errors import (
     ConfigError,
+    DatabaseError,
     DependencyError,
     HpStudyError,
     Interrupted,
@@ -53,6 +54,7 @@ _LAZY = {
 
 __all__ = [
     "ConfigError",
+    "DatabaseError",
     "DependencyError",
     "ExperimentConfig",
     "HpStudyError",

@@ -39,6 +39,24 @@ class StorageError(HpStudyError):
     exit_code = 1
 
 
+class DatabaseError(StorageError):
+    """The database failed mid-run for longer than hpstudy retries (``HPSTUDY_DB_RETRY_SECONDS``),
+    or with an error hpstudy does not retry. Every finished trial is stored; resume continues."""
+
+    exit_code = 1
+
+
+class WorkerDied(HpStudyError):
+    """A worker process of ``--n-jobs`` died (killed, or an error) and the others could not
+    finish every study. ``results`` holds how each study stands, to show before the error."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, results: list[object]) -> None:
+        super().__init__(message)
+        self.results = results
+
+
 class DependencyError(HpStudyError):
     """An optional dependency needed by the study file is not installed."""
 
@@ -46,6 +64,6 @@ class DependencyError(HpStudyError):
 
 
 class Interrupted(HpStudyError):
-    """The run was interrupted (Ctrl-C or SIGTERM); storage has been left consistent."""
+    """The run was interrupted (Ctrl-C, SIGTERM or SIGHUP); storage has been left consistent."""
 
     exit_code = 130

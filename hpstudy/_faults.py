@@ -4,17 +4,22 @@ Off unless an environment variable asks for it (one dictionary lookup per point 
 
 - ``HPSTUDY_CRASH_AT=STEP:N[:SIGNAL]``: the N-th time (1-based, counted per process) this
   process reaches crash point ``STEP``, it sends itself ``SIGNAL`` (default ``KILL``; also
-  ``INT``, ``TERM``; ``pgINT`` etc. signal the whole process group, as a terminal's Ctrl-C
-  does). ``SIGKILL`` is a real ``kill -9`` at that instruction; ``INT``/``TERM`` arrive as
-  they would from a terminal or a scheduler. Steps: ``claim`` (a number or a
+  ``INT``, ``TERM``, ``HUP``; ``STOP`` freezes the process there until a test sends
+  ``SIGCONT``, as a suspended laptop or a network partition would; ``pgINT`` etc. signal the
+  whole process group, as a terminal's Ctrl-C does). ``SIGKILL`` is a real ``kill -9`` at
+  that instruction; ``INT``/``TERM``/``HUP`` arrive as they would from a terminal or a
+  scheduler. Steps: ``claim`` (a number or a
   WAITING trial is claimed, nothing sampled yet), ``sample`` (the sampler is running),
   ``params`` (parameters sampled, not stored), ``train`` (inside an epoch of a trial),
-  ``finish`` (trained, result not stored), ``recovery`` (a stale trial is about to be failed
+  ``finish`` (trained, result not stored), ``claim-tx`` (inside the transaction that claims a
+  new number, the study row locked), ``finish-tx`` (inside the transaction that stores a
+  result, the trial row locked), ``recovery`` (a stale trial is about to be failed
   and re-queued), ``create-study`` (before each study of ``create``), ``queue`` (before each
   grid point or manual configuration is queued).
 - ``HPSTUDY_START_BARRIER=DIR:N[:POINT]``: the first time a process reaches ``POINT``
   (``claim``, the default: before a worker's first claim; ``open``: before a storage is opened
-  and its schema created), it writes a file in ``DIR`` and waits until ``N`` processes have,
+  and its schema created; ``plan``: before ``create`` or ``resume`` creates studies and queues
+  configurations), it writes a file in ``DIR`` and waits until ``N`` processes have,
   so N processes race at that point at the same moment (where identical proposals, or two
   schema creations, used to collide).
 """
@@ -30,7 +35,18 @@ from pathlib import Path
 
 ENV_CRASH = "HPSTUDY_CRASH_AT"
 ENV_BARRIER = "HPSTUDY_START_BARRIER"
-STEPS = ("claim", "sample", "params", "train", "finish", "recovery", "create-study", "queue")
+STEPS = (
+    "claim",
+    "sample",
+    "params",
+    "train",
+    "finish",
+    "claim-tx",
+    "finish-tx",
+    "recovery",
+    "create-study",
+    "queue",
+)
 
 _reached: Counter[str] = Counter()
 _barrier_passed = False

@@ -19,7 +19,7 @@ import typer.core
 from rich.console import Console
 from rich.table import Table
 
-from hpstudy._errors import ConfigError, HpStudyError, Interrupted
+from hpstudy._errors import ConfigError, DatabaseError, HpStudyError, Interrupted, WorkerDied
 from hpstudy._redact import redact_text, redact_url
 
 # Global options a user may also write after the command (``hpstudy status NAME -q``).
@@ -147,6 +147,9 @@ def _main(
         logging.DEBUG if debug or verbose >= 2 else logging.INFO if verbose else logging.WARNING
     )
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _ScrubFilter) for f in handler.filters):
+            handler.addFilter(_ScrubFilter())
     logging.getLogger("hpstudy").setLevel(level)
     if verbose < 2 and not debug:
         import optuna
@@ -154,8 +157,29 @@ def _main(
         optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def _call(fn: Callable[[], T], resume_hint: Callable[[], str] | None = None) -> T:
-    """Run a library call; turn hpstudy errors into one-line messages and exit codes."""
+class _ScrubFilter(logging.Filter):
+    """Removes the command's storage password from every log line (a warning may quote a
+    driver's message, which may quote the URL)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _state["url"] is not None:
+            record.msg, record.args = _scrub(record.getMessage()), None
+        return True
+
+
+def _call(
+    fn: Callable[[], T],
+    resume_hint: Callable[[], str] | None = None,
+    show_results: Callable[[list[Any]], None] | None = None,
+) -> T:
+    """Run a library call; turn hpstudy errors, and database errors from below it, into
+    one-line messages (the resume command after a run was cut short) and exit codes.
+
+    Args:
+        resume_hint: The command that continues this one (commands that run trials).
+        show_results: Prints how each study stands when worker processes died
+            (:class:`~hpstudy.WorkerDied`), before the error.
+    """
     try:
         return fn()
     except Interrupted as e:
@@ -166,7 +190,11 @@ def _call(fn: Callable[[], T], resume_hint: Callable[[], str] | None = None) -> 
     except HpStudyError as e:
         if _state["debug"]:
             err.print(_scrub(traceback.format_exc()), markup=False)
+        if isinstance(e, WorkerDied) and show_results is not None:
+            show_results(e.results)
         err.print(_scrub(f"error: {e}"), markup=False)
+        if isinstance(e, DatabaseError | WorkerDied) and resume_hint is not None:
+            err.print(f"resume with: {resume_hint()}", markup=False)
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         err.print("interrupted", markup=False)
@@ -190,14 +218,23 @@ def _call(fn: Callable[[], T], resume_hint: Callable[[], str] | None = None) -> 
         err.print(_scrub(f"error: cannot use{name}: {e.strerror or e}"), markup=False)
         raise typer.Exit(1) from None
     except Exception as e:
+        from hpstudy.store._retry import database_cause, one_line
         from hpstudy.store._storage import damaged_database
 
         damaged = damaged_database(e, _state["url"])
-        if damaged is None:
+        cause = database_cause(e) if damaged is None else None
+        if damaged is None and cause is None:
             raise
         if _state["debug"]:
             err.print(_scrub(traceback.format_exc()), markup=False)
-        err.print(_scrub(f"error: {damaged}"), markup=False)
+        if damaged is not None:
+            err.print(_scrub(f"error: {damaged}"), markup=False)
+        elif cause is not None:
+            # SQLAlchemy raised below hpstudy (a server that went away before a run's own
+            # retries apply, a refused statement): one line, never a traceback or a password.
+            err.print(_scrub(f"error: database error: {one_line(cause)}"), markup=False)
+            if resume_hint is not None:
+                err.print(f"resume with: {resume_hint()}", markup=False)
         raise typer.Exit(1) from None
 
 
@@ -321,7 +358,9 @@ def create(
             _scoring_note(progress)
 
     config, (infos, results) = _call(
-        work, resume_hint=lambda: f"hpstudy resume {_experiment_name(file)}{_storage_flag(url)}"
+        work,
+        resume_hint=lambda: f"hpstudy resume {_experiment_name(file)}{_storage_flag(url)}",
+        show_results=lambda results: _print_results(_experiment_name(file), url, results),
     )
     if no_run:
         out.print(
@@ -490,7 +529,9 @@ def _resume_and_print(verb: str, experiment: str, storage: str | None, **options
             _scoring_note(progress)
 
     config, results = _call(
-        work, resume_hint=lambda: f"hpstudy {verb} {experiment}{_storage_flag(url)}"
+        work,
+        resume_hint=lambda: f"hpstudy {verb} {experiment}{_storage_flag(url)}",
+        show_results=lambda results: _print_results(experiment, url, results),
     )
     _print_results(config.name, url, results)
 

@@ -36,6 +36,20 @@ SECRET = "s3cretPW"
         (f"not a url://u:{SECRET}@h", "not a url://u:***@h"),
         ("sqlite:///storage/hpstudy.db", "sqlite:///storage/hpstudy.db"),
         ("postgresql://postgres@127.0.0.1/test", "postgresql://postgres@127.0.0.1/test"),
+        (
+            f"postgresql://u@h/db?password={SECRET}",
+            "postgresql://u@h/db?password=***",
+        ),
+        (
+            f"postgresql://u@h/db?sslmode=require&password={SECRET}",
+            "postgresql://u@h/db?password=***&sslmode=require",
+        ),
+        (
+            f"postgresql://u:{SECRET}@h/db?sslpassword={SECRET}x",
+            "postgresql://u:***@h/db?sslpassword=***",
+        ),
+        (f"mysql+pymysql://u@h/db?passwd={SECRET}", "mysql+pymysql://u@h/db?passwd=***"),
+        (f"not a url://u@h/db?password={SECRET}", "not a url://u@h/db?password=***"),
     ],
 )
 def test_redact_url_hides_only_the_password(url: str, shown: str) -> None:
@@ -45,6 +59,14 @@ def test_redact_url_hides_only_the_password(url: str, shown: str) -> None:
 def test_redact_text_hides_raw_and_encoded_password() -> None:
     url = "postgresql://u:p%40ss@h/db"
     assert redact_text("driver said p@ss and p%40ss", url) == "driver said *** and ***"
+
+
+def test_redact_text_hides_a_password_given_as_query_parameter() -> None:
+    url = "postgresql://u@h/db?password=p%40ss&sslmode=require"
+    said = "connection to h failed for password=p@ss (url ...?password=p%40ss)"
+    assert (
+        redact_text(said, url) == "connection to h failed for password=*** (url ...?password=***)"
+    )
 
 
 @pytest.fixture(scope="module")

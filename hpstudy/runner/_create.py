@@ -8,7 +8,7 @@ from typing import Any
 
 from optuna.storages import BaseStorage
 
-from hpstudy._errors import ConfigError, UsageError
+from hpstudy._errors import ConfigError
 from hpstudy.config._schema import ExperimentConfig
 from hpstudy.runner._parallel import run_with_jobs
 from hpstudy.runner._plan import complete_studies, plan_studies
@@ -76,18 +76,9 @@ def create_studies(
     """
     if plan is None:
         plan = plan_studies(config, data)
-    existing = {s.study_name for s in storage.get_all_studies()}
-    clash = [p["name"] for p in plan if p["name"] in existing]
-    if clash:
-        raise UsageError(
-            f"experiment {config.name!r} already has {len(clash)} of its {len(plan)} studies in this "
-            f"storage (e.g. {clash[0]}); continue it (this also finishes an interrupted create) with "
-            f"'hpstudy resume {config.name}', or rename the experiment (name = ... in the study file), "
-            "or pass another --storage"
-        )
     created: list[int] = []
     try:
-        return complete_studies(config, storage, plan, created=created)
+        return complete_studies(config, storage, plan, created=created, new=True)
     except Exception:
         for study_id in created:  # leave nothing half-written
             storage.delete_study(study_id)

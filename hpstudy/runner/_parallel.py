@@ -6,13 +6,19 @@ seconds), uses one torch thread, and runs the same loop as a single process: wor
 the studies' trials through the storage (atomic claims, budget-guarded inserts). Progress
 events travel to the parent over a queue; the parent only draws.
 
-Ctrl-C reaches every process of the terminal's process group; a SIGTERM sent to the parent
-is forwarded to the workers. Either way each worker records and re-queues its running trial,
-and the parent exits 130 once they have.
+Ctrl-C (and a closed terminal's SIGHUP) reaches every process of the terminal's process
+group; a SIGTERM or SIGHUP sent to the parent is forwarded to the workers. Either way each
+worker records and re-queues its running trial, and the parent exits 130 once they have.
+
+A worker that dies on its own (killed by the out-of-memory killer, ``kill -9``, a database
+error it could not get past) is not an interruption: the others carry on, its trial is found
+stale and re-run, and the run ends with the results and a warning naming the worker, or
+with :class:`~hpstudy.WorkerDied` (exit 1, results shown) when studies are left unfinished.
 """
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import queue
 import signal
@@ -24,13 +30,15 @@ import torch
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
-from hpstudy._errors import HpStudyError, Interrupted
+from hpstudy._errors import HpStudyError, Interrupted, WorkerDied
 from hpstudy.config import ExperimentConfig
 from hpstudy.runner._progress import Progress
-from hpstudy.runner._run import DataCache, StudyResult, run_studies
+from hpstudy.runner._run import DataCache, StudyResult, handled_signals, run_studies
 from hpstudy.store import StudyCounts, StudyInfo
 from hpstudy.store._optuna import rdb_backend
 from hpstudy.training import warm_up
+
+_logger = logging.getLogger("hpstudy")
 
 
 @dataclass(frozen=True)
@@ -101,10 +109,15 @@ def _worker_main(spec: WorkerSpec, events: Any, index: int, data: DataCache | No
     except Interrupted:
         sys.exit(130)
     except HpStudyError as e:
-        events.put(("error", (str(e),)))
+        events.put(("error", (index, str(e))))
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as e:  # a database error hpstudy does not retry, or a bug: say which
+        from hpstudy.store._retry import database_cause, one_line
+
+        events.put(("error", (index, one_line(database_cause(e) or e))))
+        sys.exit(1)
 
 
 def _context() -> Any:
@@ -130,15 +143,21 @@ def run_parallel(
         for i in range(n_jobs)
     ]
     reasons: dict[str, str] = {}
-    errors: list[str] = []
+    errors: dict[int, str] = {}
     interrupted = False
 
     def forward_sigterm(signum: int, frame: Any) -> None:
+        nonlocal interrupted
+        interrupted = True
         for w in workers:
             if w.is_alive() and w.pid is not None:
                 w.terminate()  # SIGTERM: the worker records its trial and exits 130
 
-    previous = signal.signal(signal.SIGTERM, forward_sigterm)
+    previous = {
+        sig: signal.signal(sig, forward_sigterm)
+        for sig in handled_signals()
+        if sig != signal.SIGINT  # Ctrl-C: KeyboardInterrupt below
+    }
     try:
         for w in workers:
             w.start()
@@ -149,7 +168,7 @@ def run_parallel(
                     break
                 method, args = events.get(timeout=0.2)
                 if method == "error":
-                    errors.append(args[0])
+                    errors[args[0]] = args[1]
                     continue
                 if method == "study_finished":
                     reasons[args[0]] = args[1]
@@ -166,21 +185,46 @@ def run_parallel(
                         time.sleep(0.05)
                     forward_sigterm(signal.SIGTERM, None)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         for w in workers:
             w.join(timeout=60)
-    codes = [w.exitcode for w in workers]
-    if interrupted or 130 in codes or any(c is not None and c < 0 for c in codes):
+    if interrupted:
         raise Interrupted(
             "interrupted; every worker recorded its running trial and queued it again"
         )
-    if errors:
-        raise HpStudyError(errors[0])
-    if any(c != 0 for c in codes):
-        raise HpStudyError(
-            f"a worker process failed (exit codes {codes}); run again with -v to see why"
-        )
-    return _results(spec, reasons)
+    died = [
+        _death(i, w.pid, w.exitcode, errors.get(i))
+        for i, w in enumerate(workers)
+        if w.exitcode != 0
+    ]
+    results = _results(spec, reasons)
+    if died:
+        unfinished = [r.name for r in results if r.counts.finished < r.budget]
+        if unfinished:
+            raise WorkerDied(
+                f"{'; '.join(died)}; {len(unfinished)} of {len(results)} studies are not "
+                f"finished (e.g. {unfinished[0]})",
+                list(results),
+            )
+        _logger.warning("%s; the other workers finished every study", "; ".join(died))
+    return results
+
+
+def _death(index: int, pid: int | None, code: int | None, error: str | None) -> str:
+    """What became of a worker process that did not end cleanly, in words."""
+    if code is not None and code < 0:
+        try:
+            how = f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"was killed by signal {-code}"
+    elif code == 130:
+        how = "was interrupted (a signal sent to it alone)"
+    elif code is None:
+        how = "did not exit"
+    else:
+        how = f"exited with code {code}" + (f" ({error})" if error else "")
+    return f"worker process {index} (pid {pid}) {how}"
 
 
 def _results(spec: WorkerSpec, reasons: dict[str, str]) -> list[StudyResult]:

@@ -5,7 +5,10 @@ Every step is idempotent and judged from the storage alone, so a ``create`` kill
 instruction (between two studies, between a study and its attrs, between two queued grid
 points) is finished by ``resume NAME``: missing studies are created, missing attrs written,
 missing grid points and manual configurations queued (each once: by ``grid_id`` and
-``manual_index``). The options ``create`` narrowed the file with (``--strategy``,
+``manual_index``). Concurrent ``create`` and ``resume`` runs of one experiment take turns
+(:func:`~hpstudy.store.experiment_lock`: an advisory lock on PostgreSQL, ``flock`` on SQLite),
+so each judges what is missing only after the other has queued it: no configuration is
+queued twice, none is missed. The options ``create`` narrowed the file with (``--strategy``,
 ``--seeds``, ``--n-trials``) are stored with every study (``options``), so the plan can be
 rebuilt from the stored study file.
 """
@@ -21,13 +24,13 @@ from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
-from hpstudy._errors import ConfigError
-from hpstudy._faults import crash_point
+from hpstudy._errors import ConfigError, UsageError
+from hpstudy._faults import crash_point, start_barrier
 from hpstudy._version import __version__
 from hpstudy.config._schema import METRICS, OBJECTIVES, ExperimentConfig, study_name
 from hpstudy.model import check_space_fits
 from hpstudy.runner._run import DataCache
-from hpstudy.store import StudyInfo, TrialWriter, study_attrs
+from hpstudy.store import StudyInfo, TrialWriter, experiment_lock, study_attrs
 from hpstudy.store._studies import all_study_attrs
 from hpstudy.strategies import check_dependencies, distributions, strategy, study_budget
 
@@ -99,21 +102,45 @@ def complete_studies(
     *,
     keep_budgets: bool = False,
     created: list[int] | None = None,
+    new: bool = False,
 ) -> list[StudyInfo]:
     """Bring ``storage`` up to ``plan``: create missing studies, write missing attrs, queue
     missing grid points and manual configurations. Safe to run again after a crash at any
-    point, and concurrently with workers.
+    point, concurrently with workers, and concurrently with another ``create`` or ``resume``
+    of the experiment (they take turns under the experiment's lock).
 
     Args:
         keep_budgets: Existing studies keep their stored budget (``resume NAME``); otherwise
             the plan's budget is stored (``resume FILE``, ``--n-trials``).
         created: Receives the ids of the studies created here (to undo them on an error).
+        new: ``create``: refuse (:class:`UsageError`) when a study of the plan exists.
 
     Returns:
         The planned studies, in plan order.
     """
+    start_barrier("plan")
+    with experiment_lock(storage, config.name):
+        return _complete(config, storage, plan, keep_budgets, created, new)
+
+
+def _complete(
+    config: ExperimentConfig,
+    storage: BaseStorage,
+    plan: list[dict[str, Any]],
+    keep_budgets: bool,
+    created: list[int] | None,
+    new: bool,
+) -> list[StudyInfo]:
     writer = TrialWriter(storage)
     studies = all_study_attrs(storage)
+    clash = [p["name"] for p in plan if p["name"] in studies]
+    if new and clash:
+        raise UsageError(
+            f"experiment {config.name!r} already has {len(clash)} of its {len(plan)} studies in this "
+            f"storage (e.g. {clash[0]}); continue it (this also finishes an interrupted create) with "
+            f"'hpstudy resume {config.name}', or rename the experiment (name = ... in the study file), "
+            "or pass another --storage"
+        )
     infos = []
     for p in plan:
         attrs = study_attrs(p)
@@ -127,7 +154,9 @@ def complete_studies(
             )
             try:
                 study_id = storage.create_new_study([direction], p["name"])
-            except DuplicatedStudyError:  # another create or resume made it meanwhile
+            except DuplicatedStudyError:
+                # Not another hpstudy planner (they hold the lock): something else made a
+                # study of this name between the read above and now. Complete it as found.
                 study_id = storage.get_study_id_from_name(p["name"])
             else:
                 if created is not None:

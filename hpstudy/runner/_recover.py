@@ -88,7 +88,9 @@ class Heartbeat:
             try:
                 self.writer.heartbeat(trial_id)
             except Exception as e:  # a missed beat is not fatal; the next one may pass
-                _logger.warning("heartbeat for trial id %d failed: %s", trial_id, e)
+                from hpstudy.store._retry import one_line
+
+                _logger.warning("heartbeat for trial id %d failed: %s", trial_id, one_line(e))
 
     def beat_for(self, trial_id: int | None) -> None:
         """Beat for ``trial_id`` from now on (``None``: between trials)."""

@@ -39,6 +39,8 @@ from hpstudy.training import NonFiniteLossError, train, warm_up
 
 _logger = logging.getLogger("hpstudy")
 
+# Signals that stop a run cleanly (the running trial recorded, re-queued, never counted).
+INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # A running trial's epochs reach storage (for optuna-dashboard) at most this often.
 LIVE_FLUSH_SECONDS = 5.0
 
@@ -109,10 +111,13 @@ class _EpochReporter:
         return {s: v for s, v in self.values.items() if s > self._flushed}
 
 
-def _claim_waiting(local: LocalStudy, writer: TrialWriter) -> tuple[int, int] | None:
-    """Claim the first WAITING trial (manual configuration, grid point or retry)."""
+def _claim_waiting(
+    local: LocalStudy, writer: TrialWriter, info: StudyInfo
+) -> tuple[int, int] | None:
+    """Claim the first WAITING trial (manual configuration, grid point or retry), never
+    beyond the study's budget."""
     for trial_id, number in local.waiting():
-        claimed = writer.claim(trial_id)
+        claimed = writer.claim(trial_id, info.study_id, info.budget)
         local.mark_claimed(number)  # ours now, or another worker's
         if claimed:
             return trial_id, number
@@ -186,24 +191,23 @@ def run_study(
         start_barrier()
         claimed: tuple[int, int] | None = None
         try:
-            claimed = _claim_waiting(local, writer)
+            claimed = _claim_waiting(local, writer, info)
             if claimed is None and queued:
                 # Every configuration was queued at create; the rest run elsewhere.
                 reason = "all configurations run" if counts.running == 0 else "others finishing"
                 break
             if claimed is None:
-                # Claim a number first (budget-guarded), then sample for it on the synced
-                # copy: numbers never clash with other workers' trials.
-                claimed = writer.add_trial(
-                    info.study_id, TrialState.RUNNING, {}, {}, budget=info.budget
-                )
-                if claimed is None:  # the budget is taken by trials running elsewhere
+                # Claim a number and a sample index first (budget-guarded), then sample for
+                # it on the synced copy: neither ever clashes with other workers' trials.
+                numbered = writer.claim_number(info.study_id, info.budget)
+                if numbered is None:  # the budget is taken by trials running elsewhere
                     reason = "others finishing"
                     break
+                claimed = numbered[:2]
                 crash_point("claim")
                 local.sync(own=claimed)
                 crash_point("sample")
-                sampler = make_sampler(info.strategy, config, info.seed, claimed[1])
+                sampler = make_sampler(info.strategy, config, info.seed, numbered[2])
                 local_id, params, system_attrs = local.sample(claimed[1], dists, sampler)
                 crash_point("params")
                 writer.set_params(claimed[0], params, dists, system_attrs)
@@ -263,7 +267,7 @@ def _interrupted(ctx: WorkerContext, info: StudyInfo, trial_id: int, number: int
     its configuration again if it has one, and raise :class:`~hpstudy.Interrupted`."""
     (stored,) = ctx.reader.fetch(info.study_id, {trial_id})
     requeued = ctx.writer.fail_and_requeue(
-        info.study_id, trial_id, stored, "interrupted: Ctrl-C or SIGTERM during the trial"
+        info.study_id, trial_id, stored, "interrupted: Ctrl-C, SIGTERM or SIGHUP during the trial"
     )
     again = (
         f"; its configuration is queued again as trial {requeued}" if requeued is not None else ""
@@ -331,7 +335,7 @@ def _run_trial(
     except KeyboardInterrupt:
         # Further signals are ignored meanwhile (see run_studies).
         requeued = writer.fail_and_requeue(
-            info.study_id, trial_id, frozen, "interrupted: Ctrl-C or SIGTERM during the trial",
+            info.study_id, trial_id, frozen, "interrupted: Ctrl-C, SIGTERM or SIGHUP during the trial",
             intermediate=reporter.unflushed(), user_attrs=spent(),
         )  # fmt: skip
         again = (
@@ -456,7 +460,8 @@ def run_studies(
     """Run each study in turn (tasks, then seeds, then strategies) until its budget is met,
     then sweep every study for work dead workers left (see :func:`sweep`).
 
-    SIGTERM is handled like Ctrl-C: the running trial is recorded and re-queued, and
+    SIGTERM and SIGHUP (a closed terminal or SSH session) are handled like Ctrl-C: the
+    running trial is recorded and re-queued, and
     :class:`~hpstudy.Interrupted` is raised; further signals are ignored meanwhile.
     """
     torch.set_num_threads(config.training.torch_threads)
@@ -489,11 +494,22 @@ def run_studies(
     return results
 
 
+def handled_signals() -> list[signal.Signals]:
+    """The signals a run turns into a clean interruption: SIGINT, SIGTERM, and SIGHUP unless
+    this process was started to ignore it (``nohup``: the run must outlive the terminal)."""
+    return [
+        sig
+        for sig in INTERRUPT_SIGNALS
+        if sig != signal.SIGHUP or signal.getsignal(sig) != signal.SIG_IGN
+    ]
+
+
 @contextlib.contextmanager
 def _interrupt_once() -> Iterator[None]:
-    """SIGINT and SIGTERM raise KeyboardInterrupt once; later ones are ignored, so a second
-    Ctrl-C (or a SIGTERM racing a terminal's Ctrl-C) cannot cut short the recording of the
-    interrupted trial. Main thread only; the previous handlers come back afterwards."""
+    """SIGINT, SIGTERM and SIGHUP raise KeyboardInterrupt once; later ones are ignored, so a
+    second Ctrl-C (or a SIGTERM racing a terminal's Ctrl-C, or the SIGHUP of the terminal
+    closing after it) cannot cut short the recording of the interrupted trial. Main thread
+    only; the previous handlers come back afterwards."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -505,7 +521,7 @@ def _interrupt_once() -> Iterator[None]:
             fired = True
             raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handler) for sig in handled_signals()}
     try:
         yield
     finally:

@@ -259,14 +259,16 @@ def grid_order(sampler: optuna.samplers.GridSampler) -> list[dict[str, Any]]:
 
 
 class NumberedQMCSampler(optuna.samplers.QMCSampler):
-    """QMCSampler whose sample index is the trial's stored number.
+    """QMCSampler whose sample index is claimed in storage: ``sample_index`` when set (the
+    runner sets the trial's claimed sample index), else the trial's stored number.
 
     Optuna's counter lives in study system attrs; on a per-worker local copy every worker
-    would start at 0 and draw the same points. The number is claimed in storage, so distinct
+    would start at 0 and draw the same points. The index is claimed in storage, so distinct
     trials get distinct points of one scrambled sequence, whichever worker runs them.
     """
 
     _number = 0
+    sample_index: int | None = None
 
     def sample_independent(
         self,
@@ -288,4 +290,4 @@ class NumberedQMCSampler(optuna.samplers.QMCSampler):
         return super().sample_relative(study, trial, search_space)
 
     def _find_sample_id(self, study: optuna.Study, search_space: dict[str, Any]) -> int:
-        return self._number
+        return self._number if self.sample_index is None else self.sample_index

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import logging
 import os
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpstudy._errors import StorageError, UsageError
 from hpstudy._faults import start_barrier
 from hpstudy._redact import redact_text, redact_url
+from hpstudy.store._retry import retrying
 
 try:
     import fcntl
@@ -26,10 +30,21 @@ except ImportError:  # Windows: no flock; concurrent first opens are not seriali
 from hpstudy.store import _optuna as o
 from hpstudy.store._optuna import check_versions, rdb_backend, wrap_rdb
 
+_logger = logging.getLogger("hpstudy")
+
 DEFAULT_STORAGE = "sqlite:///storage/hpstudy.db"
 ENV_STORAGE = "HPSTUDY_STORAGE"
 # SQLite waits this long for a lock instead of failing with "database is locked".
 SQLITE_BUSY_TIMEOUT_S = 60
+# PostgreSQL: no lock wait and no idle transaction lasts forever. A worker frozen inside a
+# write transaction (SIGSTOP, a suspended laptop, a partition) holds the study row; the server
+# ends its session after the idle limit, so the others wait that long at most, and any other
+# lock wait ends (and is retried) after the lock limit. Seconds; 0 turns a limit off.
+ENV_PG_IDLE = "HPSTUDY_PG_IDLE_IN_TRANSACTION_TIMEOUT"
+ENV_PG_LOCK = "HPSTUDY_PG_LOCK_TIMEOUT"
+# File systems whose locking SQLite cannot rely on (several processes corrupt the file).
+NETWORK_FILE_SYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "afs", "9p", "fuse.sshfs")
+MOUNTS = "/proc/self/mounts"
 
 
 def resolve_storage_url(url: str | None) -> str:
@@ -135,8 +150,13 @@ def open_storage(url: str, *, create: bool = True, write: bool | None = None) ->
             except OSError as e:
                 raise StorageError(f"cannot create the folder of {redact_url(url)}: {e}") from e
         engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
-    with _schema_lock(path):
+        _warn_network_file_system(path)
+    else:
+        engine_kwargs["pool_pre_ping"] = True  # a connection the server dropped is replaced
+    with _schema_lock(url, path):
         rdb = _open_rdb(url, path, engine_kwargs)
+    if rdb.engine.dialect.name == "postgresql":
+        _bound_waits(rdb.engine)
     if path is not None:
         from sqlalchemy import event
 
@@ -172,16 +192,114 @@ def _open_read_only(url: str, path: Path) -> BaseStorage:
     return wrap_rdb(rdb)
 
 
-@contextlib.contextmanager
-def _schema_lock(path: Path | None) -> Iterator[None]:
-    """Serialise opening (and so creating the schema of) a SQLite file among processes.
+def _seconds(name: str, default: float) -> float:
+    try:
+        return max(0.0, float(os.environ.get(name, default)))
+    except ValueError:
+        return default
 
-    Optuna creates its tables with check-then-create; two processes opening a new file at
-    once both see no table and one fails with "table studies already exists". An exclusive
-    ``flock`` on the file's folder (not on the database file: closing another descriptor of
-    it would drop SQLite's own POSIX locks) makes the second wait for the first.
+
+def _bound_waits(engine: Any) -> None:
+    """Every PostgreSQL session of ``engine`` gets ``idle_in_transaction_session_timeout`` and
+    ``lock_timeout`` (set per connection, so they also hold behind PgBouncer, which refuses
+    startup options). The lock limit is longer than the idle one: a worker waiting behind a
+    frozen one is freed by the server ending the frozen session, not by giving up."""
+    from sqlalchemy import event
+
+    idle_ms = int(_seconds(ENV_PG_IDLE, 30) * 1000)
+    lock_ms = int(_seconds(ENV_PG_LOCK, 60) * 1000)
+
+    def _limits(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute(f"SET idle_in_transaction_session_timeout = {idle_ms}")
+        cur.execute(f"SET lock_timeout = {lock_ms}")
+        cur.close()
+        dbapi_conn.commit()
+
+    event.listen(engine, "connect", _limits)
+    engine.dispose()  # reconnect so every pooled connection has the limits
+
+
+def _warn_network_file_system(path: Path) -> None:
+    """Warn when the SQLite file lies on a network file system: its locking is unreliable
+    there (SQLite's own documentation), so several workers can corrupt the database."""
+    fs = file_system_type(path)
+    if fs is not None and (fs in NETWORK_FILE_SYSTEMS or fs.startswith(("nfs", "smb"))):
+        _logger.warning(
+            "the SQLite storage %s is on a network file system (%s), where file locking is "
+            "unreliable: several processes can corrupt it; keep the file on a local disk, "
+            "or use PostgreSQL (--storage postgresql://user@host/db) to share a study "
+            "between machines",
+            path,
+            fs,
+        )
+
+
+def file_system_type(path: Path, mounts: str | None = None) -> str | None:
+    """The type of the file system ``path`` (or its nearest existing folder) lies on, from
+    the mount table (``/proc/self/mounts``); ``None`` where there is none (not Linux)."""
+    try:
+        text = Path(mounts or MOUNTS).read_text()
+    except OSError:
+        return None
+    target = path
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    target = target.resolve()
+    best: tuple[int, str] | None = None
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = Path(fields[1].replace("\\040", " "))
+        if (target == point or point in target.parents) and (
+            best is None or len(str(point)) > best[0]
+        ):
+            best = (len(str(point)), fields[2])
+    return None if best is None else best[1]
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str, path: Path | None) -> Iterator[None]:
+    """Serialise opening (and so creating the schema of) a storage among processes.
+
+    Optuna creates its tables with check-then-create; two processes opening a new database
+    at once both see no table and one fails ("table studies already exists", or on
+    PostgreSQL a unique violation in its catalogue). For a SQLite file an exclusive ``flock``
+    on the file's folder (not on the database file: closing another descriptor of it would
+    drop SQLite's own POSIX locks) makes the second wait for the first; on PostgreSQL a
+    transaction advisory lock does (transaction-level, so it also holds behind PgBouncer in
+    transaction mode, where a session lock could be taken and released on two different
+    server connections).
     """
-    if path is None or fcntl is None:
+    if path is not None:
+        with _folder_lock(path):
+            yield
+        return
+    if not url.startswith(("postgresql", "postgres")):
+        yield
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    try:
+        engine = create_engine(url, poolclass=NullPool)
+        conn = engine.connect()
+    except Exception:  # unreachable or no driver: opening says so, with the fix
+        yield
+        return
+    try:
+        conn.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key("hpstudy schema")})
+        yield
+    finally:
+        conn.close()  # ends the transaction, which releases the lock
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def _folder_lock(path: Path) -> Iterator[None]:
+    if fcntl is None:
         yield
         return
     fd = os.open(path.parent, os.O_RDONLY)
@@ -190,6 +308,76 @@ def _schema_lock(path: Path | None) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def _lock_key(name: str) -> int:
+    """A signed 64-bit advisory lock key for ``name`` (stable across processes)."""
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+# How long create/resume wait for another one queuing the same experiment.
+PLAN_LOCK_WAIT_S = 600.0
+
+
+@contextlib.contextmanager
+def experiment_lock(storage: BaseStorage, experiment: str) -> Iterator[None]:
+    """Hold the experiment's planning lock: one ``create`` or ``resume`` at a time creates
+    its studies, writes their attrs and queues their grid points and manual configurations,
+    so two started at the same moment never queue a configuration twice (each judges what is
+    missing only once the other is done). PostgreSQL: a transaction advisory lock in a
+    transaction of its own connection, exempt from the idle-transaction limit (released when
+    it ends or the process dies; transaction-level, so it also holds behind PgBouncer in
+    transaction mode); MySQL: ``GET_LOCK``; a SQLite file: ``flock`` on its folder. Workers
+    (claims, results) never take it."""
+    backend = rdb_backend(storage)
+    if backend is None:
+        yield
+        return
+    engine = backend.engine
+    dialect = engine.dialect.name
+    if dialect == "sqlite":
+        database = engine.url.database
+        if not database or database == ":memory:":
+            yield
+            return
+        with _folder_lock(Path(database)):
+            yield
+        return
+    from sqlalchemy import text
+
+    key = _lock_key(f"hpstudy experiment {experiment}")
+    with engine.connect() as conn:
+        if dialect == "postgresql":
+            conn.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
+            take = text("SELECT pg_try_advisory_xact_lock(:k)").bindparams(k=key)
+            free = None  # released when the transaction ends (leaving this block)
+        elif dialect in ("mysql", "mariadb"):
+            take = text("SELECT GET_LOCK(:n, 0)").bindparams(n=f"hpstudy:{key}")
+            free = text("SELECT RELEASE_LOCK(:n)").bindparams(n=f"hpstudy:{key}")
+        else:
+            yield
+            return
+        deadline = time.monotonic() + PLAN_LOCK_WAIT_S
+        said = False
+        while not conn.execute(take).scalar():
+            if time.monotonic() > deadline:
+                raise StorageError(
+                    f"another create or resume of experiment {experiment!r} has been queuing "
+                    f"its studies for {PLAN_LOCK_WAIT_S:.0f} s; wait for it, or stop it and run "
+                    f"'hpstudy resume {experiment}'"
+                )
+            if not said:
+                _logger.info("waiting for another create or resume of %s to finish", experiment)
+                said = True
+            time.sleep(0.2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):  # a lost connection has released it already
+                if free is not None:
+                    conn.execute(free)
+                conn.rollback()
 
 
 def _open_rdb(url: str, path: Path | None, engine_kwargs: dict[str, Any]) -> RDBStorage:
@@ -244,8 +432,13 @@ class TrialReader:
         query = select(table.c.trial_id, table.c.number, table.c.state).where(
             table.c.study_id == study_id
         )
-        with self._rdb.engine.connect() as conn:
-            return [(r[0], r[1], r[2]) for r in conn.execute(query)]  # state: a TrialState
+        engine = self._rdb.engine
+
+        def attempt() -> list[tuple[int, int, TrialState]]:
+            with engine.connect() as conn:
+                return [(r[0], r[1], r[2]) for r in conn.execute(query)]  # state: a TrialState
+
+        return retrying("reading trial states", attempt)
 
     def running_health(self, study_id: int) -> list[tuple[int, str | None, float | None]]:
         """(trial id, worker id, seconds since its last heartbeat) of RUNNING trials.
@@ -268,9 +461,14 @@ class TrialReader:
             )
             .where(trials.c.study_id == study_id, trials.c.state == TrialState.RUNNING)
         )
-        with self._rdb.engine.connect() as conn:
-            now = conn.execute(select(db_utc_now(conn.dialect.name))).scalar_one()
-            rows = conn.execute(query).all()
+        engine = self._rdb.engine
+
+        def attempt() -> tuple[Any, list[Any]]:
+            with engine.connect() as conn:
+                now = conn.execute(select(db_utc_now(conn.dialect.name))).scalar_one()
+                return now, list(conn.execute(query).all())
+
+        now, rows = retrying("reading heartbeats", attempt)
         now = _naive(now)
         out = []
         for trial_id, worker, beat in rows:
@@ -309,11 +507,16 @@ class TrialReader:
             if trial_ids is None
             else sorted(trial_ids)
         )
-        with self._rdb.engine.connect() as conn:
-            rows = {
-                name: conn.execute(select(t).where(t.c.trial_id.in_(ids))).mappings().all()
-                for name, t in tables.items()
-            }
+        engine = self._rdb.engine
+
+        def attempt() -> dict[str, Any]:
+            with engine.connect() as conn:
+                return {
+                    name: conn.execute(select(t).where(t.c.trial_id.in_(ids))).mappings().all()
+                    for name, t in tables.items()
+                }
+
+        rows = retrying("reading trials", attempt)
         by_id: dict[int, dict[str, Any]] = {}
         for r in rows["trials"]:
             by_id[r["trial_id"]] = {

@@ -25,8 +25,10 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import and_, exists, func, insert, or_, select, update
 
 from hpstudy._errors import StorageError
+from hpstudy._faults import crash_point
 from hpstudy.store import _optuna as o
 from hpstudy.store._identity import worker_id
+from hpstudy.store._retry import retrying
 from hpstudy.store._storage import db_utc_now
 from hpstudy.store._studies import UNCOUNTED_REASONS
 
@@ -75,17 +77,23 @@ class TrialWriter:
     def set_study_user_attrs(self, study_id: int, attrs: Mapping[str, Any]) -> None:
         """Write (or replace) several study user attrs in one transaction."""
         table = o.STUDY_USER_ATTRS
-        with self.engine.begin() as conn:
-            conn.execute(
-                table.delete().where(table.c.study_id == study_id, table.c.key.in_(list(attrs)))
-            )
-            conn.execute(
-                table.insert(),
-                [
-                    {"study_id": study_id, "key": k, "value_json": json.dumps(v)}
-                    for k, v in attrs.items()
-                ],
-            )
+
+        def attempt() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    table.delete().where(
+                        table.c.study_id == study_id, table.c.key.in_(list(attrs))
+                    )
+                )
+                conn.execute(
+                    table.insert(),
+                    [
+                        {"study_id": study_id, "key": k, "value_json": json.dumps(v)}
+                        for k, v in attrs.items()
+                    ],
+                )
+
+        retrying("writing study attributes", attempt)
 
     def update_study_user_attrs(
         self,
@@ -152,24 +160,59 @@ class TrialWriter:
         user_attrs = dict(user_attrs or {})
         if state == TrialState.RUNNING:
             user_attrs["worker"] = self.worker
-        try:
+
+        def attempt() -> tuple[int, int] | None:
+            try:
+                with self.engine.begin() as conn:
+                    trial_id, number = _insert_trial(
+                        conn,
+                        study_id,
+                        state,
+                        params,
+                        distributions,
+                        user_attrs,
+                        dict(system_attrs or {}),
+                    )
+                    if budget is not None and _used_budget(conn, study_id) > budget:
+                        raise BudgetFull
+                    if state == TrialState.RUNNING:
+                        _beat(conn, trial_id)
+            except BudgetFull:
+                return None
+            return trial_id, number
+
+        return retrying("claiming a trial", attempt)
+
+    def claim_number(self, study_id: int, budget: int) -> tuple[int, int, int] | None:
+        """Claim a new trial number to sample for (RUNNING, no parameters yet), within the
+        budget, with its sample index, in one transaction.
+
+        The sample index seeds the trial's sampler (see :mod:`hpstudy.strategies`): the
+        smallest index that no trial of the study holds, where a trial that failed before its
+        parameters were stored holds none. So a re-run after a crash draws exactly what the
+        crashed attempt would have drawn (its number is used up; its index is not), and two
+        workers never share an index (it is chosen under the study's lock).
+
+        Returns:
+            (trial id, trial number, sample index), or ``None`` when the budget is full.
+        """
+        attrs = {"worker": self.worker}
+
+        def attempt() -> tuple[int, int, int] | None:
             with self.engine.begin() as conn:
                 trial_id, number = _insert_trial(
-                    conn,
-                    study_id,
-                    state,
-                    params,
-                    distributions,
-                    user_attrs,
-                    dict(system_attrs or {}),
+                    conn, study_id, TrialState.RUNNING, {}, {}, attrs, {}
                 )
-                if budget is not None and _used_budget(conn, study_id) > budget:
-                    raise BudgetFull
-                if state == TrialState.RUNNING:
-                    _beat(conn, trial_id)
-        except BudgetFull:
-            return None
-        return trial_id, number
+                if _used_budget(conn, study_id) > budget:
+                    conn.rollback()
+                    return None
+                index = _free_sample_index(conn, study_id)
+                _insert_attrs(conn, _USER_ATTRS, trial_id, {"sample_index": index})
+                crash_point("claim-tx")  # the study row is locked (server databases)
+                _beat(conn, trial_id)
+            return trial_id, number, index
+
+        return retrying("claiming a trial", attempt)
 
     def set_params(
         self,
@@ -179,23 +222,41 @@ class TrialWriter:
         system_attrs: Mapping[str, Any] | None = None,
     ) -> None:
         """Store the sampled parameters (and sampler system attrs) of a claimed trial."""
-        with self.engine.begin() as conn:
-            _insert_params(conn, trial_id, params, distributions)
-            _insert_attrs(conn, _SYSTEM_ATTRS, trial_id, system_attrs or {})
 
-    def claim(self, trial_id: int) -> bool:
-        """Move a WAITING trial to RUNNING (one atomic UPDATE); False when another worker won."""
-        with self.engine.begin() as conn:
-            done = conn.execute(
-                update(_TRIALS)
-                .where(_TRIALS.c.trial_id == trial_id, _TRIALS.c.state == TrialState.WAITING)
-                .values(state=TrialState.RUNNING, datetime_start=_utc(datetime.now()))
-            )
-            if done.rowcount != 1:
-                return False
-            _insert_attrs(conn, _USER_ATTRS, trial_id, {"worker": self.worker}, replace=True)
-            _beat(conn, trial_id)
-        return True
+        def attempt() -> None:
+            with self.engine.begin() as conn:
+                # Idempotent: a retry after a lost commit acknowledgement rewrites the same rows.
+                conn.execute(o.PARAMS.delete().where(o.PARAMS.c.trial_id == trial_id))
+                _insert_params(conn, trial_id, params, distributions)
+                _insert_attrs(conn, _SYSTEM_ATTRS, trial_id, system_attrs or {}, replace=True)
+
+        retrying("storing sampled parameters", attempt)
+
+    def claim(self, trial_id: int, study_id: int | None = None, budget: int | None = None) -> bool:
+        """Move a WAITING trial to RUNNING (one atomic UPDATE); False when another worker won,
+        or (with ``budget``) when finished and running trials of ``study_id`` already take
+        the whole budget: a WAITING trial is never claimed beyond it, whatever other workers
+        claim at the same moment (the study row is locked first on server databases)."""
+
+        def attempt() -> bool:
+            with self.engine.begin() as conn:
+                if budget is not None and conn.dialect.name != "sqlite":
+                    _lock_study(conn, study_id)
+                done = conn.execute(
+                    update(_TRIALS)
+                    .where(_TRIALS.c.trial_id == trial_id, _TRIALS.c.state == TrialState.WAITING)
+                    .values(state=TrialState.RUNNING, datetime_start=_utc(datetime.now()))
+                )
+                if done.rowcount != 1:
+                    return False
+                if budget is not None and _used_budget(conn, study_id, waiting=False) > budget:
+                    conn.rollback()
+                    return False
+                _insert_attrs(conn, _USER_ATTRS, trial_id, {"worker": self.worker}, replace=True)
+                _beat(conn, trial_id)
+            return True
+
+        return retrying("claiming a queued trial", attempt)
 
     def heartbeat(self, trial_id: int) -> None:
         """Record that this worker is still running ``trial_id``."""
@@ -204,10 +265,21 @@ class TrialWriter:
 
     def write_intermediate(self, trial_id: int, values: Mapping[int, float]) -> None:
         """Store new per-epoch values of a running trial (live view) in one transaction."""
-        if values:
+        if not values:
+            return
+
+        def attempt() -> None:
             with self.engine.begin() as conn:
                 _beat(conn, trial_id)
+                steps = o.STEPS
+                conn.execute(  # idempotent under a retry
+                    steps.delete().where(
+                        steps.c.trial_id == trial_id, steps.c.step.in_(list(values))
+                    )
+                )
                 _insert_intermediate(conn, trial_id, values)
+
+        retrying("storing a running trial's epochs", attempt)
 
     def finish(
         self,
@@ -228,20 +300,30 @@ class TrialWriter:
             False when the trial was no longer RUNNING (a live worker declared it stale):
             nothing was written.
         """
-        with self.engine.begin() as conn:
-            if not _set_finished(conn, trial_id, state):
-                return False
-            _insert_intermediate(conn, trial_id, intermediate or {})
-            _insert_attrs(conn, _USER_ATTRS, trial_id, user_attrs or {})
-            _insert_attrs(conn, _SYSTEM_ATTRS, trial_id, system_attrs or {}, replace=True)
-            if value is not None:
-                stored, kind = o.value_to_stored(value)
-                conn.execute(
-                    insert(o.VALUES).values(
-                        trial_id=trial_id, objective=0, value=stored, value_type=kind
+        tries = 0
+
+        def attempt() -> bool:
+            nonlocal tries
+            tries += 1
+            with self.engine.begin() as conn:
+                if not _set_finished(conn, trial_id, state):
+                    # After a failed attempt the commit may have landed with only its
+                    # acknowledgement lost: then the trial is finished by this very worker.
+                    return tries > 1 and _finished_by(conn, trial_id, state, self.worker)
+                crash_point("finish-tx")  # the trial row is locked, nothing committed
+                _insert_intermediate(conn, trial_id, intermediate or {})
+                _insert_attrs(conn, _USER_ATTRS, trial_id, user_attrs or {})
+                _insert_attrs(conn, _SYSTEM_ATTRS, trial_id, system_attrs or {}, replace=True)
+                if value is not None:
+                    stored, kind = o.value_to_stored(value)
+                    conn.execute(
+                        insert(o.VALUES).values(
+                            trial_id=trial_id, objective=0, value=stored, value_type=kind
+                        )
                     )
-                )
-        return True
+            return True
+
+        return retrying("storing a trial's result", attempt)
 
     def fail_and_requeue(
         self,
@@ -278,33 +360,37 @@ class TrialWriter:
             reason = f"gave up: its worker process died {crashes} times running this configuration (last: {reason})"
             requeue = False
         attrs = {"fail_reason": reason, **(user_attrs or {})}
-        with self.engine.begin() as conn:
-            if not _set_finished(conn, trial_id, TrialState.FAIL):
-                return None
-            _insert_intermediate(conn, trial_id, intermediate or {})
-            _insert_attrs(conn, _USER_ATTRS, trial_id, attrs, replace=True)
-            if not requeue:
-                return None
-            copy_attrs: dict[str, Any] = {
-                "retry_of": trial.number,
-                "retries": retries + 1,
-                "crashes": crashes,
-            }
-            if "manual_index" in trial.user_attrs:
-                copy_attrs["manual_index"] = trial.user_attrs["manual_index"]
-            system = {
-                k: v for k, v in trial.system_attrs.items() if not k.startswith("completed_rung_")
-            }
-            _, number = _insert_trial(
-                conn,
-                study_id,
-                TrialState.WAITING,
-                trial.params,
-                trial.distributions,
-                copy_attrs,
-                system,
-            )
-        return number
+        copy_attrs: dict[str, Any] = {
+            "retry_of": trial.number,
+            "retries": retries + 1,
+            "crashes": crashes,
+        }
+        if "manual_index" in trial.user_attrs:
+            copy_attrs["manual_index"] = trial.user_attrs["manual_index"]
+        system = {
+            k: v for k, v in trial.system_attrs.items() if not k.startswith("completed_rung_")
+        }
+
+        def attempt() -> int | None:
+            with self.engine.begin() as conn:
+                if not _set_finished(conn, trial_id, TrialState.FAIL):
+                    return None
+                _insert_intermediate(conn, trial_id, intermediate or {})
+                _insert_attrs(conn, _USER_ATTRS, trial_id, attrs, replace=True)
+                if not requeue:
+                    return None
+                _, number = _insert_trial(
+                    conn,
+                    study_id,
+                    TrialState.WAITING,
+                    trial.params,
+                    trial.distributions,
+                    copy_attrs,
+                    system,
+                )
+            return number
+
+        return retrying("re-queuing an interrupted trial", attempt)
 
 
 def _insert_trial(
@@ -320,10 +406,7 @@ def _insert_trial(
     # these are the same rows in a few batched statements.
     if conn.dialect.name != "sqlite":  # SQLite serialises writers by itself
         # Lock the study row, as Optuna does, so concurrent workers get distinct numbers.
-        studies = o.STUDIES
-        conn.execute(
-            select(studies.c.study_id).where(studies.c.study_id == study_id).with_for_update()
-        )
+        _lock_study(conn, study_id)
     start = _utc(datetime.now()) if state == TrialState.RUNNING else None
     key = conn.execute(
         insert(_TRIALS).values(study_id=study_id, number=None, state=state, datetime_start=start)
@@ -361,9 +444,72 @@ def _insert_params(
         conn.execute(insert(o.PARAMS), rows)
 
 
-def _used_budget(conn: Any, study_id: int) -> int:
+def _lock_study(conn: Any, study_id: int | None) -> None:
+    studies = o.STUDIES
+    conn.execute(
+        select(studies.c.study_id).where(studies.c.study_id == study_id).with_for_update()
+    )
+
+
+def _free_sample_index(conn: Any, study_id: int) -> int:
+    """The smallest sample index no trial of the study holds (see ``claim_number``).
+
+    A trial holds its ``sample_index`` unless it failed before its parameters were stored.
+    A sampled trial stored before sample indexes existed (no ``sample_index``, not a re-run)
+    was seeded from its number: it holds its number, so a resumed old study never redraws it.
+    """
+    has_params = exists().where(o.PARAMS.c.trial_id == _TRIALS.c.trial_id)
+    trials = conn.execute(
+        select(_TRIALS.c.trial_id, _TRIALS.c.number, _TRIALS.c.state, has_params).where(
+            _TRIALS.c.study_id == study_id
+        )
+    ).all()
+    attrs: dict[int, dict[str, Any]] = {}
+    for trial_id, key, value in conn.execute(
+        select(_USER_ATTRS.c.trial_id, _USER_ATTRS.c.key, _USER_ATTRS.c.value_json)
+        .join(_TRIALS, _TRIALS.c.trial_id == _USER_ATTRS.c.trial_id)
+        .where(
+            _TRIALS.c.study_id == study_id,
+            _USER_ATTRS.c.key.in_(["sample_index", "retry_of"]),
+        )
+    ):
+        attrs.setdefault(trial_id, {})[key] = json.loads(value)
+    held = set()
+    for trial_id, number, state, params in trials:
+        mine = attrs.get(trial_id, {})
+        if state == TrialState.FAIL and not params:
+            continue
+        if "sample_index" in mine:
+            held.add(int(mine["sample_index"]))
+        elif params and "retry_of" not in mine:
+            held.add(int(number))
+    return next(i for i in range(len(held) + 1) if i not in held)
+
+
+def _finished_by(conn: Any, trial_id: int, state: TrialState, worker: str) -> bool:
+    """Whether ``trial_id`` is in ``state`` as this worker left it: claimed by ``worker`` and
+    not failed by someone else's recovery (which writes an uncounted reason)."""
+    if (
+        conn.execute(select(_TRIALS.c.state).where(_TRIALS.c.trial_id == trial_id)).scalar()
+        != state
+    ):
+        return False
+    attrs = dict(
+        conn.execute(
+            select(_USER_ATTRS.c.key, _USER_ATTRS.c.value_json).where(
+                _USER_ATTRS.c.trial_id == trial_id,
+                _USER_ATTRS.c.key.in_(["worker", "fail_reason"]),
+            )
+        ).all()
+    )
+    reason = json.loads(attrs.get("fail_reason", '""'))
+    return attrs.get("worker") == json.dumps(worker) and not reason.startswith(UNCOUNTED_REASONS)
+
+
+def _used_budget(conn: Any, study_id: int | None, waiting: bool = True) -> int:
     """Trials that are or will be finished and counted: all but failures that say nothing
-    about their configuration (interrupted, stale, given up)."""
+    about their configuration (interrupted, stale, given up); WAITING ones too unless
+    ``waiting`` is false."""
     requeued = exists().where(
         _USER_ATTRS.c.trial_id == _TRIALS.c.trial_id,
         _USER_ATTRS.c.key == "fail_reason",
@@ -371,7 +517,8 @@ def _used_budget(conn: Any, study_id: int) -> int:
     )
     counted = or_(
         _TRIALS.c.state.in_(
-            [TrialState.RUNNING, TrialState.WAITING, TrialState.COMPLETE, TrialState.PRUNED]
+            [TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED]
+            + ([TrialState.WAITING] if waiting else [])
         ),
         and_(_TRIALS.c.state == TrialState.FAIL, ~requeued),
     )

@@ -4,9 +4,11 @@ Each entry says what the strategy is called in prose, which optional packages it
 whether its configurations are queued when the study is created (manual picks, grid points)
 or sampled trial by trial, how its budget is set, and how its sampler is made.
 
-Seeding: a sampled trial's sampler is seeded from (study seed, the trial's claimed number,
-strategy). The number is claimed in storage before sampling, so two workers never seed two
-trials alike, whatever moment they start; a resumed study never replays a seed either.
+Seeding: a sampled trial's sampler is seeded from (study seed, the trial's claimed sample
+index, strategy). The index is claimed in storage before sampling (the smallest one no trial
+holds, under the study's lock; see ``TrialWriter.claim_number``), so two workers never seed
+two trials alike, whatever moment they start, and a re-run after a crash draws what the
+crashed attempt would have drawn.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ from hpstudy.config._schema import STRATEGY_NAMES, ExperimentConfig
 
 
 def derive_seed(seed: int, number: int, strategy: str = "") -> int:
-    """Seed of the sampler that proposes trial ``number`` of a study of ``strategy``.
+    """Seed of the sampler that proposes the trial of sample index ``number`` of a study of
+    ``strategy``.
 
-    Distinct trial numbers give independent streams (no two workers, and no resumed run,
-    replay a stream); the strategy is mixed in so that random search and TPE's random
+    Distinct sample indexes give independent streams (no two workers share one, and a run
+    replays one only to redraw a trial that crashed before its parameters were stored); the
+    strategy is mixed in so that random search and TPE's random
     start-up trials are independent draws.
     """
     salt = int.from_bytes(strategy.encode()[:8].ljust(8, b"\0"), "little")
@@ -65,7 +69,7 @@ class Strategy:
         needs: Optional packages the sampler imports.
         queued: Its configurations are queued at create (manual, grid), never sampled.
         budget: Finished trials a study aims for, given the study file.
-        sampler: ``(config, study seed, trial number) -> sampler`` for a sampled trial.
+        sampler: ``(config, study seed, sample index) -> sampler`` for a sampled trial.
         configurations: ``(config, study seed, budget) -> configurations`` to queue.
     """
 
@@ -113,13 +117,15 @@ def _cmaes(config: ExperimentConfig, seed: int, number: int) -> optuna.samplers.
 def _qmc(config: ExperimentConfig, seed: int, number: int) -> optuna.samplers.BaseSampler:
     from hpstudy.store._optuna import NumberedQMCSampler
 
-    # One scrambled sequence per study (its seed), indexed by the trial number.
-    return NumberedQMCSampler(
+    # One scrambled sequence per study (its seed), indexed by the trial's sample index.
+    sampler = NumberedQMCSampler(
         seed=derive_seed(seed, 0, "qmc"),
         scramble=True,
         independent_sampler=optuna.samplers.RandomSampler(seed=derive_seed(seed, number, "qmc")),
         warn_independent_sampling=False,
     )
+    sampler.sample_index = number
+    return sampler
 
 
 def _grid_points(config: ExperimentConfig, seed: int, budget: int) -> list[QueuedConfiguration]:
@@ -188,7 +194,7 @@ def study_budget(config: ExperimentConfig, name: str) -> int:
 def make_sampler(
     name: str, config: ExperimentConfig, seed: int, number: int
 ) -> optuna.samplers.BaseSampler:
-    """The sampler that proposes trial ``number`` of a study of ``name`` with study seed
+    """The sampler that proposes the trial of sample index ``number`` of a study of ``name`` with study seed
     ``seed``. Queued strategies get a random sampler that never draws (their trials carry
     fixed parameters)."""
     entry = strategy(name)

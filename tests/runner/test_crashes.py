@@ -16,6 +16,7 @@ import pytest
 from hpstudy import UsageError
 from hpstudy.config import parse_config
 from hpstudy.runner import create_experiment, resume_experiment
+from hpstudy.store import counts_toward_budget
 from tests.conftest import tiny_study_text
 from tests.runner.test_processes import _assert_exact_experiment
 
@@ -129,3 +130,52 @@ def test_a_configuration_that_kills_its_process_is_given_up_uncounted_and_shown(
     assert status.returncode == 0
     assert "0/1" in status.stdout  # the given-up configuration is not counted
     assert "gave up: its worker process died 3 times" in status.stderr
+
+
+# random, QMC and TPE on iris, 12 trials each (TPE's first 10 are random start-up draws, the
+# last 2 come from its model), run in the order random, qmc, tpe.
+SAMPLED = tiny_study_text(strategies=("random", "qmc", "tpe"), n_trials=12, pruner="none").replace(
+    '[[tasks]]\nname = "diabetes"\ndataset = "diabetes"\n', ""
+)
+
+
+def _configurations(url: str) -> dict[str, list[tuple[tuple[str, object], ...]]]:
+    """Per study, the configurations of its counted trials, in the order they were drawn."""
+    out = {}
+    for s in optuna.get_all_study_summaries(url):
+        trials = optuna.load_study(study_name=s.study_name, storage=url).trials
+        counted = [t for t in trials if counts_toward_budget(t)]
+        out[s.study_name] = sorted(
+            (tuple(sorted(t.params.items())) for t in counted), key=lambda c: repr(c)
+        )
+    return out
+
+
+@pytest.mark.parametrize(
+    "crash",
+    [
+        "claim:2",  # random: a number claimed, nothing sampled
+        "params:14",  # qmc: sampled, parameters not stored
+        "train:40",  # a qmc trial, mid-training
+        "finish:35",  # tpe's 11th trial (its first from the model), trained, not stored
+    ],
+)
+def test_a_killed_run_resumed_draws_exactly_the_configurations_of_an_uninterrupted_run(
+    tmp_path: Path, crash: str
+) -> None:
+    """The re-run draws what the crashed attempt drew: the crashed trial's number is used
+    up, but its sample index (the sampler's seed) is not, and a crashed trial with stored
+    parameters is re-run with them before anything new is sampled."""
+    study = tmp_path / "sampled.toml"
+    study.write_text(SAMPLED)
+    clean = f"sqlite:///{tmp_path / 'clean.sqlite'}"
+    done = _hpstudy(["create", str(study), "--storage", clean])
+    assert done.returncode == 0, done.stderr
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    killed = _hpstudy(["create", str(study), "--storage", url], crash=f"{crash}:KILL")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resume_experiment("tiny", url)
+    expected = _configurations(clean)
+    assert sorted(expected) == ["tiny.iris.qmc.s0", "tiny.iris.random.s0", "tiny.iris.tpe.s0"]
+    assert all(len(v) == 12 for v in expected.values())
+    assert _configurations(url) == expected

@@ -3,11 +3,13 @@ SQLite file (PostgreSQL workers: test_workers.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -97,7 +99,9 @@ def slow_study(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("sig", ["KILL", "INT", "TERM"], ids=["kill-9", "sigint", "sigterm"])
+@pytest.mark.parametrize(
+    "sig", ["KILL", "INT", "TERM", "HUP"], ids=["kill-9", "sigint", "sigterm", "sighup"]
+)
 def test_signal_mid_trial_then_resume_gives_exactly_the_experiment(
     tmp_path: Path, slow_study: Path, sig: str
 ) -> None:
@@ -166,9 +170,11 @@ def test_four_processes_share_one_sqlite_file(tmp_path: Path) -> None:
     assert len(workers) >= 2  # the trials really were shared out
 
 
-def test_ctrl_c_to_the_process_group_of_parallel_workers(tmp_path: Path) -> None:
-    """A terminal's Ctrl-C reaches the parent and every worker; all record and re-queue.
-    The Ctrl-C is sent to the process group from inside a worker's 30th epoch."""
+@pytest.mark.parametrize("sig", ["INT", "HUP"], ids=["ctrl-c", "terminal-closed"])
+def test_ctrl_c_to_the_process_group_of_parallel_workers(tmp_path: Path, sig: str) -> None:
+    """A terminal's Ctrl-C (or its SIGHUP when it is closed) reaches the parent and every
+    worker; all record and re-queue, none counts as a crash. The signal is sent to the
+    process group from inside a worker's 30th epoch."""
     slow_study = tmp_path / "slow.toml"
     slow_study.write_text(SLOW.replace("n_trials = 4", "n_trials = 8"))
     db = tmp_path / "db.sqlite"
@@ -176,12 +182,81 @@ def test_ctrl_c_to_the_process_group_of_parallel_workers(tmp_path: Path) -> None
     proc = subprocess.run(
         _hpstudy("create", str(slow_study), "--storage", url, "--n-jobs", "2"),
         capture_output=True, start_new_session=True, timeout=600,
-        env={**os.environ, "HPSTUDY_CRASH_AT": "train:30:pgINT"},
+        env={**os.environ, "HPSTUDY_CRASH_AT": f"train:30:pg{sig}"},
     )  # fmt: skip
     assert proc.returncode == 130, proc.stderr.decode()
     assert "resume with: hpstudy resume tiny" in proc.stderr.decode()
     assert _states(db)["RUNNING"] == 0
+    reasons = [
+        t.user_attrs["fail_reason"]
+        for s in optuna.get_all_study_summaries(url)
+        for t in optuna.load_study(study_name=s.study_name, storage=url).trials
+        if t.state == TrialState.FAIL
+    ]
+    assert reasons and all(r.startswith("interrupted") for r in reasons), reasons
     before = _finished_before(url)
     resume_experiment("tiny", url, n_jobs=2)
     assert before <= _finished_before(url)
     _assert_exact_experiment(url, budget=8)
+
+
+def test_a_killed_worker_process_the_others_finish_and_the_results_are_shown(
+    tmp_path: Path,
+) -> None:
+    """`--n-jobs 2`, one worker killed (kill -9, as the out-of-memory killer would) while it
+    trains: the other re-runs its trial and finishes every study; the run says which worker
+    died and shows the results (exit 0), rather than "interrupted" (exit 130)."""
+    slow_study = tmp_path / "slow.toml"
+    slow_study.write_text(SLOW.replace("n_trials = 4", "n_trials = 8"))
+    db = tmp_path / "db.sqlite"
+    url = f"sqlite:///{db}"
+    proc = subprocess.Popen(
+        _hpstudy("-q", "create", str(slow_study), "--storage", url, "--n-jobs", "2"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    victim = None
+    deadline = time.monotonic() + 600
+    while victim is None and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        if not db.exists():
+            continue
+        try:
+            with sqlite3.connect(db, timeout=60) as conn:
+                row = conn.execute(
+                    "SELECT a.value_json FROM trials t JOIN trial_user_attributes a "
+                    "ON a.trial_id = t.trial_id WHERE t.state = 'RUNNING' AND a.key = 'worker' "
+                    "LIMIT 1"
+                ).fetchone()
+        except sqlite3.OperationalError:  # the schema is not there yet
+            continue
+        if row is not None:
+            victim = int(json.loads(row[0]).split(":")[1])
+    assert victim is not None, "no trial was seen running"
+    os.kill(victim, signal.SIGKILL)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert f"(pid {victim}) was killed by SIGKILL" in err and "interrupted" not in err, err
+    assert "experiment tiny" in out and "tiny.digits.random.s0" in out, out
+    _assert_exact_experiment(url, budget=8)
+    reasons = [
+        t.user_attrs.get("fail_reason", "")
+        for s in optuna.get_all_study_summaries(url)
+        for t in optuna.load_study(study_name=s.study_name, storage=url).trials
+    ]
+    # its trial, re-run (none if the kill fell between two of its trials)
+    assert sum(r.startswith("stale") for r in reasons) <= 1, reasons
+
+
+def test_a_run_started_with_nohup_outlives_the_terminal(tmp_path: Path, slow_study: Path) -> None:
+    """SIGHUP ignored at start (what `nohup` does): the closed terminal's SIGHUP, sent from
+    inside an epoch, is still ignored and the run finishes."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    proc = subprocess.run(
+        _hpstudy("-q", "create", str(slow_study), "--storage", url),
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "HPSTUDY_CRASH_AT": "train:60:HUP"},
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    _assert_exact_experiment(url)
+    assert not _states(tmp_path / "db.sqlite")["FAIL"]

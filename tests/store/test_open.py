@@ -57,3 +57,29 @@ def test_heartbeats_written_in_one_time_zone_are_fresh_in_another(postgres_url: 
         ((trial_id, worker, age),) = reader.running_health(study_id)
         assert trial_id == added[0] and worker is not None
         assert age is not None and -300 < age < 300, (zone, age)  # a clock, not a zone offset
+
+
+def test_a_sqlite_file_on_a_network_file_system_gets_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The mount table says the file's folder is NFS (a mount table in /proc/self/mounts'
+    format; no NFS server here): SQLite's locking is unreliable there, the user is told."""
+    from hpstudy.store import _storage
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    mounts = tmp_path / "mounts"
+    mounts.write_text(
+        "/dev/vda / ext4 rw,relatime 0 0\n"
+        f"server:/export {shared} nfs4 rw,relatime,vers=4.2 0 0\n"
+        f"server:/other {tmp_path / 'sharedx'} cifs rw 0 0\n"
+    )
+    monkeypatch.setattr(_storage, "MOUNTS", str(mounts))
+    assert _storage.file_system_type(shared / "sub" / "db.sqlite") == "nfs4"
+    assert _storage.file_system_type(tmp_path / "local.db") == "ext4"
+    with caplog.at_level("WARNING", logger="hpstudy"):
+        open_storage(f"sqlite:///{tmp_path / 'local.db'}")
+    assert "network file system" not in caplog.text
+    with caplog.at_level("WARNING", logger="hpstudy"):
+        open_storage(f"sqlite:///{shared / 'db.sqlite'}")
+    assert "network file system (nfs4)" in caplog.text and "PostgreSQL" in caplog.text

@@ -65,3 +65,35 @@ def test_worker_identity_trusts_a_missing_pid_only_in_its_own_namespace_and_boot
     assert not process_gone(str(dataclasses.replace(gone, host="elsewhere")))
     assert process_gone(str(dataclasses.replace(me, start="1")))  # my pid, reused
     assert not process_gone(f"{me.host}:{dead.stdout.strip()}")  # old ids: heartbeat decides
+
+
+def test_sample_indexes_are_the_smallest_free_ones_and_a_parameterless_failure_frees_its_own(
+    tmp_path: Path,
+) -> None:
+    """A trial holds its sample index unless it failed before its parameters were stored;
+    a sampled trial stored before sample indexes existed holds its number; a re-run holds
+    none (it repeats its original's parameters); the budget still bounds every claim."""
+    storage = open_storage(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    study_id = storage.create_new_study([StudyDirection.MAXIMIZE], "s")
+    writer = TrialWriter(storage)
+    # number 0: an old-style sampled trial (no sample_index): holds index 0
+    legacy = writer.add_trial(study_id, TrialState.RUNNING, {"lr": 0.01, "n_units": 8}, DISTS)
+    assert legacy is not None and writer.finish(legacy[0], TrialState.COMPLETE, 0.5)
+    first = writer.claim_number(study_id, budget=10)
+    assert first is not None and first[1:] == (1, 1)  # (number, index)
+    second = writer.claim_number(study_id, budget=10)
+    assert second is not None and second[1:] == (2, 2)
+    writer.set_params(second[0], {"lr": 0.02, "n_units": 9}, DISTS)
+    # the first dies before storing parameters: failed, its index free again
+    reader = TrialReader(storage)
+    (dead,) = reader.fetch(study_id, {first[0]})
+    assert writer.fail_and_requeue(study_id, first[0], dead, "stale: gone") is None
+    # the second dies after: failed and re-queued (the copy holds no index)
+    (crashed,) = reader.fetch(study_id, {second[0]})
+    assert writer.fail_and_requeue(study_id, second[0], crashed, "stale: gone") == 3
+    again = writer.claim_number(study_id, budget=10)
+    assert again is not None and again[1:] == (4, 1)  # the dead claim's index, a new number
+    after = writer.claim_number(study_id, budget=10)
+    assert after is not None and after[1:] == (5, 3)
+    # budget 4: the legacy trial, the re-run, and the two running ones take it all
+    assert writer.claim_number(study_id, budget=4) is None
