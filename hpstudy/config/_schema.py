@@ -38,7 +38,11 @@ METRICS: dict[str, tuple[str, str]] = {
     "rmse": ("regression", "minimize"),
     "mae": ("regression", "minimize"),
     "r2": ("regression", "maximize"),
+    # benchmark tasks only: what their tables hold (validation MSE, balanced accuracy)
+    "mse": ("regression", "minimize"),
+    "balanced_accuracy": ("classification", "maximize"),
 }
+BENCHMARK_METRICS = ("mse", "balanced_accuracy")
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse"}
 
 # metric -> default non-inferiority margin: a number is in the metric's units, "1%" is relative
@@ -51,6 +55,8 @@ DEFAULT_MARGINS: dict[str, float | str] = {
     "rmse": "1%",
     "mae": "1%",
     "r2": 0.01,
+    "mse": "1%",
+    "balanced_accuracy": 0.005,
 }
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid")
@@ -126,6 +132,9 @@ class TaskConfig:
     # Report-only: the non-inferiority margin (metric units, or "N%" of the baseline's score).
     # Not part of what makes trials comparable, so it is left out of the fingerprint.
     margin: float | str | None = None
+    # A published tabular benchmark ("fcnet/protein_structure"): a trial is a table lookup
+    # (hpstudy/data/_benchmarks.py); dataset, csv and the split keys are then unused.
+    benchmark: str | None = None
 
     def resolved_metric(self, kind: str) -> str:
         return self.metric or DEFAULT_METRIC[kind]
@@ -219,8 +228,18 @@ class ExperimentConfig:
     def searched_params(self) -> dict[str, ParamConfig]:
         return {n: p for n, p in self.space.items() if p.searched}
 
+    @property
+    def benchmark_family(self) -> str | None:
+        """The tabular benchmark every task of this file looks up (``fcnet``,
+        ``hpobench_nn``), or ``None`` for trained tasks (a file never mixes the two)."""
+        if self.tasks and self.tasks[0].benchmark is not None:
+            return self.tasks[0].benchmark.split("/", 1)[0]
+        return None
+
     def fixed_params(self) -> dict[str, Any]:
         """Values of every hyperparameter that is not searched (defaults included)."""
+        if self.benchmark_family is not None:  # a table's hyperparameters have no defaults
+            return {n: p.value for n, p in self.space.items() if not p.searched}
         fixed: dict[str, Any] = {}
         for name, (_, default) in HYPERPARAMETERS.items():
             param = self.space.get(name)
@@ -246,7 +265,7 @@ def _task_identity(task: TaskConfig) -> dict[str, Any]:
     identity = asdict(task)
     # The chosen columns change what trials learn from; unset, they are left out so that
     # experiments created before these keys existed keep their fingerprint.
-    for key in ("features", "drop"):
+    for key in ("features", "drop", "benchmark"):
         if not identity[key]:
             del identity[key]
     del identity["margin"]  # report-only: existing experiments keep their fingerprint

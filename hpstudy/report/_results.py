@@ -43,6 +43,16 @@ TRIAL_COLUMNS = [
 # counted); "epochs", among the hyperparameters, is what it was allowed
 PARAM_COLUMNS = list(HYPERPARAMETERS)
 COLUMNS = STUDY_COLUMNS + TRIAL_COLUMNS + PARAM_COLUMNS
+# Benchmark experiments (a trial is a table lookup): labelled per row, never pooled with real
+# training; the repetition a study observed; the benchmark's own hyperparameter names.
+BENCHMARK_COLUMNS = ["task_kind", "benchmark", "repetition"]
+
+
+def columns_of(config: ExperimentConfig) -> list[str]:
+    """The file's columns for ``config``'s experiment."""
+    if config.benchmark_family is None:
+        return COLUMNS
+    return STUDY_COLUMNS + BENCHMARK_COLUMNS + TRIAL_COLUMNS + list(config.space)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -71,6 +81,9 @@ def trial_table(data: ExperimentData, config: ExperimentConfig, tests: Scores) -
         i = s.info
         study = [i.experiment, i.task, i.strategy, i.seed, i.name, i.metric, i.direction, i.kind,
                  i.budget, i.fingerprint]  # fmt: skip
+        if config.benchmark_family is not None:
+            study += [s.attrs.get(k) for k in BENCHMARK_COLUMNS]
+        param_columns = list(config.space) if config.benchmark_family else PARAM_COLUMNS
         scored = tests.get(i.name, {})
         for t in s.trials:
             a = t.user_attrs
@@ -79,7 +92,7 @@ def trial_table(data: ExperimentData, config: ExperimentConfig, tests: Scores) -
                      a.get("best_epoch"), a.get("n_params"), a.get("fail_reason"),
                      json.dumps(ts.scores) if ts is not None else None]  # fmt: skip
             params = {**fixed, **t.params}
-            rows.append([_cell(v) for v in study + trial + [params.get(p) for p in PARAM_COLUMNS]])
+            rows.append([_cell(v) for v in study + trial + [params.get(p) for p in param_columns]])
     return rows
 
 
@@ -112,7 +125,7 @@ def write_trials_csv_gz(
         tests = {s.info.name: _cached_by_trial(s) for s in data.studies}
     out = io.StringIO()
     writer_csv = csv.writer(out, lineterminator="\n")
-    writer_csv.writerow(COLUMNS)
+    writer_csv.writerow(columns_of(config))
     writer_csv.writerows(trial_table(data, config, tests))
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp")
@@ -159,8 +172,8 @@ def load_results(path: Path) -> Results:
         raise ConfigError(
             f"{path}: not a gzip CSV written by 'hpstudy export -f csv.gz': {e}"
         ) from e
-    if rows and not set(COLUMNS) <= set(rows[0]):
-        missing = sorted(set(COLUMNS) - set(rows[0]))
+    if rows and not set(columns_of(config)) <= set(rows[0]):
+        missing = sorted(set(columns_of(config)) - set(rows[0]))
         raise ConfigError(f"{path}: column(s) {', '.join(missing)} missing; re-export it")
     searched = config.searched_params()
     dists = {n: distribution(p) for n, p in searched.items()}
@@ -205,8 +218,12 @@ def load_results(path: Path) -> Results:
                 scores = [float(x) for x in json.loads(row["test_scores"])]
                 tests.setdefault(name, {})[number] = TestScore(number, scores)
         records = [r for r in map(to_record, trials) if r is not None]
+        attrs_of_study: dict[str, Any] = {}
+        if config.benchmark_family is not None:
+            attrs_of_study = {k: r0[k] for k in BENCHMARK_COLUMNS}
+            attrs_of_study["repetition"] = int(r0["repetition"])
         studies.append(
-            StudyData(info, records, trials, StudyCounts.of(trials, info.direction), {})
+            StudyData(info, records, trials, StudyCounts.of(trials, info.direction), attrs_of_study)
         )
     if not studies:
         raise ConfigError(f"{path}: no trials")

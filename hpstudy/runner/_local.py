@@ -103,6 +103,13 @@ class LocalStudy:
                 self._stale = True
                 return
 
+    def sync_claimed(self, claimed: list[tuple[int, int]]) -> None:
+        """Add trials this process just claimed as new numbers (RUNNING, no parameters), in
+        number order: appended without reads when nobody created a trial meanwhile."""
+        for trial_id_, number in claimed:
+            if self._stale or number >= self._n:
+                self.sync(own=(trial_id_, number))
+
     def _append(self, trial: FrozenTrial) -> None:
         template = copy.copy(trial)
         if not trial.state.is_finished():

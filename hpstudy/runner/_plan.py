@@ -24,6 +24,7 @@ from hpstudy._faults import crash_point
 from hpstudy._version import __version__
 from hpstudy.config._schema import METRICS, ExperimentConfig, study_name
 from hpstudy.model import check_space_fits
+from hpstudy.runner._lookup import benchmark_attrs
 from hpstudy.runner._run import DataCache
 from hpstudy.store import StudyInfo, TrialWriter, study_attrs
 from hpstudy.store._optuna import study_id as stored_study_id
@@ -58,11 +59,16 @@ def plan_studies(config: ExperimentConfig, data: DataCache) -> list[dict[str, An
     check_dependencies(config.strategies)
     plan = []
     for task in config.tasks:
-        prepared = data.get(task.name, config.seeds[0])  # validates the CSV, infers the kind
-        data.warn(task.name)
-        check_space_fits(config, task.name, prepared)
-        for seed in config.seeds[1:]:
-            data.get(task.name, seed)  # every seed's split must be possible
+        if task.benchmark is not None:
+            metric, kind = str(task.metric), str(task.kind)
+            extra = benchmark_attrs(config, task)  # the table must be installed and sound
+        else:
+            prepared = data.get(task.name, config.seeds[0])  # validates the CSV, infers the kind
+            data.warn(task.name)
+            check_space_fits(config, task.name, prepared)
+            for seed in config.seeds[1:]:
+                data.get(task.name, seed)  # every seed's split must be possible
+            metric, kind = prepared.metric, prepared.kind
         fingerprint = config.fingerprint(task)
         for seed in config.seeds:
             for name in config.strategies:
@@ -74,9 +80,10 @@ def plan_studies(config: ExperimentConfig, data: DataCache) -> list[dict[str, An
                         "task": task.name,
                         "strategy": name,
                         "seed": seed,
-                        "metric": prepared.metric,
-                        "direction": METRICS[prepared.metric][1],
-                        "kind": prepared.kind,
+                        "metric": metric,
+                        "direction": METRICS[metric][1],
+                        "kind": kind,
+                        **(extra(seed) if task.benchmark is not None else {}),
                         "budget": budget,
                         "fingerprint": fingerprint,
                         "study_file": config.text,
@@ -162,6 +169,17 @@ def queue_configurations(
         if key in attrs
     }
     dists = distributions(config)
+    if config.benchmark_family is not None:
+        # A lookup costs microseconds, so one transaction queues them all (all or none).
+        missing = [c for c in configurations if (c.key, c.index) not in have]
+        if missing:
+            crash_point("queue")
+            writer.add_waiting_trials(
+                info.study_id,
+                [(c.params, c.user_attrs, c.system_attrs) for c in missing],
+                dists,
+            )
+        return len(missing)
     queued = 0
     for c in configurations:
         if (c.key, c.index) in have:

@@ -31,6 +31,9 @@ STUDY_ATTRS = (
     "budget",
     "fingerprint",
 )
+# Keys of a study whose task is a published tabular benchmark (hpstudy/runner/_lookup.py):
+# ``task_kind`` = "benchmark" labels its results (never pooled with real training).
+BENCHMARK_ATTRS = ("task_kind", "benchmark", "repetition", "optimum", "test_score_note")
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,13 @@ def study_attrs(info: dict[str, Any]) -> dict[str, Any]:
     """Order the user attrs so the dashboard lists the readable ones first."""
     return {
         k: info[k]
-        for k in (*STUDY_ATTRS, "study_file", "study_file_path", "options", "hpstudy_version")
+        for k in (
+            *STUDY_ATTRS,
+            *BENCHMARK_ATTRS,
+            "study_file",
+            "study_file_path",
+            "options",
+            "hpstudy_version",
+        )
         if k in info
     }
