@@ -89,14 +89,30 @@ FAMILIES: dict[str, BenchmarkFamily] = {
         ),
         levels={
             "alpha": (
-                1e-8, 7.742637e-8, 5.994842e-7, 4.641589e-6, 3.5938137e-5, 2.7825593e-4,
-                2.1544348e-3, 1.6681006e-2, 1.2915497e-1, 1.0,
+                1e-8,
+                7.742637e-8,
+                5.994842e-7,
+                4.641589e-6,
+                3.5938137e-5,
+                2.7825593e-4,
+                2.1544348e-3,
+                1.6681006e-2,
+                1.2915497e-1,
+                1.0,
             ),
             "batch_size": (4, 6, 10, 16, 25, 40, 64, 101, 161, 256),
             "depth": (1, 2, 3),
             "learning_rate_init": (
-                1e-5, 3.5938137e-5, 1.2915497e-4, 4.641589e-4, 1.6681006e-3, 5.9948424e-3,
-                2.1544347e-2, 7.742637e-2, 2.7825594e-1, 1.0,
+                1e-5,
+                3.5938137e-5,
+                1.2915497e-4,
+                4.641589e-4,
+                1.6681006e-3,
+                5.9948424e-3,
+                2.1544347e-2,
+                7.742637e-2,
+                2.7825594e-1,
+                1.0,
             ),
             "width": (16, 25, 40, 64, 101, 161, 256, 406, 645, 1024),
         },  # fmt: skip
@@ -122,8 +138,10 @@ def family_of(benchmark: str) -> BenchmarkFamily:
 def match_level(levels: tuple[Any, ...], value: Any) -> Any:
     """The level ``value`` names (numbers within 1e-6 relative, so 0.001 names 1e-3 and 0
     names 0.0); ``None`` when it names none."""
+    if isinstance(value, bool):  # true is not level 1
+        return None
     for level in levels:
-        if isinstance(level, str) or isinstance(value, str) or isinstance(value, bool):
+        if isinstance(level, str) or isinstance(value, str):
             if level == value:
                 return level
         elif isinstance(value, int | float) and math.isclose(

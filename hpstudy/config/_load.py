@@ -6,6 +6,7 @@ once as one :class:`~hpstudy.ConfigError`.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import tomllib
@@ -530,7 +531,8 @@ class _Validator:
         name = raw.get("name", benchmark.split("/", 1)[1] if benchmark else None)
         if not is_valid_name(name):
             self.bad(
-                f"{prefix}.name", f"must be a name of letters, digits, '-' and '_', got {_fmt(name)}"
+                f"{prefix}.name",
+                f"must be a name of letters, digits, '-' and '_', got {_fmt(name)}",
             )
         margin = self.margin(raw, prefix)
         if len(self.problems) > n_before or benchmark is None:
@@ -566,7 +568,7 @@ class _Validator:
             if kind != "none":
                 self.bad(
                     "pruner",
-                    "a benchmark task has no learning curves (a trial is one table lookup), so it cannot be pruned; remove [pruner] or set type = \"none\"",
+                    'a benchmark task has no learning curves (a trial is one table lookup), so it cannot be pruned; remove [pruner] or set type = "none"',
                 )
         if "training" in raw:
             self.bad(
@@ -580,6 +582,13 @@ class _Validator:
                     f"{s!r} cannot search a benchmark's levels ({_NOT_FOR_BENCHMARKS[s]}; on categorical levels it would be random search); use grid, random, tpe, gp or manual",
                 )
         return families[0]
+
+    def level(self, levels: tuple[Any, ...], allowed: str, value: Any, where: str) -> Any:
+        """The table level ``value`` names, or ``None`` after reporting it off the table."""
+        found = match_level(levels, value)
+        if found is None:
+            self.bad(where, f"{_fmt(value)} is off the table; {allowed}")
+        return found
 
     def benchmark_space(self, table: dict[str, Any], family_name: str) -> dict[str, ParamConfig]:
         """A benchmark's space: its own hyperparameters at its own levels; the file may narrow
@@ -595,13 +604,7 @@ class _Validator:
         for name, levels in family.levels.items():
             key = f"space.{name}"
             allowed = f"the table's levels of {name} are {list(levels)}"
-
-            def level(value: Any, where: str, within: tuple[Any, ...] = levels) -> Any:
-                found = match_level(within, value)
-                if found is None:
-                    self.bad(where, f"{_fmt(value)} is off the table; {allowed}")
-                return found
-
+            level = functools.partial(self.level, levels, allowed)
             raw = table.get(name)
             if raw is None:
                 space[name] = ParamConfig(name, "categorical", choices=levels, grid=levels)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import io
-import math
 import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -140,7 +139,9 @@ class BenchmarkTable:
             n, width
         )
         if (digits >= np.array(self.shape)).any():
-            raise BenchmarkDataError(f"{source}: a configuration key names a level that is not there")
+            raise BenchmarkDataError(
+                f"{source}: a configuration key names a level that is not there"
+            )
         flat = digits.astype(np.int64) @ strides
         if np.unique(flat).size != n:
             raise BenchmarkDataError(f"{source}: some configurations are missing or repeated")

@@ -53,6 +53,8 @@ def columns_of(config: ExperimentConfig) -> list[str]:
     if config.benchmark_family is None:
         return COLUMNS
     return STUDY_COLUMNS + BENCHMARK_COLUMNS + TRIAL_COLUMNS + list(config.space)
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -223,7 +225,9 @@ def load_results(path: Path) -> Results:
             attrs_of_study = {k: r0[k] for k in BENCHMARK_COLUMNS}
             attrs_of_study["repetition"] = int(r0["repetition"])
         studies.append(
-            StudyData(info, records, trials, StudyCounts.of(trials, info.direction), attrs_of_study)
+            StudyData(
+                info, records, trials, StudyCounts.of(trials, info.direction), attrs_of_study
+            )
         )
     if not studies:
         raise ConfigError(f"{path}: no trials")

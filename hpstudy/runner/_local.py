@@ -129,6 +129,12 @@ class LocalStudy:
         local = self.storage.get_trial(local_id)
         if local.state.is_finished():
             return
+        for name, value in trial.params.items():
+            # seen RUNNING before its parameters were stored (a batch of lookups stores them
+            # with the result): the samplers must see them
+            if name not in local.params:
+                dist = trial.distributions[name]
+                self.storage.set_trial_param(local_id, name, dist.to_internal_repr(value), dist)
         for step, value in trial.intermediate_values.items():
             if step not in local.intermediate_values:
                 self.storage.set_trial_intermediate_value(local_id, step, value)

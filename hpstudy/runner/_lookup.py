@@ -201,7 +201,9 @@ def _best(local: LocalStudy, direction: str) -> float | None:
     )
 
 
-def _interrupted(ctx: WorkerContext, info: StudyInfo, claimed: list[tuple[int, int, bool]]) -> None:
+def _interrupted(
+    ctx: WorkerContext, info: StudyInfo, claimed: list[tuple[int, int, bool]]
+) -> None:
     """Record the batch's trials (claimed by this worker, not finished) as interrupted (never
     counted), re-queue those with parameters, and raise :class:`~hpstudy.Interrupted`."""
     stored = ctx.reader.fetch(info.study_id, {tid for tid, _, _ in claimed})
@@ -238,7 +240,8 @@ def write_test_scores(
     if isinstance(cached, dict) and cached.get("trial") == best.number:
         return
     scores = table.test_scores({**ctx.config.fixed_params(), **best.params}, repetition)
-    by_trial = attrs.get(ATTR_BY_TRIAL) if isinstance(attrs.get(ATTR_BY_TRIAL), dict) else {}
+    stored = attrs.get(ATTR_BY_TRIAL)
+    by_trial: dict[str, Any] = stored if isinstance(stored, dict) else {}
     ctx.writer.set_study_user_attrs(
         info.study_id,
         {

@@ -167,7 +167,10 @@ class TrialWriter:
             ids = [trial_id for trial_id, _ in claimed]
             conn.execute(
                 _USER_ATTRS.insert(),
-                [{"trial_id": t, "key": "worker", "value_json": json.dumps(self.worker)} for t in ids],
+                [
+                    {"trial_id": t, "key": "worker", "value_json": json.dumps(self.worker)}
+                    for t in ids
+                ],
             )
             _beat_many(conn, ids)
         return claimed

@@ -145,7 +145,9 @@ BAD = [
     (
         "another metric",
         r"tasks\[0\]\.metric: the hpobench_nn tables hold balanced_accuracy only, got 'accuracy'",
-        lambda t: t.replace('"hpobench_nn/credit_g"', '"hpobench_nn/credit_g"\nmetric = "accuracy"'),
+        lambda t: t.replace(
+            '"hpobench_nn/credit_g"', '"hpobench_nn/credit_g"\nmetric = "accuracy"'
+        ),
     ),
 ]
 
@@ -166,8 +168,12 @@ def test_strategies_that_cannot_search_levels_are_refused(name: str) -> None:
 def test_benchmark_metrics_are_refused_on_trained_tasks() -> None:
     from tests.conftest import tiny_study_text
 
-    text = tiny_study_text().replace('dataset = "iris"', 'dataset = "iris"\nmetric = "balanced_accuracy"')
-    with pytest.raises(ConfigError, match=r"tasks\[0\]\.metric: balanced_accuracy is only for benchmark tasks"):
+    text = tiny_study_text().replace(
+        'dataset = "iris"', 'dataset = "iris"\nmetric = "balanced_accuracy"'
+    )
+    with pytest.raises(
+        ConfigError, match=r"tasks\[0\]\.metric: balanced_accuracy is only for benchmark tasks"
+    ):
         parse_config(text)
 
 
@@ -175,7 +181,11 @@ def test_manual_picks_name_the_tables_levels() -> None:
     manual = "\n[[manual]]\ndepth = 2\nwidth = 64.0\n"
     config = parse_config(bench_text(strategies=("manual", "random")) + manual)
     assert config.manual == ({"depth": 2, "width": 64},)
-    with pytest.raises(ConfigError, match=r"manual\[0\]\.width: 100 is not one of space\.width\.choices"):
+    with pytest.raises(
+        ConfigError, match=r"manual\[0\]\.width: 100 is not one of space\.width\.choices"
+    ):
         parse_config(bench_text(strategies=("manual", "random")) + manual.replace("64.0", "100"))
-    with pytest.raises(ConfigError, match=r"manual\[0\]\.lr: unknown hyperparameter; choose from alpha"):
+    with pytest.raises(
+        ConfigError, match=r"manual\[0\]\.lr: unknown hyperparameter; choose from alpha"
+    ):
         parse_config(bench_text(strategies=("manual", "random")) + manual + "lr = 0.1\n")
