@@ -189,3 +189,36 @@ def test_manual_picks_name_the_tables_levels() -> None:
         ConfigError, match=r"manual\[0\]\.lr: unknown hyperparameter; choose from alpha"
     ):
         parse_config(bench_text(strategies=("manual", "random")) + manual + "lr = 0.1\n")
+
+
+def test_shipped_benchmark_experiment_keeps_its_promises() -> None:
+    """studies/bench*.toml: all 12 data sets, grid/random/TPE on >= 100 seeds, the grid's full
+    budget for every strategy, the same bounding box for every strategy, reasons and a run
+    time in the header (issue 18)."""
+    import re
+    from pathlib import Path
+
+    from hpstudy.config import load_config
+
+    files = sorted((Path(__file__).resolve().parents[2] / "studies").glob("bench*.toml"))
+    configs = [load_config(p) for p in files]
+    assert {t.benchmark for c in configs for t in c.tasks} == set(BENCHMARK_NAMES)
+    for path, config in zip(files, configs, strict=True):
+        assert {"grid", "random", "tpe"} <= set(config.strategies)
+        assert len(config.seeds) >= 100
+        assert config.budget.n_trials == config.grid_size() and not config.budget.grid_subset
+        levels = FAMILIES[str(config.benchmark_family)].levels
+        for name, p in config.searched_params().items():
+            assert p.choices is not None and p.grid is not None
+            # grid's extremes are the ends of random's levels, and random has every table
+            # level between them
+            assert (min(p.grid), max(p.grid)) == (p.choices[0], p.choices[-1]), name
+            inside = [lv for lv in levels[name] if p.choices[0] <= lv <= p.choices[-1]]
+            assert list(p.choices) == inside, name
+        assert all(t.margin is not None for t in config.tasks)
+        header = path.read_text().split("\nname =")[0]
+        assert re.search(
+            r"(MEASURED run time: (\d+ min )?\d+ s|ESTIMATED run time: about \d+ min) with --n-jobs 2",
+            header,
+        ), path
+        assert "pre-registered" in header and "Rules" in header
