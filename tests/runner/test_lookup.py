@@ -334,3 +334,22 @@ def test_dashboard_serves_benchmark_studies(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_best_shows_and_train_best_refuses_a_benchmark_experiment(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from hpstudy.cli import app
+
+    text = study_text(strategies=("random",), n_trials=5, seeds=1)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    create_experiment(parse_config(text), url)
+    best = CliRunner().invoke(app, ["best", "bench", "--storage", url, "--json"])
+    assert best.exit_code == 0, best.output
+    assert "credit_g" in best.stdout and "width" in best.stdout
+    refused = CliRunner().invoke(
+        app, ["train-best", "bench", "--task", "credit_g", "--storage", url]
+    )
+    assert refused.exit_code == 2
+    assert "looks up a published benchmark (hpobench_nn)" in refused.stderr
+    assert "Traceback" not in refused.output
