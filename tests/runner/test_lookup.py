@@ -292,8 +292,12 @@ def test_export_and_results_keep_the_label_values_and_test_scores(tmp_path: Path
             assert t.user_attrs["seconds"] == by_number[t.number].user_attrs["seconds"]
         best = study.user_attrs["test_scores"]
         assert results.tests[s.info.name][best["trial"]].scores == best["scores"]
-    summaries, _ = regenerate(results)
+    summaries, advice = regenerate(results)
     assert {t.task for t in summaries} == {"credit_g", "vehicle"}
+    from hpstudy.data._benchmarks import BENCHMARK_NOTE
+    from hpstudy.report._results_page import experiment_markdown
+
+    assert f"*{BENCHMARK_NOTE}*" in experiment_markdown(results, summaries, advice)
 
 
 @pytest.mark.slow
@@ -347,9 +351,25 @@ def test_best_shows_and_train_best_refuses_a_benchmark_experiment(tmp_path: Path
     best = CliRunner().invoke(app, ["best", "bench", "--storage", url, "--json"])
     assert best.exit_code == 0, best.output
     assert "credit_g" in best.stdout and "width" in best.stdout
+    plain = CliRunner().invoke(app, ["best", "bench", "--storage", url])
+    assert "(mean of 4 unobserved repetitions of the table)" in plain.stdout, plain.output
     refused = CliRunner().invoke(
         app, ["train-best", "bench", "--task", "credit_g", "--storage", url]
     )
     assert refused.exit_code == 2
     assert "looks up a published benchmark (hpobench_nn)" in refused.stderr
     assert "Traceback" not in refused.output
+
+
+@pytest.mark.slow
+def test_report_says_what_a_benchmarks_test_score_is(tmp_path: Path) -> None:
+    from hpstudy.data._benchmarks import BENCHMARK_NOTE
+    from hpstudy.report import write_report
+
+    text = study_text(strategies=("grid", "random"), n_trials=12, seeds=2)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    create_experiment(parse_config(text), url)
+    path, summaries = write_report(url, "bench", tmp_path / "r.html")
+    html = path.read_text()
+    assert BENCHMARK_NOTE.replace("'", "&#x27;") in html
+    assert {s.task for s in summaries} == {"credit_g", "vehicle"}
