@@ -201,7 +201,6 @@ def _hpstudy(
         ("claim:1:KILL", -signal.SIGKILL),  # manual picks claimed (RUNNING with parameters)
         ("claim:4:KILL", -signal.SIGKILL),  # a batch of new numbers, nothing sampled
         ("sample:70:KILL", -signal.SIGKILL),  # inside the second batch of random search
-        ("finish:3:KILL", -signal.SIGKILL),  # random's first batch looked up, not stored
         ("finish:4:INT", 130),  # Ctrl-C before a batch is stored: interrupted, re-queued
         ("queue:2:KILL", -signal.SIGKILL),  # manual queued, the grid not
     ],
