@@ -723,9 +723,17 @@ def best(
     if as_json:
         print(json.dumps([b.as_dict() for b in found], indent=1))
         return
+    from hpstudy.config._schema import BENCHMARK_METRICS
+
     for b in found:
+        # a benchmark's test score is not a retraining: the table's other repetitions
+        scored = (
+            "unobserved repetitions of the table"
+            if b.metric in BENCHMARK_METRICS
+            else "retrainings"
+        )
         tests = (
-            f"; test {b.metric} {sum(b.test_scores) / len(b.test_scores):.4g} (mean of {len(b.test_scores)} retrainings)"
+            f"; test {b.metric} {sum(b.test_scores) / len(b.test_scores):.4g} (mean of {len(b.test_scores)} {scored})"
             if b.test_scores
             else f"; no test score yet ('hpstudy resume {experiment}' computes it)"
         )

@@ -238,6 +238,12 @@ def train_best(
 
     data_collected = collect_experiment(storage_url, experiment)
     config = _stored_config(data_collected.studies[0].info, storage_url)
+    if config.benchmark_family is not None:
+        raise UsageError(
+            f"experiment '{experiment}' looks up a published benchmark ({config.benchmark_family}): "
+            "its configurations were trained in advance and there is no data or model to save; "
+            f"'hpstudy best {experiment}' shows the best configurations"
+        )
     bests = best_of(data_collected, config, task)
     if task is None and len(bests) > 1:
         raise UsageError(

@@ -46,6 +46,19 @@ TRIAL_COLUMNS = [
 # counted); "epochs", among the hyperparameters, is what it was allowed
 PARAM_COLUMNS = list(HYPERPARAMETERS)
 COLUMNS = STUDY_COLUMNS + TRIAL_COLUMNS + PARAM_COLUMNS
+# Benchmark experiments (a trial is a table lookup): labelled per row, never pooled with real
+# training, the repetition a study observed; their hyperparameters keep the benchmark's names.
+BENCHMARK_COLUMNS = ["task_kind", "benchmark", "repetition"]
+
+
+def columns_of(config: ExperimentConfig) -> tuple[list[str], list[str]]:
+    """A raw results file's columns for ``config``'s experiment: (study and trial columns,
+    hyperparameter columns)."""
+    if config.benchmark_family is None:
+        return STUDY_COLUMNS + TRIAL_COLUMNS, PARAM_COLUMNS
+    return STUDY_COLUMNS + BENCHMARK_COLUMNS + TRIAL_COLUMNS, list(config.space)
+
+
 # written after the others; files from before selection on cross-entropy lack them (their
 # trials were selected on the metric)
 OPTIONAL_COLUMNS = ["objective", "objective_direction"]
@@ -135,6 +148,8 @@ class Study:
     trials: tuple[Trial, ...] = ()
     objective: str = ""  # what trials were selected on ("" = the metric)
     objective_direction: str = ""  # its direction ("" = the metric's)
+    benchmark: str = ""  # a published tabular benchmark's table ("" = trained here)
+    repetition: int | None = None  # the table's repetition this study observed
 
     @property
     def select_direction(self) -> str:
@@ -318,8 +333,10 @@ def read_results(path: Path) -> TrialTable:
         raise ConfigError(
             f"{path}: not a gzip CSV written by 'hpstudy export -f csv.gz': {e}"
         ) from e
-    if rows and not set(COLUMNS) <= set(rows[0]):
-        missing = sorted(set(COLUMNS) - set(rows[0]))
+    head, param_columns = columns_of(config)
+    required = set(head) | set(config.searched_params())
+    if rows and not required <= set(rows[0]):
+        missing = sorted(required - set(rows[0]))
         raise ConfigError(f"{path}: column(s) {', '.join(missing)} missing; re-export it")
     searched = config.searched_params()
     fixed = config.fixed_params()
@@ -354,6 +371,8 @@ def read_results(path: Path) -> TrialTable:
                 trials=tuple(sorted(trials, key=lambda t: t.number)),
                 objective=r0.get("objective") or "",
                 objective_direction=r0.get("objective_direction") or "",
+                benchmark=r0.get("benchmark") or "",
+                repetition=_number(r0.get("repetition") or "", int),
             )  # fmt: skip
         except (ValueError, KeyError, TypeError) as e:
             raise ConfigError(
@@ -362,7 +381,10 @@ def read_results(path: Path) -> TrialTable:
         studies.append(study)
     if not studies:
         raise ConfigError(f"{path}: no trials")
-    return TrialTable(studies[0].experiment, config, tuple(studies), source=path.as_posix())
+    return TrialTable(
+        studies[0].experiment, config, tuple(studies), source=path.as_posix(),
+        from_tables=config.benchmark_family is not None,
+    )  # fmt: skip
 
 
 def parse_scores(raw: Any) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:

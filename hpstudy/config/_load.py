@@ -6,6 +6,7 @@ once as one :class:`~hpstudy.ConfigError`.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import tomllib
@@ -13,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from hpstudy._errors import ConfigError
+from hpstudy.config._benchmarks import BENCHMARK_NAMES, FAMILIES, match_level
 from hpstudy.config._schema import (
+    BENCHMARK_METRICS,
     BUILTIN_DATASETS,
     CATEGORICAL_CHOICES,
     CLASS_WEIGHTS,
@@ -72,6 +75,14 @@ _TASK_KEYS = {
     "drop_missing_target",
     "loss",
     "class_weight",
+    "benchmark",
+}
+_BENCHMARK_TASK_KEYS = {"name", "benchmark", "metric", "margin"}
+# Strategies whose samplers do not search categorical spaces: on a benchmark's levels they
+# would fall back to independent random sampling and be random search under another name.
+_NOT_FOR_BENCHMARKS = {
+    "cmaes": "CMA-ES samples continuous spaces only",
+    "qmc": "QMC samples continuous spaces only",
 }
 # The most grid points a grid may have (with grid_subset, n_trials may be far below it).
 MAX_GRID_POINTS = 100_000  # as many as n_trials may be
@@ -240,10 +251,15 @@ class _Validator:
         training = self.training(self.table(raw, "training"))
         pruner = self.pruner(self.table(raw, "pruner"), training)
         tasks = self.tasks(raw.get("tasks"))
-        space = self.space(self.table(raw, "space"), training)
+        family = self.benchmark_family(tasks, raw, strategies)
+        if family is not None:
+            pruner = PrunerConfig(type="none")
+            space = self.benchmark_space(self.table(raw, "space"), family)
+        else:
+            space = self.space(self.table(raw, "space"), training)
         if "grid" in strategies:
             self.grid_declared(space)
-        manual = self.manual(raw.get("manual"), space, "manual" in strategies)
+        manual = self.manual(raw.get("manual"), space, "manual" in strategies, family)
         report = self.report(self.table(raw, "report"), strategies)
         if "grid" in strategies and not self.problems:
             size = 1
@@ -427,6 +443,8 @@ class _Validator:
         return tuple(tasks)
 
     def task(self, raw: dict[str, Any], prefix: str) -> TaskConfig | None:
+        if "benchmark" in raw:
+            return self.benchmark_task(raw, prefix)
         self.unknown_keys(raw, _TASK_KEYS, prefix)
         n_before = len(self.problems)
         dataset, csv, target = raw.get("dataset"), raw.get("csv"), raw.get("target")
@@ -479,7 +497,9 @@ class _Validator:
             self.bad(f"{prefix}.kind", f"must be classification or regression, got {_fmt(kind)}")
         metric = raw.get("metric")
         if metric is not None:
-            if metric not in METRICS:
+            if metric in BENCHMARK_METRICS:
+                self.bad(f"{prefix}.metric", f"{metric} is only for benchmark tasks")
+            elif metric not in METRICS:
                 self.bad(
                     f"{prefix}.metric",
                     f"unknown metric {_fmt(metric)}; choose from {', '.join(METRICS)}",
@@ -629,6 +649,153 @@ class _Validator:
             else:
                 options["class_weight"] = value
         return options
+
+    def benchmark_task(self, raw: dict[str, Any], prefix: str) -> TaskConfig | None:
+        """A task that names a published tabular benchmark (a trial is a table lookup)."""
+        n_before = len(self.problems)
+        for key in raw:
+            if key not in _BENCHMARK_TASK_KEYS:
+                self.bad(
+                    f"{prefix}.{key}",
+                    f"does not apply to a benchmark task (its data, split and training are the table's); allowed keys are {', '.join(sorted(_BENCHMARK_TASK_KEYS))}",
+                )
+        benchmark = raw.get("benchmark")
+        metric = None
+        if benchmark not in BENCHMARK_NAMES:
+            self.bad(
+                f"{prefix}.benchmark",
+                f"unknown benchmark {_fmt(benchmark)}; choose from {', '.join(BENCHMARK_NAMES)}",
+            )
+            benchmark = None
+        else:
+            family = FAMILIES[benchmark.split("/", 1)[0]]
+            metric = raw.get("metric", family.metric)
+            if metric != family.metric:
+                self.bad(
+                    f"{prefix}.metric",
+                    f"the {family.name} tables hold {family.metric} only, got {_fmt(metric)}",
+                )
+        name = raw.get("name", benchmark.split("/", 1)[1] if benchmark else None)
+        if not is_valid_name(name):
+            self.bad(
+                f"{prefix}.name",
+                f"must be a name of letters, digits, '-' and '_', got {_fmt(name)}",
+            )
+        margin = self.margin(raw, prefix)
+        if len(self.problems) > n_before or benchmark is None:
+            return None
+        family = FAMILIES[benchmark.split("/", 1)[0]]
+        return TaskConfig(
+            name=str(name), dataset=None, csv=None, target=None, kind=family.kind, metric=metric,
+            test_size=0.0, val_size=0.0, margin=margin, benchmark=benchmark,
+        )  # fmt: skip
+
+    def benchmark_family(
+        self, tasks: tuple[TaskConfig, ...], raw: dict[str, Any], strategies: tuple[str, ...]
+    ) -> str | None:
+        """The benchmark family the file's tasks look up, checking what a lookup excludes:
+        trained tasks beside them, two families, a pruner, training settings, strategies
+        that cannot search the tables' levels."""
+        benches = [t for t in tasks if t.benchmark is not None]
+        if not benches:
+            return None
+        families = sorted({str(t.benchmark).split("/", 1)[0] for t in benches})
+        if len(benches) != len(tasks):
+            self.bad(
+                "tasks",
+                "benchmark tasks and trained tasks (dataset/csv) cannot share a study file: results from tables are never pooled with real training; put them in two files",
+            )
+        if len(families) > 1:
+            self.bad(
+                "tasks",
+                f"benchmark tasks of one study file must come from one benchmark (they share its space), got {', '.join(families)}; put each in its own file",
+            )
+        if "pruner" in raw:
+            kind = raw["pruner"].get("type") if isinstance(raw["pruner"], dict) else None
+            if kind != "none":
+                self.bad(
+                    "pruner",
+                    'a benchmark task has no learning curves (a trial is one table lookup), so it cannot be pruned; remove [pruner] or set type = "none"',
+                )
+        if "training" in raw:
+            self.bad(
+                "training",
+                "does not apply to benchmark tasks (the tables were trained in advance, as the benchmark defines); remove [training]",
+            )
+        for s in strategies:
+            if s in _NOT_FOR_BENCHMARKS:
+                self.bad(
+                    "strategies",
+                    f"{s!r} cannot search a benchmark's levels ({_NOT_FOR_BENCHMARKS[s]}; on categorical levels it would be random search); use grid, random, tpe, gp or manual",
+                )
+        return families[0]
+
+    def level(self, levels: tuple[Any, ...], allowed: str, value: Any, where: str) -> Any:
+        """The table level ``value`` names, or ``None`` after reporting it off the table."""
+        found = match_level(levels, value)
+        if found is None:
+            self.bad(where, f"{_fmt(value)} is off the table; {allowed}")
+        return found
+
+    def benchmark_space(self, table: dict[str, Any], family_name: str) -> dict[str, ParamConfig]:
+        """A benchmark's space: its own hyperparameters at its own levels; the file may narrow
+        them (``choices``), fix one (a plain value) and choose grid values among them."""
+        family = FAMILIES[family_name]
+        space: dict[str, ParamConfig] = {}
+        for name in table:
+            if name not in family.levels:
+                self.bad(
+                    f"space.{name}",
+                    f"not a hyperparameter of the {family_name} tables; choose from {', '.join(family.levels)}",
+                )
+        for name, levels in family.levels.items():
+            key = f"space.{name}"
+            allowed = f"the table's levels of {name} are {list(levels)}"
+            level = functools.partial(self.level, levels, allowed)
+            raw = table.get(name)
+            if raw is None:
+                space[name] = ParamConfig(name, "categorical", choices=levels, grid=levels)
+                continue
+            if not isinstance(raw, dict):
+                value = level(raw, key)
+                if value is not None:
+                    space[name] = ParamConfig(name, "fixed", value=value)
+                continue
+            n_before = len(self.problems)
+            for other in raw:
+                if other not in ("choices", "grid"):
+                    self.bad(
+                        f"{key}.{other}",
+                        f"a benchmark's hyperparameter takes its table's levels: give choices = [...] and/or grid = [...]; {allowed}",
+                    )
+            choices: tuple[Any, ...] = levels
+            for part in ("choices", "grid"):
+                values = raw.get(part)
+                if values is None:
+                    continue
+                if not isinstance(values, list) or not values:
+                    self.bad(f"{key}.{part}", f"must be a non-empty list of levels; {allowed}")
+                    continue
+                found = tuple(level(v, f"{key}.{part}[{i}]") for i, v in enumerate(values))
+                if len(set(found)) != len(found):
+                    self.bad(f"{key}.{part}", f"must not repeat a level, got {values}")
+                if part == "choices":
+                    choices = tuple(lv for lv in levels if lv in found)  # the table's order
+                else:
+                    for i, g in enumerate(found):
+                        if g is not None and g not in choices:
+                            self.bad(
+                                f"{key}.grid[{i}]",
+                                f"{_fmt(values[i])} is not one of space.{name}.choices {list(choices)}",
+                            )
+            if len(self.problems) > n_before:
+                continue
+            grid = raw.get("grid")
+            space[name] = ParamConfig(
+                name, "categorical", choices=choices,
+                grid=choices if grid is None else tuple(match_level(levels, g) for g in grid),
+            )  # fmt: skip
+        return space
 
     def columns(
         self, raw: dict[str, Any], prefix: str, target: Any
@@ -821,7 +988,7 @@ class _Validator:
                 )
 
     def manual(
-        self, value: Any, space: dict[str, ParamConfig], wanted: bool
+        self, value: Any, space: dict[str, ParamConfig], wanted: bool, family: str | None = None
     ) -> tuple[dict[str, Any], ...]:
         if value is None:
             if wanted:
@@ -840,14 +1007,15 @@ class _Validator:
             return ()
         configs = []
         searched = {n: p for n, p in space.items() if p.searched}
+        vocabulary = list(FAMILIES[family].levels) if family else list(HYPERPARAMETERS)
         for i, raw in enumerate(value):
             key = f"manual[{i}]"
             config: dict[str, Any] = {}
             for name, v in raw.items():
-                if name not in HYPERPARAMETERS:
+                if name not in vocabulary:
                     self.bad(
                         f"{key}.{name}",
-                        f"unknown hyperparameter; choose from {', '.join(HYPERPARAMETERS)}",
+                        f"unknown hyperparameter; choose from {', '.join(vocabulary)}",
                     )
                 elif name in self.invalid_params:
                     continue
@@ -875,6 +1043,9 @@ class _Validator:
                 if param.name == "init" and isinstance(value, str)
                 else value
             )
+            if param.name not in HYPERPARAMETERS:  # a benchmark's level: 0.001 names 1e-3
+                v = match_level(param.choices, value)
+                v = value if v is None else v
             if v not in param.choices:
                 self.bad(
                     key,

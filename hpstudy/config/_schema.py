@@ -79,7 +79,11 @@ METRICS: dict[str, tuple[str, str]] = {
     "rmse": ("regression", "minimize"),
     "mae": ("regression", "minimize"),
     "r2": ("regression", "maximize"),
+    # benchmark tasks only: what their tables hold (validation MSE, balanced accuracy)
+    "mse": ("regression", "minimize"),
+    "balanced_accuracy": ("classification", "maximize"),
 }
+BENCHMARK_METRICS = ("mse", "balanced_accuracy")
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse"}
 # What a trial's value (the selection objective) can be: any metric, or the validation
 # cross-entropy of a classifier. Accuracy saturates on small data (many configurations tie
@@ -101,6 +105,8 @@ DEFAULT_MARGINS: dict[str, float | str] = {
     "rmse": "1%",
     "mae": "1%",
     "r2": 0.01,
+    "mse": "1%",
+    "balanced_accuracy": 0.005,
 }
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid")
@@ -187,12 +193,18 @@ class TaskConfig:
     # training options of the task
     loss: str | None = None  # None: the kind's default; "poisson" for counts (regression)
     class_weight: str | None = None  # "balanced": classes weighted by n / (k * n_class)
+    # A published tabular benchmark ("fcnet/protein_structure"): a trial is a table lookup
+    # (hpstudy/data/_benchmarks.py); dataset, csv and the split keys are then unused.
+    benchmark: str | None = None
 
     def resolved_metric(self, kind: str) -> str:
         return self.metric or DEFAULT_METRIC[kind]
 
     def resolved_select(self, kind: str) -> str:
-        """The selection objective: the task's own ``select``, else the kind's default."""
+        """The selection objective: the task's own ``select``, else the kind's default (a
+        benchmark task selects on what its table holds, its metric)."""
+        if self.benchmark is not None:
+            return self.select or self.resolved_metric(kind)
         return self.select or DEFAULT_SELECT.get(kind) or self.resolved_metric(kind)
 
     def resolved_margin(self, metric: str) -> float | str:
@@ -284,8 +296,18 @@ class ExperimentConfig:
     def searched_params(self) -> dict[str, ParamConfig]:
         return {n: p for n, p in self.space.items() if p.searched}
 
+    @property
+    def benchmark_family(self) -> str | None:
+        """The tabular benchmark every task of this file looks up (``fcnet``,
+        ``hpobench_nn``), or ``None`` for trained tasks (a file never mixes the two)."""
+        if self.tasks and self.tasks[0].benchmark is not None:
+            return self.tasks[0].benchmark.split("/", 1)[0]
+        return None
+
     def fixed_params(self) -> dict[str, Any]:
         """Values of every hyperparameter that is not searched (defaults included)."""
+        if self.benchmark_family is not None:  # a table's hyperparameters have no defaults
+            return {n: p.value for n, p in self.space.items() if not p.searched}
         fixed: dict[str, Any] = {}
         for name, (_, default) in HYPERPARAMETERS.items():
             param = self.space.get(name)
@@ -324,7 +346,7 @@ def _task_identity(task: TaskConfig, kind: str | None = None) -> dict[str, Any]:
         identity["select"] = select
     # The chosen columns change what trials learn from; unset, they are left out so that
     # experiments created before these keys existed keep their fingerprint.
-    for key in ("features", "drop", *TASK_OPTIONAL_KEYS):
+    for key in ("features", "drop", "benchmark", *TASK_OPTIONAL_KEYS):
         if not identity[key]:
             del identity[key]
     del identity["margin"]  # report-only: existing experiments keep their fingerprint

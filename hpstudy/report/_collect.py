@@ -73,5 +73,7 @@ def collect_experiment(storage_url: str, experiment: str) -> ExperimentData:
     for info in sorted(infos, key=lambda i: (i.task, i.strategy, i.seed)):
         trials = reader.fetch(info.study_id, None)
         attrs = storage.get_study_user_attrs(info.study_id)
-        studies.append(StudyData(info, trials, StudyCounts.of(trials, info.objective_direction), attrs))
+        studies.append(
+            StudyData(info, trials, StudyCounts.of(trials, info.objective_direction), attrs)
+        )
     return ExperimentData(experiment, studies)

@@ -19,14 +19,15 @@ from typing import Any
 
 from hpstudy.analysis import TrialTable
 from hpstudy.analysis._table import (
+    BENCHMARK_COLUMNS,
     COLUMNS,
     OPTIONAL_COLUMNS,
-    PARAM_COLUMNS,
     scores_json,
     sidecar,
 )
+from hpstudy.analysis._table import columns_of as _columns_of
 
-__all__ = ["COLUMNS", "sidecar", "trial_table", "write_trials_csv_gz"]
+__all__ = ["BENCHMARK_COLUMNS", "COLUMNS", "sidecar", "trial_table", "write_trials_csv_gz"]
 
 
 def _cell(v: Any) -> Any:
@@ -39,14 +40,17 @@ def _cell(v: Any) -> Any:
 def trial_table(table: TrialTable) -> list[list[Any]]:
     """One row per trial of every study (any state), in the studies' stored order."""
     rows = []
+    _, param_columns = _columns_of(table.config)
     for s in table.studies:
         study = [s.experiment, s.task, s.strategy, s.seed, s.name, s.metric, s.direction, s.kind,
                  s.budget, s.fingerprint]  # fmt: skip
+        if table.from_tables:
+            study += ["benchmark", s.benchmark, s.repetition]
         for t in s.trials:
             trial = [t.number, t.state, t.value, t.epochs, t.seconds, t.best_epoch, t.n_params,
                      t.fail_reason,
                      json.dumps(scores_json(t)) if t.test_scores is not None else None]  # fmt: skip
-            params = [t.params.get(p) for p in PARAM_COLUMNS]
+            params = [t.params.get(p) for p in param_columns]
             selection = [s.select_name, s.select_direction]
             rows.append([_cell(v) for v in study + trial + params + selection])
     return rows
@@ -59,7 +63,8 @@ def write_trials_csv_gz(table: TrialTable, output: Path) -> list[Path]:
 
     out = io.StringIO()
     writer_csv = csv.writer(out, lineterminator="\n")
-    writer_csv.writerow(COLUMNS + OPTIONAL_COLUMNS)
+    head, param_columns = _columns_of(table.config)
+    writer_csv.writerow(head + param_columns + OPTIONAL_COLUMNS)
     writer_csv.writerows(trial_table(table))
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")

@@ -38,14 +38,18 @@ def to_study(s: StudyData, fixed: dict[str, Any]) -> Study:
     return Study(
         name=i.name, experiment=i.experiment, task=i.task, strategy=i.strategy, seed=i.seed,
         metric=i.metric, direction=i.direction, kind=i.kind, budget=i.budget,
-        fingerprint=i.fingerprint, objective=i.objective, objective_direction=i.objective_direction, trials=tuple(sorted(trials, key=lambda t: t.number)),
+        fingerprint=i.fingerprint, objective=i.objective, objective_direction=i.objective_direction,
+        benchmark=str(s.attrs.get("benchmark") or ""), repetition=s.attrs.get("repetition"), trials=tuple(sorted(trials, key=lambda t: t.number)),
     )  # fmt: skip
 
 
 def to_table(data: ExperimentData, config: ExperimentConfig, source: str) -> TrialTable:
     fixed = config.fixed_params()
     studies = tuple(to_study(s, fixed) for s in data.studies)
-    return TrialTable(data.experiment, config, studies, source=source)
+    return TrialTable(
+        data.experiment, config, studies, source=source,
+        from_tables=config.benchmark_family is not None,
+    )  # fmt: skip
 
 
 def table_from_storage(storage_url: str, experiment: str, *, warn: bool = True) -> TrialTable:

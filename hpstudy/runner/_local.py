@@ -103,6 +103,13 @@ class LocalStudy:
                 self._stale = True
                 return
 
+    def sync_claimed(self, claimed: list[tuple[int, int]]) -> None:
+        """Add trials this process just claimed as new numbers (RUNNING, no parameters), in
+        number order: appended without reads when nobody created a trial meanwhile."""
+        for trial_id_, number in claimed:
+            if self._stale or number >= self._n:
+                self.sync(own=(trial_id_, number))
+
     def _append(self, trial: FrozenTrial) -> None:
         template = copy.copy(trial)
         if not trial.state.is_finished():
@@ -122,6 +129,12 @@ class LocalStudy:
         local = self.storage.get_trial(local_id)
         if local.state.is_finished():
             return
+        for name, value in trial.params.items():
+            # seen RUNNING before its parameters were stored (a batch of lookups stores them
+            # with the result): the samplers must see them
+            if name not in local.params:
+                dist = trial.distributions[name]
+                self.storage.set_trial_param(local_id, name, dist.to_internal_repr(value), dist)
         for step, value in trial.intermediate_values.items():
             if step not in local.intermediate_values:
                 self.storage.set_trial_intermediate_value(local_id, step, value)

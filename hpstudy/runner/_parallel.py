@@ -77,6 +77,9 @@ class _QueueProgress(Progress):
     ) -> None:
         self._send("trial_finished", name, state, value, best)
 
+    def trials_finished(self, name: str, n: int, best: float | None) -> None:
+        self._send("trials_finished", name, n, best)
+
     def study_finished(self, name: str, reason: str) -> None:
         self._send("study_finished", name, reason)
 

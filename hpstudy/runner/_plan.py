@@ -29,6 +29,7 @@ from hpstudy._faults import crash_point, start_barrier
 from hpstudy._version import __version__
 from hpstudy.config._schema import METRICS, OBJECTIVES, ExperimentConfig, study_name
 from hpstudy.model import check_space_fits
+from hpstudy.runner._lookup import benchmark_attrs
 from hpstudy.runner._run import DataCache
 from hpstudy.store import StudyInfo, TrialWriter, experiment_lock, study_attrs
 from hpstudy.store._studies import all_study_attrs
@@ -63,12 +64,19 @@ def plan_studies(config: ExperimentConfig, data: DataCache) -> list[dict[str, An
     check_dependencies(config.strategies)
     plan = []
     for task in config.tasks:
-        prepared = data.get(task.name, config.seeds[0])  # validates the CSV, infers the kind
-        data.warn(task.name)
-        check_space_fits(config, task.name, prepared)
-        for seed in config.seeds[1:]:
-            data.get(task.name, seed)  # every seed's split must be possible
-        fingerprint = config.fingerprint(task, prepared.kind)
+        if task.benchmark is not None:
+            metric, kind = str(task.metric), str(task.kind)
+            extra = benchmark_attrs(config, task)  # the table must be installed and sound
+            fingerprint = config.fingerprint(task)
+        else:
+            prepared = data.get(task.name, config.seeds[0])  # validates the CSV, infers the kind
+            data.warn(task.name)
+            check_space_fits(config, task.name, prepared)
+            for seed in config.seeds[1:]:
+                data.get(task.name, seed)  # every seed's split must be possible
+            metric, kind = prepared.metric, prepared.kind
+            fingerprint = config.fingerprint(task, prepared.kind)
+        select = task.resolved_select(kind)
         for seed in config.seeds:
             for name in config.strategies:
                 budget = {"n_trials": study_budget(config, name), "timeout": config.budget.timeout}
@@ -79,11 +87,12 @@ def plan_studies(config: ExperimentConfig, data: DataCache) -> list[dict[str, An
                         "task": task.name,
                         "strategy": name,
                         "seed": seed,
-                        "metric": prepared.metric,
-                        "direction": METRICS[prepared.metric][1],
-                        "objective": prepared.select,
-                        "objective_direction": OBJECTIVES[prepared.select][1],
-                        "kind": prepared.kind,
+                        "metric": metric,
+                        "direction": METRICS[metric][1],
+                        "objective": select,
+                        "objective_direction": OBJECTIVES[select][1],
+                        "kind": kind,
+                        **(extra(seed) if task.benchmark is not None else {}),
                         "budget": budget,
                         "fingerprint": fingerprint,
                         "study_file": config.text,
@@ -218,6 +227,17 @@ def queue_configurations(
         if key in attrs
     }
     dists = distributions(config)
+    if config.benchmark_family is not None:
+        # A lookup costs microseconds, so one transaction queues them all (all or none).
+        missing = [c for c in configurations if (c.key, c.index) not in have]
+        if missing:
+            crash_point("queue")
+            writer.add_waiting_trials(
+                info.study_id,
+                [(c.params, c.user_attrs, c.system_attrs) for c in missing],
+                dists,
+            )
+        return len(missing)
     queued = 0
     for c in configurations:
         if (c.key, c.index) in have:

@@ -35,6 +35,11 @@ class Progress:
     ) -> None:
         """The running trial ended."""
 
+    def trials_finished(self, name: str, n: int, best: float | None) -> None:
+        """``n`` trials finished COMPLETE at once (a batch of table lookups)."""
+        for _ in range(n):
+            self.trial_finished(name, TrialState.COMPLETE, None, best)
+
     def study_finished(self, name: str, reason: str) -> None:
         """The study stopped: ``reason`` is 'budget met', 'timeout', 'grid exhausted', ..."""
 
@@ -134,6 +139,9 @@ class RichProgress(Progress):
             failed=counts[1],
             now="",
         )
+
+    def trials_finished(self, name: str, n: int, best: float | None) -> None:
+        self._progress.update(self._tasks[name], advance=n, best=_fmt(best), now="")
 
     def study_finished(self, name: str, reason: str) -> None:
         self._progress.update(self._tasks[name], now=f"[green]{reason}[/]")

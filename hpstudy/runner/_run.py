@@ -151,6 +151,10 @@ def run_study(
     SIGTERM turned into one) anywhere in a trial records it as FAIL (``interrupted``, never
     counted), queues its configuration again, and raises :class:`~hpstudy.Interrupted`.
     """
+    if ctx.config.task(info.task).benchmark is not None:  # a trial is a table lookup
+        from hpstudy.runner._lookup import run_lookup_study
+
+        return run_lookup_study(ctx, info, should_stop)
     config, writer, reader = ctx.config, ctx.writer, ctx.reader
     recover_stale(reader, writer, info.study_id)
     queued = strategy(info.strategy).queued
@@ -465,7 +469,8 @@ def run_studies(
     :class:`~hpstudy.Interrupted` is raised; further signals are ignored meanwhile.
     """
     torch.set_num_threads(config.training.torch_threads)
-    warm_up(config.training.device)  # one-time start-up costs stay out of the first trial
+    if config.benchmark_family is None:  # lookups train nothing
+        warm_up(config.training.device)  # one-time start-up costs stay out of the first trial
     if announce:
         progress.experiment_started([(i.name, i.budget) for i in infos])
     writer = TrialWriter(storage)

@@ -33,6 +33,9 @@ STUDY_ATTRS = (
     "budget",
     "fingerprint",
 )
+# Keys of a study whose task is a published tabular benchmark (hpstudy/runner/_lookup.py):
+# ``task_kind`` = "benchmark" labels its results (never pooled with real training).
+BENCHMARK_ATTRS = ("task_kind", "benchmark", "repetition", "optimum", "test_score_note")
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,8 @@ def _direction(objective: str) -> str:
     from hpstudy.config._schema import OBJECTIVES
 
     return OBJECTIVES[objective][1]
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -242,6 +247,7 @@ def study_attrs(info: dict[str, Any]) -> dict[str, Any]:
             *STUDY_ATTRS,
             "objective",
             "objective_direction",
+            *BENCHMARK_ATTRS,
             "study_file",
             "study_file_path",
             "options",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -214,6 +215,131 @@ class TrialWriter:
 
         return retrying("claiming a trial", attempt)
 
+    # -- batches of lookup trials (published tabular benchmarks) -------------------------------
+    # A table lookup costs microseconds, so the per-transaction cost is the whole trial: these
+    # claim, queue and finish many trials per transaction under the same guards as above.
+
+    def add_waiting_trials(
+        self,
+        study_id: int,
+        trials: list[tuple[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]],
+        distributions: Mapping[str, BaseDistribution],
+    ) -> None:
+        """Queue WAITING trials (params, user attrs, system attrs) in one transaction."""
+        with self.engine.begin() as conn:
+            numbered = _insert_block(conn, study_id, len(trials), TrialState.WAITING)
+            for (trial_id, _), (params, user, system) in zip(numbered, trials, strict=True):
+                _insert_params(conn, trial_id, params, distributions)
+                _insert_attrs(conn, _USER_ATTRS, trial_id, user)
+                _insert_attrs(conn, _SYSTEM_ATTRS, trial_id, system)
+
+    def add_running_trials(self, study_id: int, n: int, budget: int) -> list[tuple[int, int]]:
+        """Claim up to ``n`` new trial numbers as RUNNING trials without parameters, within
+        ``budget`` (finished, running and waiting trials counted in the same transaction),
+        each with this worker's id and a first heartbeat, in one transaction.
+
+        Returns:
+            (trial id, number) of each claimed trial, in number order (empty: budget full).
+        """
+        with self.engine.begin() as conn:
+            _lock_study(conn, study_id)
+            room = budget - _used_budget(conn, study_id)
+            if room <= 0:
+                return []
+            claimed = _insert_block(conn, study_id, min(n, room), TrialState.RUNNING)
+            ids = [trial_id for trial_id, _ in claimed]
+            conn.execute(
+                _USER_ATTRS.insert(),
+                [
+                    {"trial_id": t, "key": "worker", "value_json": json.dumps(self.worker)}
+                    for t in ids
+                ],
+            )
+            _beat_many(conn, ids)
+        return claimed
+
+    def claim_many(self, trial_ids: list[int]) -> list[int]:
+        """Move WAITING trials to RUNNING in one transaction (each by an atomic UPDATE, as
+        :meth:`claim`); returns the ids this worker won, in the given order."""
+        won = []
+        with self.engine.begin() as conn:
+            now = _utc(datetime.now())
+            for trial_id in trial_ids:
+                done = conn.execute(
+                    update(_TRIALS)
+                    .where(_TRIALS.c.trial_id == trial_id, _TRIALS.c.state == TrialState.WAITING)
+                    .values(state=TrialState.RUNNING, datetime_start=now)
+                )
+                if done.rowcount == 1:
+                    won.append(trial_id)
+            if won:
+                conn.execute(
+                    _USER_ATTRS.delete().where(
+                        _USER_ATTRS.c.trial_id.in_(won), _USER_ATTRS.c.key == "worker"
+                    )
+                )
+                conn.execute(
+                    _USER_ATTRS.insert(),
+                    [
+                        {"trial_id": t, "key": "worker", "value_json": json.dumps(self.worker)}
+                        for t in won
+                    ],
+                )
+                _beat_many(conn, won)
+        return won
+
+    def finish_many(
+        self,
+        trials: list[FinishedLookup],
+        distributions: Mapping[str, BaseDistribution],
+    ) -> list[bool]:
+        """Record many RUNNING trials as COMPLETE (parameters if not stored yet, value, user
+        and system attrs) in one transaction, each guarded by ``state = RUNNING``.
+
+        Returns:
+            Per trial, whether it was recorded (False: another worker declared it stale).
+        """
+        done = []
+        with self.engine.begin() as conn:
+            now = _utc(datetime.now())
+            for t in trials:
+                row = conn.execute(
+                    update(_TRIALS)
+                    .where(_TRIALS.c.trial_id == t.trial_id, _TRIALS.c.state == TrialState.RUNNING)
+                    .values(state=TrialState.COMPLETE, datetime_complete=now)
+                )
+                done.append(row.rowcount == 1)
+            ok = [t for t, d in zip(trials, done, strict=True) if d]
+            params = [
+                {
+                    "trial_id": t.trial_id,
+                    "param_name": name,
+                    "param_value": distributions[name].to_internal_repr(value),
+                    "distribution_json": distribution_to_json(distributions[name]),
+                }
+                for t in ok
+                for name, value in (t.new_params or {}).items()
+            ]
+            if params:
+                conn.execute(insert(o.PARAMS), params)
+            values = []
+            for t in ok:
+                stored, kind = o.value_to_stored(t.value)
+                values.append(
+                    {"trial_id": t.trial_id, "objective": 0, "value": stored, "value_type": kind}
+                )
+            if values:
+                conn.execute(insert(o.VALUES), values)
+            for table, attr in ((_USER_ATTRS, "user_attrs"), (_SYSTEM_ATTRS, "system_attrs")):
+                rows = [
+                    {"trial_id": t.trial_id, "key": k, "value_json": json.dumps(v)}
+                    for t in ok
+                    for k, v in getattr(t, attr).items()
+                ]
+                if rows:
+                    conn.execute(table.insert(), rows)
+        return done
+
     def set_params(
         self,
         trial_id: int,
@@ -393,6 +519,76 @@ class TrialWriter:
         return retrying("re-queuing an interrupted trial", attempt)
 
 
+@dataclass(frozen=True)
+class FinishedLookup:
+    """A lookup trial's outcome, for :meth:`TrialWriter.finish_many`.
+
+    ``new_params`` are the parameters sampled for a trial claimed without them (``None`` for
+    a claimed WAITING trial, whose parameters are stored); ``system_attrs`` are new keys only.
+    """
+
+    trial_id: int
+    value: float
+    user_attrs: Mapping[str, Any]
+    system_attrs: Mapping[str, Any]
+    new_params: Mapping[str, Any] | None = None
+
+
+def _lock_study(conn: Any, study_id: int | None) -> None:
+    """Take the lock that serialises trial creation in a study, as the transaction's first
+    statement: the study row (as Optuna does) on a server; on SQLite a write (a no-op
+    update of the study row), so SQLite takes its write lock now and waits for it."""
+    studies = o.STUDIES
+    if conn.dialect.name == "sqlite":
+        conn.execute(
+            update(studies)
+            .where(studies.c.study_id == study_id)
+            .values(study_name=studies.c.study_name)
+        )
+    else:
+        conn.execute(
+            select(studies.c.study_id).where(studies.c.study_id == study_id).with_for_update()
+        )
+
+
+def _insert_block(conn: Any, study_id: int, n: int, state: TrialState) -> list[tuple[int, int]]:
+    """Insert ``n`` trials of ``state`` numbered after the study's last one (the caller holds
+    the study's lock: :func:`_lock_study`); returns their (trial id, number)."""
+    if n <= 0:
+        return []
+    _lock_study(conn, study_id)  # idempotent within a transaction
+    first = conn.execute(
+        select(func.count(_TRIALS.c.trial_id)).where(_TRIALS.c.study_id == study_id)
+    ).scalar_one()
+    start = _utc(datetime.now()) if state == TrialState.RUNNING else None
+    conn.execute(
+        insert(_TRIALS),
+        [
+            {"study_id": study_id, "number": first + k, "state": state, "datetime_start": start}
+            for k in range(n)
+        ],
+    )
+    rows = conn.execute(
+        select(_TRIALS.c.trial_id, _TRIALS.c.number).where(
+            _TRIALS.c.study_id == study_id, _TRIALS.c.number >= first
+        )
+    ).all()
+    return sorted(((int(t), int(n_)) for t, n_ in rows), key=lambda r: r[1])
+
+
+def _beat_many(conn: Any, trial_ids: list[int]) -> None:
+    """First heartbeats of trials just claimed (none of them has a heartbeat row yet, or a
+    stale one from an earlier run, which is replaced)."""
+    conn.execute(_HEARTBEATS.delete().where(_HEARTBEATS.c.trial_id.in_(trial_ids)))
+    now = db_utc_now(conn.dialect.name)  # the database's clock, as _beat
+    conn.execute(
+        insert(_HEARTBEATS).from_select(
+            ["trial_id", "heartbeat"],
+            select(_TRIALS.c.trial_id, now).where(_TRIALS.c.trial_id.in_(trial_ids)),
+        )
+    )
+
+
 def _insert_trial(
     conn: Any,
     study_id: int,
@@ -442,13 +638,6 @@ def _insert_params(
             for name, value in params.items()
         ]
         conn.execute(insert(o.PARAMS), rows)
-
-
-def _lock_study(conn: Any, study_id: int | None) -> None:
-    studies = o.STUDIES
-    conn.execute(
-        select(studies.c.study_id).where(studies.c.study_id == study_id).with_for_update()
-    )
 
 
 def _free_sample_index(conn: Any, study_id: int) -> int:
