@@ -299,9 +299,11 @@ def render_html(
     from plotly.offline import get_plotlyjs
 
     table = analysis.table
-    source = (
-        "looked up in published tabular benchmarks (not trained here)" if table.from_tables else ""
-    )
+    source = ""
+    if table.from_tables:
+        from hpstudy.data._benchmarks import BENCHMARK_NOTE
+
+        source = BENCHMARK_NOTE
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>hpstudy report: {_e(table.experiment)}</title><style>{_CSS}</style>",

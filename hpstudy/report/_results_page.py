@@ -47,6 +47,10 @@ def experiment_markdown(path: Path, analysis: Analysis) -> list[str]:
     table, summaries, advice = analysis.table, analysis.summaries, analysis.advice
     lines = [f"## {table.experiment}", "", f"From `{path.name}`.", ""]
     lines += [f"**{analysis.headline}**", ""]
+    if table.from_tables:
+        from hpstudy.data._benchmarks import BENCHMARK_NOTE
+
+        lines += [f"*{BENCHMARK_NOTE}*", ""]
     for s in summaries:
         lines += [f"### {s.task} ({s.metric}, {s.direction})", "", s.verdict, ""]
         shown = list(s.verdicts) + ([s.control] if s.control is not None else [])
@@ -289,6 +293,13 @@ def write_results(
     from hpstudy.report._html import write_analysis, write_atomic
 
     tables = [read_results(p) for p in paths]
+    if len({t.from_tables for t in tables}) > 1:
+        raise ConfigError(
+            "results looked up in published tabular benchmarks are never pooled with real "
+            "training: write one page for each ("
+            + ", ".join(p.name for p, t in zip(paths, tables, strict=True) if t.from_tables)
+            + " apart)"
+        )
     done = list(zip(paths, analyze_many(tables), strict=True))
     command = f"hpstudy results {' '.join(p.as_posix() for p in paths)} -o {output.as_posix()}"
     block = answer_block(done)

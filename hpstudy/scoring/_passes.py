@@ -99,7 +99,9 @@ def score_studies(
             for number in sorted(needed.get(info.name, set()) - set(cache)):
                 t = by_number[number]
                 params = {**fixed, **t.params}
-                epochs = int(t.user_attrs.get("best_epoch") or params["epochs"])
+                epochs = int(
+                    t.user_attrs.get("best_epoch") or params.get("epochs") or 0
+                )  # a table: none
                 jobs.append(_Job(info.study_id, task, seed, number, params, epochs))
     if not jobs:
         return ScoringDone(0, 0)

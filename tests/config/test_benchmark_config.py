@@ -73,10 +73,18 @@ def test_every_benchmark_name_is_valid_and_an_absent_hyperparameter_takes_every_
 
 def test_trained_tasks_keep_their_fingerprint() -> None:
     """The new key is left out of a trained task's identity (stored experiments resume)."""
+    from hpstudy.config._schema import _task_identity
     from tests.conftest import tiny_study_text
 
     base = parse_config(tiny_study_text())
-    assert base.fingerprint(base.tasks[0]) == "b4ec3cd69bfb4eca"
+    for task in base.tasks:
+        assert "benchmark" not in _task_identity(task)
+    # the same task with select = accuracy is the task as stored before selection moved to
+    # cross-entropy: its fingerprint is the one experiments made then carry
+    old = parse_config(
+        tiny_study_text().replace('dataset = "iris"', 'dataset = "iris"\nselect = "accuracy"')
+    )
+    assert old.fingerprint(old.tasks[0]) == "b4ec3cd69bfb4eca"
 
 
 def test_benchmark_fingerprint_depends_on_the_benchmark_and_space() -> None:

@@ -139,7 +139,9 @@ def assert_exact_lookups(url: str, text: str, n_studies: int) -> None:
         assert a["test_scores"]["trial"] == best.number
         scores = table.test_scores({**fixed, **best.params}, rep)
         assert a["test_scores"]["scores"] == scores
-        assert a["test_scores_by_trial"][str(best.number)] == scores
+        from hpstudy.scoring import cached_scores
+
+        assert list(cached_scores(a)[best.number].scores) == scores
         assert a["optimum"]["test"] >= float(np.mean(scores))
 
 
@@ -275,34 +277,37 @@ def test_three_workers_on_postgresql_meet_every_budget_exactly(
 
 
 def test_export_and_results_keep_the_label_values_and_test_scores(tmp_path: Path) -> None:
-    from hpstudy.report._results import load_results, regenerate, write_trials_csv_gz
+    from hpstudy.analysis import analyze, read_results
+    from hpstudy.report import table_from_storage
+    from hpstudy.report._results import write_trials_csv_gz
 
     text = study_text(strategies=("grid", "random"), n_trials=12, seeds=2)
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     create_experiment(parse_config(text), url)
     out = tmp_path / "bench.csv.gz"
-    write_trials_csv_gz(url, "bench", out)
-    results = load_results(out)
+    write_trials_csv_gz(table_from_storage(url, "bench"), out)
+    loaded = read_results(out)
+    assert loaded.from_tables
     stored = {s.study_name: s for s in _studies(url)}
-    assert {s.info.name for s in results.data.studies} == set(stored)
-    for s in results.data.studies:
-        study = stored[s.info.name]
-        assert s.attrs["task_kind"] == "benchmark"
-        assert s.attrs["benchmark"] == study.user_attrs["benchmark"]
-        assert s.attrs["repetition"] == study.user_attrs["repetition"]
+    assert {s.name for s in loaded.studies} == set(stored)
+    for s in loaded.studies:
+        study = stored[s.name]
+        assert s.benchmark == study.user_attrs["benchmark"]
+        assert s.repetition == study.user_attrs["repetition"]
         by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
         for t in s.trials:
             assert t.value == by_number[t.number].value
-            assert t.params == by_number[t.number].params
-            assert t.user_attrs["seconds"] == by_number[t.number].user_attrs["seconds"]
+            assert dict(t.params) == {**loaded.config.fixed_params(), **by_number[t.number].params}
+            assert t.seconds == by_number[t.number].user_attrs["seconds"]
         best = study.user_attrs["test_scores"]
-        assert results.tests[s.info.name][best["trial"]].scores == best["scores"]
-    summaries, advice = regenerate(results)
-    assert {t.task for t in summaries} == {"credit_g", "vehicle"}
+        scored = next(t for t in s.trials if t.number == best["trial"])
+        assert list(scored.test_scores or ()) == best["scores"]
+    analysis = analyze(loaded)
+    assert {t.task for t in analysis.summaries} == {"credit_g", "vehicle"}
     from hpstudy.data._benchmarks import BENCHMARK_NOTE
     from hpstudy.report._results_page import experiment_markdown
 
-    assert f"*{BENCHMARK_NOTE}*" in experiment_markdown(results, summaries, advice)
+    assert f"*{BENCHMARK_NOTE}*" in "\n".join(experiment_markdown(out, analysis))
 
 
 @pytest.mark.slow
@@ -374,7 +379,7 @@ def test_report_says_what_a_benchmarks_test_score_is(tmp_path: Path) -> None:
     text = study_text(strategies=("grid", "random"), n_trials=12, seeds=2)
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     create_experiment(parse_config(text), url)
-    path, summaries = write_report(url, "bench", tmp_path / "r.html")
+    path, analysis = write_report(url, "bench", tmp_path / "r.html")
     html = path.read_text()
     assert BENCHMARK_NOTE.replace("'", "&#x27;") in html
-    assert {s.task for s in summaries} == {"credit_g", "vehicle"}
+    assert {s.task for s in analysis.summaries} == {"credit_g", "vehicle"}
