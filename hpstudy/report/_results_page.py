@@ -303,8 +303,13 @@ def write_results(
     done = list(zip(paths, analyze_many(tables), strict=True))
     command = f"hpstudy results {' '.join(p.as_posix() for p in paths)} -o {output.as_posix()}"
     block = answer_block(done)
+    title = (
+        "# Results from published tabular benchmarks (looked up, not trained here)"
+        if tables[0].from_tables
+        else "# Results"
+    )
     lines = [
-        "# Results",
+        title,
         "",
         block,
         "",

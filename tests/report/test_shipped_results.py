@@ -63,8 +63,33 @@ def test_readme_carries_the_generated_answer(regenerated: tuple[str, str]) -> No
     assert block(readme) == block(page) and len(block(page)) > len(ANSWER_BEGIN) + 100
 
 
-def test_the_block_written_by_hand_holds_no_numbers() -> None:
-    shipped = (ROOT / "docs" / "results.md").read_text()
+def test_the_benchmark_page_is_regenerated_from_its_raw_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/results-benchmarks.md is what results/bench/ gives, apart from real training."""
+    bench = sorted((ROOT / "results" / "bench").glob("*.csv.gz"))
+    assert bench
+    (tmp_path / "docs").mkdir()
+    shutil.copy(ROOT / "docs" / "results-benchmarks.md", tmp_path / "docs")
+    (tmp_path / "results").symlink_to(ROOT / "results")
+    monkeypatch.chdir(tmp_path)
+    write_results(
+        [Path("results/bench") / f.name for f in bench], Path("docs/results-benchmarks.md")
+    )
+    page = (tmp_path / "docs" / "results-benchmarks.md").read_text()
+    assert page == (ROOT / "docs" / "results-benchmarks.md").read_text()
+    assert page.startswith("# Results from published tabular benchmarks")
+    # never pooled: one page with both kinds is refused
+    from hpstudy._errors import ConfigError
+
+    with pytest.raises(ConfigError, match="never pooled"):
+        write_results([Path("results") / FILES[0].name, Path("results/bench") / bench[0].name],
+                      tmp_path / "mixed.md")  # fmt: skip
+
+
+@pytest.mark.parametrize("page", ["results.md", "results-benchmarks.md"])
+def test_the_block_written_by_hand_holds_no_numbers(page: str) -> None:
+    shipped = (ROOT / "docs" / page).read_text()
     kept = shipped[shipped.index(KEEP_BEGIN) + len(KEEP_BEGIN) : shipped.index(KEEP_END)]
     words = re.compile(r"\b(two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|half|twice)\b", re.I)  # fmt: skip
     prose = re.sub(r"```.*?```", "", kept, flags=re.S)  # the command may name files
