@@ -133,6 +133,20 @@ def _call(fn: Callable[[], T], resume_hint: Callable[[], str] | None = None) -> 
         if resume_hint is not None:
             err.print(f"resume with: {resume_hint()}", markup=False)
         raise typer.Exit(130) from None
+    except Exception as e:
+        # A database that runs out of connection slots mid-run (another worker took the last
+        # one): one line saying what to change, not a driver traceback.
+        from hpstudy._errors import too_many_connections
+
+        message = too_many_connections(e)
+        if message is None:
+            raise
+        if _state["debug"]:
+            err.print(_scrub(traceback.format_exc()), markup=False)
+        err.print(_scrub(f"error: {message}"), markup=False)
+        if resume_hint is not None:
+            err.print(f"resume with: {resume_hint()}", markup=False)
+        raise typer.Exit(1) from None
 
 
 def _storage_url(storage: str | None) -> str:

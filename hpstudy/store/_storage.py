@@ -15,7 +15,7 @@ from typing import Any
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from hpstudy._errors import StorageError, UsageError
+from hpstudy._errors import StorageError, UsageError, too_many_connections
 from hpstudy._faults import start_barrier
 from hpstudy._redact import redact_text, redact_url
 
@@ -135,6 +135,8 @@ def open_storage(url: str, *, create: bool = True, write: bool | None = None) ->
             except OSError as e:
                 raise StorageError(f"cannot create the folder of {redact_url(url)}: {e}") from e
         engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+    else:
+        engine_kwargs["connect_args"] = _server_connect_args(url)
     with _schema_lock(path):
         rdb = _open_rdb(url, path, engine_kwargs)
     if path is not None:
@@ -148,6 +150,21 @@ def open_storage(url: str, *, create: bool = True, write: bool | None = None) ->
         event.listen(rdb.engine, "connect", _pragmas)
         rdb.engine.dispose()  # reconnect so every pooled connection has the pragmas
     return wrap_rdb(rdb)
+
+
+def _server_connect_args(url: str) -> dict[str, Any]:
+    """psycopg (PostgreSQL) without server-side prepared statements: behind PgBouncer in
+    transaction mode each transaction may run on another server connection, where a statement
+    psycopg prepared (after 5 runs of the same query, by default) does not exist ("prepared
+    statement "_pg3_0" does not exist"). hpstudy's few statements per trial gain little from
+    preparing, so it is off for every PostgreSQL connection (measured: docs/benchmarks.md)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        dialect = make_url(url).get_dialect()
+    except Exception:  # said when the storage is opened
+        return {}
+    return {"prepare_threshold": None} if dialect.driver == "psycopg" else {}
 
 
 def _open_read_only(url: str, path: Path) -> BaseStorage:
@@ -206,6 +223,9 @@ def _open_rdb(url: str, path: Path | None, engine_kwargs: dict[str, Any]) -> RDB
             f"the database driver for {url.split(':')[0]} is not installed ({e}); for PostgreSQL: pip install 'psycopg[binary]'"
         ) from e
     except Exception as e:  # SQLAlchemy raises many kinds for a bad URL or an unreachable server
+        crowded = too_many_connections(e)
+        if crowded is not None:
+            raise StorageError(redact_text(crowded, url)) from e
         detail = redact_text(" ".join(str(e).split()), url)  # one line, whatever it printed
         raise StorageError(
             f"cannot open storage {redact_url(url)}: {type(e).__name__}: {detail}; check the URL and that the server is running"
