@@ -24,7 +24,7 @@ machine 32 processes are CPU-starved, and the figures say so.
 
 Run:  .venv/bin/python benchmarks/bench_postgres_load.py [--workers 8 16 32] [--trials 640]
       [--url postgresql://postgres@127.0.0.1:5432/test] [--systems hpstudy optuna]
-      [--strategy random] [--json results.json]
+      [--strategy random] [--json results.json] [--heartbeat-interval 0.2]
       (``--systems hpstudy hpstudy-prepared``: what turning prepared statements off costs)
 (``--url``: any database on the server, used to create and drop a fresh one per run; default
 ``$HPSTUDY_TEST_POSTGRES_URL``.)
@@ -140,9 +140,8 @@ def hpstudy_worker(url: str, out: Path, index: int, prepared: bool = False) -> N
     hpstudy turns off for PgBouncer's sake), to measure what turning them off costs."""
     import optuna
 
-    import hpstudy.store._storage as storage_module
-
     import hpstudy.runner._run as run
+    import hpstudy.store._storage as storage_module
     from hpstudy.runner import resume_experiment
     from hpstudy.store import TrialWriter
     from hpstudy.training import TrainResult
@@ -267,9 +266,7 @@ def run_once(system: str, n_workers: int, args: argparse.Namespace) -> dict[str,
     with tempfile.TemporaryDirectory() as tmp, fresh_database(args.url) as url:
         folder = Path(tmp)
         study = folder / "load.toml"
-        study.write_text(
-            STUDY.format(name=EXPERIMENT, strategy=args.strategy, trials=args.trials)
-        )
+        study.write_text(STUDY.format(name=EXPERIMENT, strategy=args.strategy, trials=args.trials))
         created = subprocess.run(
             [sys.executable, "-m", "hpstudy", "-q", "create", str(study), "--storage", url,
              "--no-run"],
@@ -301,9 +298,7 @@ def run_once(system: str, n_workers: int, args: argparse.Namespace) -> dict[str,
         del os.environ["HPSTUDY_START_BARRIER"]
         load_after = os.getloadavg()[0]
         codes = [w.exitcode for w in workers]
-        records = [
-            json.loads(p.read_text()) for p in sorted(folder.glob("worker-*.json"))
-        ]
+        records = [json.loads(p.read_text()) for p in sorted(folder.glob("worker-*.json"))]
         (summary,) = optuna.get_all_study_summaries(url)
         trials = optuna.load_study(study_name=summary.study_name, storage=url).get_trials(
             deepcopy=False
@@ -357,7 +352,15 @@ def main() -> None:
         ),
     )
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
+    parser.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        help="seconds between a running trial's heartbeats (default hpstudy's, 10 s, longer "
+        "than any trial here: a small value shows the heartbeat thread's connection)",
+    )
     args = parser.parse_args()
+    if args.heartbeat_interval is not None:  # read when hpstudy.runner is imported
+        os.environ["HPSTUDY_HEARTBEAT_INTERVAL"] = str(args.heartbeat_interval)
     # Loaded before forking: every worker starts with torch, optuna and hpstudy imported.
     import hpstudy.runner  # noqa: F401
     import hpstudy.strategies  # noqa: F401

@@ -132,11 +132,75 @@ def test_a_worker_process_refused_a_connection_mid_run_says_so_in_one_line(
         assert not [t for t in trials if t.state == TrialState.RUNNING]
 
 
+def test_commands_open_the_storage_with_one_connection_at_a_time(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Optuna's own schema check holds a session while it opens a second connection (two
+    slots per process, and a deadlock behind a small transaction pool when workers open at
+    once); hpstudy checks the schema one connection at a time: a role allowed a single
+    connection can run status and a worker whose trials end before any heartbeat."""
+    study = tmp_path / "s.toml"
+    study.write_text(tiny_study_text(strategies=("random",), n_trials=2))
+    created = subprocess.run(
+        _hpstudy("-q", "create", str(study), "--storage", postgres_url, "--no-run"),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    with limited_role(os.environ["HPSTUDY_TEST_POSTGRES_URL"], postgres_url, 1) as url:
+        for command in (["status", "tiny"], ["worker", "tiny"], ["status", "tiny"]):
+            done = subprocess.run(
+                _hpstudy("-q", *command, "--storage", url),
+                capture_output=True, text=True, timeout=600,
+            )  # fmt: skip
+            assert done.returncode == 0, (command, done.stderr)
+    assert "2 of 2 studies have met their budget" in done.stdout
+
+
+def test_a_storage_of_another_schema_version_is_refused_in_one_line(tmp_path: Path) -> None:
+    """The schema check hpstudy does in place of Optuna's still refuses an old schema, with
+    the upgrade command."""
+    import sqlalchemy
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    study = tmp_path / "s.toml"
+    study.write_text(tiny_study_text(strategies=("random",), n_trials=2))
+    created = subprocess.run(
+        _hpstudy("-q", "create", str(study), "--storage", url, "--no-run"),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("UPDATE alembic_version SET version_num = 'v3.0.0.d'"))
+    engine.dispose()
+    done = subprocess.run(
+        _hpstudy("status", "tiny", "--storage", url), capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"error: storage {url} has Optuna's table schema v3.0.0.d, this optuna reads "
+        f"{_head_version()}; upgrade it: optuna storage upgrade --storage {url}"
+    ]
+
+
+def _head_version() -> str:
+    from optuna.storages import RDBStorage
+
+    storage = RDBStorage("sqlite:///:memory:")
+    try:
+        return storage.get_head_version()
+    finally:
+        storage.engine.dispose()
+
+
 @pytest.mark.parametrize(
     ("text", "found"),
     [
-        ('connection failed: FATAL:  sorry, too many clients already', True),
-        ('FATAL:  remaining connection slots are reserved for non-replication superuser connections', True),
+        ("connection failed: FATAL:  sorry, too many clients already", True),
+        (
+            "FATAL:  remaining connection slots are reserved for non-replication superuser connections",
+            True,
+        ),
         ('FATAL:  too many connections for database "x"', True),
         ("ERROR: no more connections allowed (max_client_conn)", True),  # PgBouncer
         ("(1040, 'Too many connections')", True),  # MySQL
@@ -227,9 +291,7 @@ def test_workers_through_pgbouncer_in_transaction_mode_finish_exactly(
     land on different server connections (a prepared statement would be missing there)."""
     database = postgres_url.rsplit("/", 1)[1]
     study = tmp_path / "s.toml"
-    study.write_text(
-        tiny_study_text(strategies=("manual", "grid", "random", "tpe"), n_trials=6)
-    )
+    study.write_text(tiny_study_text(strategies=("manual", "grid", "random", "tpe"), n_trials=6))
     barrier = tmp_path / "barrier"
     barrier.mkdir()
     with pgbouncer(os.environ["HPSTUDY_TEST_POSTGRES_URL"]) as (bouncer, log):
@@ -243,7 +305,9 @@ def test_workers_through_pgbouncer_in_transaction_mode_finish_exactly(
         workers = [
             subprocess.Popen(
                 _hpstudy("-q", "worker", "tiny", "--storage", url),
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
             )  # fmt: skip
             for _ in range(3)
         ]

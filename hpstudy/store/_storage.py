@@ -217,7 +217,11 @@ def _open_rdb(url: str, path: Path | None, engine_kwargs: dict[str, Any]) -> RDB
         except sqlite3.Error as e:
             raise StorageError(f"cannot open SQLite storage {redact_url(url)}: {e}") from e
     try:
-        return RDBStorage(url, engine_kwargs=engine_kwargs)
+        rdb = RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=True)
+        _check_schema_version(rdb, url)
+        return rdb
+    except StorageError:
+        raise
     except ImportError as e:
         raise StorageError(
             f"the database driver for {url.split(':')[0]} is not installed ({e}); for PostgreSQL: pip install 'psycopg[binary]'"
@@ -230,6 +234,26 @@ def _open_rdb(url: str, path: Path | None, engine_kwargs: dict[str, Any]) -> RDB
         raise StorageError(
             f"cannot open storage {redact_url(url)}: {type(e).__name__}: {detail}; check the URL and that the server is running"
         ) from e
+
+
+def _check_schema_version(rdb: RDBStorage, url: str) -> None:
+    """Optuna's own schema check, one connection at a time.
+
+    Optuna's check keeps a session (and its transaction) open while it opens a second
+    connection. Behind PgBouncer in transaction mode with N server connections, N workers
+    opening at once (a job array starting) could each hold one and wait for another until
+    PgBouncer's query_wait_timeout; and each process needed two connection slots just to open.
+    """
+    current, head = rdb.get_current_version(), rdb.get_head_version()
+    if current == head:
+        return
+    if current in rdb.get_all_versions():
+        fix = f"upgrade it: optuna storage upgrade --storage {redact_url(url)}"
+    else:
+        fix = "it was made by a newer optuna: install the tested versions (pip install -c constraints.txt -e .)"
+    raise StorageError(
+        f"storage {redact_url(url)} has Optuna's table schema {current}, this optuna reads {head}; {fix}"
+    )
 
 
 def _json_safe(value: dict[str, Any]) -> dict[str, Any]:

@@ -62,7 +62,12 @@ def test_every_manifest_parses_and_names_its_object() -> None:
         "secret.yaml", "create-job.yaml", "workers-job.yaml", "finish-job.yaml", "reports-pvc.yaml",
     }  # fmt: skip
     for name, doc in _documents():
-        assert {"apiVersion", "kind", "metadata", "spec" if doc["kind"] != "Secret" else "type"} <= set(doc), name
+        assert {
+            "apiVersion",
+            "kind",
+            "metadata",
+            "spec" if doc["kind"] != "Secret" else "type",
+        } <= set(doc), name
         assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", doc["metadata"]["name"]), name
     assert sorted(d["metadata"]["name"] for d in _by_kind("Job")) == sorted(JOBS)
 
@@ -85,10 +90,14 @@ def test_workers_are_an_indexed_job_retried_per_index() -> None:
 
 
 def _commands() -> list[tuple[str, list[str]]]:
-    return [(job, c["command"] + c.get("args", [])) for job in JOBS for c in _containers(_job(job))]
+    return [
+        (job, c["command"] + c.get("args", [])) for job in JOBS for c in _containers(_job(job))
+    ]
 
 
-@pytest.mark.parametrize(("job", "argv"), _commands(), ids=lambda v: v if isinstance(v, str) else " ".join(v))
+@pytest.mark.parametrize(
+    ("job", "argv"), _commands(), ids=lambda v: v if isinstance(v, str) else " ".join(v)
+)
 def test_every_container_command_parses_with_the_real_command_line(
     job: str, argv: list[str]
 ) -> None:
@@ -104,9 +113,7 @@ def test_every_container_command_parses_with_the_real_command_line(
 
 
 def test_the_jobs_run_one_experiment_in_order() -> None:
-    create, workers, finish = (
-        [c["command"] for c in _containers(_job(j))] for j in JOBS
-    )
+    create, workers, finish = ([c["command"] for c in _containers(_job(j))] for j in JOBS)
     (create_cmd,) = create
     study = ROOT / create_cmd[create_cmd.index("create") + 1].removeprefix(APP + "/")
     assert study.is_file(), study  # the image holds it: see the Dockerfile test
@@ -165,13 +172,17 @@ def test_the_jobs_commands_run_in_order_without_printing_the_secret(
     experiment = "quickstart"
     study = tmp_path / "app" / "studies" / "quickstart.toml"
     study.parent.mkdir(parents=True)
-    study.write_text(tiny_study_text().replace('name = "tiny"', f'name = "{experiment}"'))
+    text = tiny_study_text(strategies=("random",), n_trials=2)
+    study.write_text(text.replace('name = "tiny"', f'name = "{experiment}"'))
     (tmp_path / "reports").mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HPSTUDY_")}
     env["HPSTUDY_STORAGE"] = url
     printed = ""
     for job, argv in _commands():
-        argv = [a.replace(APP + "/", f"{tmp_path}/app/").replace("/reports/", f"{tmp_path}/reports/") for a in argv]
+        argv = [
+            a.replace(APP + "/", f"{tmp_path}/app/").replace("/reports/", f"{tmp_path}/reports/")
+            for a in argv
+        ]
         done = subprocess.run(
             [sys.executable, "-m", "hpstudy", *argv[1:]],
             capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,

@@ -51,10 +51,12 @@ def quickstart(epochs: int, n_trials: int, tasks: tuple[str, ...]) -> str:
     """studies/quickstart.toml with a smaller budget (grid: a subset of its points), fixed
     epochs (no early stop, no pruning: a trial's length is known) and only ``tasks``."""
     text = (ROOT / "studies" / "quickstart.toml").read_text()
-    text = re.sub(r"^n_trials = \d+", f"n_trials = {n_trials}\ngrid_subset = true", text, flags=re.M)
+    text = re.sub(
+        r"^n_trials = \d+", f"n_trials = {n_trials}\ngrid_subset = true", text, flags=re.M
+    )
     text = re.sub(r"^max_epochs = \d+", f"max_epochs = {epochs}", text, flags=re.M)
     text = re.sub(r"^patience = \d+", "patience = 0", text, flags=re.M)
-    text = re.sub(r'\[pruner\]\n(.*\n)*?\n', '[pruner]\ntype = "none"\n\n', text)
+    text = re.sub(r"\[pruner\]\n(.*\n)*?\n", '[pruner]\ntype = "none"\n\n', text)
     for task in ("digits", "diabetes"):
         if task not in tasks:
             text = re.sub(rf'\[\[tasks\]\]\nname = "{task}"\n(.*\n)*?\n', "", text)
