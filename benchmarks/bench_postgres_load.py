@@ -24,7 +24,7 @@ machine 32 processes are CPU-starved, and the figures say so.
 
 Run:  .venv/bin/python benchmarks/bench_postgres_load.py [--workers 8 16 32] [--trials 640]
       [--url postgresql://postgres@127.0.0.1:5432/test] [--systems hpstudy optuna]
-      [--strategy random] [--json results.json] [--heartbeat-interval 0.2]
+      [--strategy random] [--json results.json] [--heartbeat-interval 0.2 --trial-seconds 1]
       (``--systems hpstudy hpstudy-prepared``: what turning prepared statements off costs)
 (``--url``: any database on the server, used to create and drop a fresh one per run; default
 ``$HPSTUDY_TEST_POSTGRES_URL``.)
@@ -52,6 +52,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENT = "load"
+# Seconds each trial sleeps (--trial-seconds; 0: trials cost nothing).
+TRIAL_SECONDS = 0.0
 
 STUDY = """
 name = "{name}"
@@ -151,6 +153,7 @@ def hpstudy_worker(url: str, out: Path, index: int, prepared: bool = False) -> N
     started: list[float] = []
 
     def train(params: dict[str, Any], *args: Any, **kwargs: Any) -> TrainResult:
+        time.sleep(TRIAL_SECONDS)
         score = zero_cost_value(params)
         return TrainResult(score, 1, 1, 0.0, False, [score], 1)
 
@@ -232,6 +235,7 @@ def optuna_worker(url: str, out: Path, index: int) -> None:
                 )
             elif isinstance(dist, CategoricalDistribution):
                 params[name] = trial.suggest_categorical(name, list(dist.choices))
+        time.sleep(TRIAL_SECONDS)
         return zero_cost_value(params)
 
     study = optuna.load_study(
@@ -358,7 +362,16 @@ def main() -> None:
         help="seconds between a running trial's heartbeats (default hpstudy's, 10 s, longer "
         "than any trial here: a small value shows the heartbeat thread's connection)",
     )
+    parser.add_argument(
+        "--trial-seconds",
+        type=float,
+        default=0.0,
+        help="each trial sleeps this long (default 0: trials cost nothing); with a longer "
+        "trial than --heartbeat-interval, the heartbeat thread's connection shows",
+    )
     args = parser.parse_args()
+    global TRIAL_SECONDS
+    TRIAL_SECONDS = args.trial_seconds
     if args.heartbeat_interval is not None:  # read when hpstudy.runner is imported
         os.environ["HPSTUDY_HEARTBEAT_INTERVAL"] = str(args.heartbeat_interval)
     # Loaded before forking: every worker starts with torch, optuna and hpstudy imported.

@@ -192,3 +192,15 @@ def test_the_jobs_commands_run_in_order_without_printing_the_secret(
     assert (tmp_path / "reports" / f"{experiment}.html").stat().st_size > 10_000
     assert "finished" in printed or "report" in printed  # they did print something
     assert password not in printed
+
+
+def test_every_pod_runs_as_the_images_user() -> None:
+    """Not root, and the user the Dockerfile makes (fsGroup: it can write the reports
+    volume)."""
+    text = (ROOT / "Dockerfile").read_text()
+    uid = re.search(r"--uid (\d+)", text)
+    assert uid and re.search(rf"^USER {uid.group(1)}$", text, re.M)
+    for job in JOBS:
+        context = _job(job)["spec"]["template"]["spec"]["securityContext"]
+        assert context["runAsNonRoot"] is True
+        assert context["runAsUser"] == context["fsGroup"] == int(uid.group(1)), job
