@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -70,6 +71,18 @@ def _env(url: str) -> dict[str, str]:
     return {**env, "HPSTUDY_STORAGE": secret_url, "HPSTUDY": str(HPSTUDY)}
 
 
+_SUBMITTED: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _cancel_leftovers() -> Iterator[None]:
+    """A failed test leaves no job running against its dropped database."""
+    yield
+    if _SUBMITTED:
+        subprocess.run(["scancel", *_SUBMITTED], capture_output=True, timeout=60)
+        _SUBMITTED.clear()
+
+
 def _submit(tmp_path: Path, env: dict[str, str], n: int) -> tuple[str, str]:
     done = subprocess.run(
         [str(SLURM / "submit.sh"), "quickstart", str(n)],
@@ -79,6 +92,7 @@ def _submit(tmp_path: Path, env: dict[str, str], n: int) -> tuple[str, str]:
     workers = re.search(r"^workers: (\d+)", done.stdout, re.M)
     finish = re.search(r"^resume\+report: (\d+)", done.stdout, re.M)
     assert workers and finish, done.stdout
+    _SUBMITTED.extend([workers.group(1), finish.group(1)])
     return workers.group(1), finish.group(1)
 
 
