@@ -67,3 +67,41 @@ class Interrupted(HpStudyError):
     """The run was interrupted (Ctrl-C, SIGTERM or SIGHUP); storage has been left consistent."""
 
     exit_code = 130
+
+
+# What database servers and poolers say when they refuse a connection for lack of slots:
+# PostgreSQL (SQLSTATE 53300: max_connections, a role's or a database's CONNECTION LIMIT),
+# PgBouncer (max_client_conn, max_db_connections) and MySQL (error 1040).
+_TOO_MANY = (
+    "too many clients already",
+    "too many connections",
+    "remaining connection slots are reserved",
+    "no more connections allowed",
+)
+
+# The connections one hpstudy worker process holds at most (measured: see
+# docs/user-guide.md, "How many connections").
+CONNECTIONS_PER_WORKER = 2
+
+
+def too_many_connections(error: BaseException) -> str | None:
+    """A one-line message with what to change when ``error`` (or its cause) is a database
+    server refusing a connection because its connection slots are used up; else ``None``."""
+    seen: BaseException | None = error
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:
+        visited.add(id(seen))
+        text = " ".join(str(seen).split())
+        if any(phrase in text.lower() for phrase in _TOO_MANY):
+            said = text.split("(Background on this error", 1)[0].strip()
+            said = said[said.rfind("FATAL:") :] if "FATAL:" in said else said
+            return (
+                f"the database server refused a connection: too many connections ({said[:200].strip()}); "
+                f"each hpstudy worker process holds up to {CONNECTIONS_PER_WORKER} connections: run "
+                "fewer workers (--n-jobs, the array size, parallelism), raise the server's "
+                "max_connections (postgresql.conf, then restart it) or the role's or database's "
+                "CONNECTION LIMIT, or put PgBouncer in transaction mode in front of it (see "
+                "docs/user-guide.md, 'How many connections')"
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None

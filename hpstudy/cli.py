@@ -218,10 +218,13 @@ def _call(
         err.print(_scrub(f"error: cannot use{name}: {e.strerror or e}"), markup=False)
         raise typer.Exit(1) from None
     except Exception as e:
+        from hpstudy._errors import too_many_connections
         from hpstudy.store._retry import database_cause, one_line
         from hpstudy.store._storage import damaged_database
 
-        damaged = damaged_database(e, _state["url"])
+        # a database that runs out of connection slots mid-run (another worker took the last
+        # one): one line saying what to change, not a driver traceback
+        damaged = damaged_database(e, _state["url"]) or too_many_connections(e)
         cause = database_cause(e) if damaged is None else None
         if damaged is None and cause is None:
             raise
@@ -229,6 +232,8 @@ def _call(
             err.print(_scrub(traceback.format_exc()), markup=False)
         if damaged is not None:
             err.print(_scrub(f"error: {damaged}"), markup=False)
+            if resume_hint is not None and "connection" in damaged:
+                err.print(f"resume with: {resume_hint()}", markup=False)
         elif cause is not None:
             # SQLAlchemy raised below hpstudy (a server that went away before a run's own
             # retries apply, a refused statement): one line, never a traceback or a password.

@@ -144,17 +144,22 @@ def _quick_version_manager() -> type:
     return QuickVersionManager
 
 
-def make_rdb(url: str, engine_kwargs: dict[str, Any]) -> RDBStorage:
+def make_rdb(url: str, engine_kwargs: dict[str, Any]) -> tuple[RDBStorage, bool]:
     """``RDBStorage(url, engine_kwargs=...)``, opened without importing alembic when the
-    database is already at Optuna's schema head (see the module docstring)."""
+    database is already at Optuna's schema head (see the module docstring), and without
+    Optuna's compatibility check, which holds one connection while it opens another (two slots
+    per process just to open; behind a small transaction pool, workers starting together
+    could wait on each other). Returns the storage and whether its schema is at the head; the
+    caller checks any other schema one connection at a time."""
     from optuna.storages._rdb import storage as rdb_storage
 
     original = rdb_storage._VersionManager
     rdb_storage._VersionManager = _quick_version_manager()  # type: ignore[misc,assignment]
     try:
-        return RDBStorage(url, engine_kwargs=engine_kwargs)
+        rdb = RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=True)
     finally:
         rdb_storage._VersionManager = original  # type: ignore[misc]
+    return rdb, _stamped_revision(rdb.engine) == SCHEMA_HEAD
 
 
 def wrap_rdb(rdb: RDBStorage) -> BaseStorage:

@@ -18,7 +18,7 @@ from typing import Any
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from hpstudy._errors import StorageError, UsageError
+from hpstudy._errors import StorageError, UsageError, too_many_connections
 from hpstudy._faults import start_barrier
 from hpstudy._redact import redact_text, redact_url
 from hpstudy.store._retry import retrying
@@ -153,6 +153,7 @@ def open_storage(url: str, *, create: bool = True, write: bool | None = None) ->
         _warn_network_file_system(path)
     else:
         engine_kwargs["pool_pre_ping"] = True  # a connection the server dropped is replaced
+        engine_kwargs["connect_args"] = _server_connect_args(url)
     with _schema_lock(url, path):
         rdb = _open_rdb(url, path, engine_kwargs)
     if rdb.engine.dialect.name == "postgresql":
@@ -168,6 +169,21 @@ def open_storage(url: str, *, create: bool = True, write: bool | None = None) ->
         event.listen(rdb.engine, "connect", _pragmas)
         rdb.engine.dispose()  # reconnect so every pooled connection has the pragmas
     return wrap_rdb(rdb)
+
+
+def _server_connect_args(url: str) -> dict[str, Any]:
+    """psycopg (PostgreSQL) without server-side prepared statements: behind PgBouncer in
+    transaction mode each transaction may run on another server connection, where a statement
+    psycopg prepared (after 5 runs of the same query, by default) does not exist ("prepared
+    statement "_pg3_0" does not exist"). hpstudy's few statements per trial gain little from
+    preparing, so it is off for every PostgreSQL connection (measured: docs/benchmarks.md)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        dialect = make_url(url).get_dialect()
+    except Exception:  # said when the storage is opened
+        return {}
+    return {"prepare_threshold": None} if dialect.driver == "psycopg" else {}
 
 
 def _open_read_only(url: str, path: Path) -> BaseStorage:
@@ -391,7 +407,12 @@ def _open_rdb(url: str, path: Path | None, engine_kwargs: dict[str, Any]) -> RDB
                 damaged or f"cannot open SQLite storage {redact_url(url)}: {e}"
             ) from e
     try:
-        return o.make_rdb(url, engine_kwargs)
+        rdb, at_head = o.make_rdb(url, engine_kwargs)
+        if not at_head:
+            _check_schema_version(rdb, url)
+        return rdb
+    except StorageError:
+        raise
     except ImportError as e:
         raise StorageError(
             f"the database driver for {url.split(':')[0]} is not installed ({e}); for PostgreSQL: pip install 'psycopg[binary]'"
@@ -400,10 +421,33 @@ def _open_rdb(url: str, path: Path | None, engine_kwargs: dict[str, Any]) -> RDB
         damaged = damaged_database(e, url)
         if damaged is not None:
             raise StorageError(damaged) from e
+        crowded = too_many_connections(e)
+        if crowded is not None:
+            raise StorageError(redact_text(crowded, url)) from e
         detail = redact_text(" ".join(str(e).split()), url)  # one line, whatever it printed
         raise StorageError(
             f"cannot open storage {redact_url(url)}: {type(e).__name__}: {detail}; check the URL and that the server is running"
         ) from e
+
+
+def _check_schema_version(rdb: RDBStorage, url: str) -> None:
+    """Optuna's own schema check, one connection at a time.
+
+    Optuna's check keeps a session (and its transaction) open while it opens a second
+    connection. Behind PgBouncer in transaction mode with N server connections, N workers
+    opening at once (a job array starting) could each hold one and wait for another until
+    PgBouncer's query_wait_timeout; and each process needed two connection slots just to open.
+    """
+    current, head = rdb.get_current_version(), rdb.get_head_version()
+    if current == head:
+        return
+    if current in rdb.get_all_versions():
+        fix = f"upgrade it: optuna storage upgrade --storage {redact_url(url)}"
+    else:
+        fix = "it was made by a newer optuna: install the tested versions (pip install -c constraints.txt -e .)"
+    raise StorageError(
+        f"storage {redact_url(url)} has Optuna's table schema {current}, this optuna reads {head}; {fix}"
+    )
 
 
 def _json_safe(value: dict[str, Any]) -> dict[str, Any]:
