@@ -254,7 +254,7 @@ def train_best(
     raw = load_data(task_config)
     params = dict(best.params)
     params["epochs"] = int(best.best_epoch or params["epochs"])
-    data = prepare_final(task_config, best.seed, raw)
+    data = prepare_final(task_config, best.seed, raw, keep=True)
     # the first of the test-score retrainings (the same function, seed and device), so the
     # saved model's test score is the first cached one
     result = retrain(
@@ -275,7 +275,7 @@ def train_best(
     if all_rows:
         # the same recipe refitted on every labelled row: more data for the model deployed;
         # its score on rows it trained on is saved as train_METRIC, never as a test score
-        data = prepare_final(task_config, best.seed, raw, all_rows=True)
+        data = prepare_final(task_config, best.seed, raw, all_rows=True, keep=True)
         with torch_threads(config.training.torch_threads):
             refit = train(
                 params, data, seed=seed, max_epochs=params["epochs"], patience=0,

@@ -544,7 +544,11 @@ class _Validator:
             return None
         if kind is None and metric in METRICS:
             kind = METRICS[metric][0]
-        allowed = [o for o, (k, _) in OBJECTIVES.items() if kind is None or k == kind]
+        allowed = [
+            o
+            for o, (k, _) in OBJECTIVES.items()
+            if (kind is None or k == kind) and o not in BENCHMARK_METRICS
+        ]
         if value not in allowed:
             what = f"a {kind} task" if kind else "a task"
             self.bad(

@@ -374,18 +374,24 @@ def prepare_task(task: TaskConfig, seed: int, raw: RawData | None = None) -> Tas
 
 
 def prepare_final(
-    task: TaskConfig, seed: int, raw: RawData | None = None, *, all_rows: bool = False
+    task: TaskConfig,
+    seed: int,
+    raw: RawData | None = None,
+    *,
+    all_rows: bool = False,
+    keep: bool = False,
 ) -> TaskData:
     """Seed ``seed``'s split for the final evaluation: train+validation to train on, the test
     split (never seen during search) to score on, preprocessing fitted on train+validation.
 
     ``all_rows``: train on every labelled row instead (test included; the test score is then
-    no longer held out, and the caller must say so).
+    no longer held out, and the caller must say so). ``keep``: with the fitted scikit-learn
+    preprocessor (a saved model needs its numbers; scoring does not).
     """
     raw, y, n_classes, metric, select = _encoded(task, raw or load_data(task))
     train, valid, test = split_indices(y, raw.kind, seed, task.test_size, task.val_size)
     fit_on = np.arange(len(y)) if all_rows else np.sort(np.concatenate([train, valid]))
-    fold = make_fold(raw, y, fit_on, test, task, n_classes, keep=True)
+    fold = make_fold(raw, y, fit_on, test, task, n_classes, keep=keep)
     return TaskData(
         kind=raw.kind, metric=metric, n_features=fold.X_train.shape[1], n_classes=n_classes,
         folds=(fold,), test_index=test, objective=select, loss=task.loss or "",

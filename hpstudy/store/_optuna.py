@@ -144,6 +144,36 @@ def _quick_version_manager() -> type:
     return QuickVersionManager
 
 
+def create_schema(conn: Any) -> None:
+    """Create Optuna's tables, its version row and the alembic stamp at :data:`SCHEMA_HEAD`
+    on ``conn`` (one connection, inside the caller's transaction), as ``RDBStorage`` would on
+    a new database; what exists already is left as it is. Optuna's own creation opens a second
+    connection while holding the first, which deadlocks behind a small transaction pool."""
+    from optuna.storages._rdb import models
+    from optuna.version import __version__ as optuna_version
+    from sqlalchemy import insert, select, text
+
+    models.BaseModel.metadata.create_all(conn, checkfirst=True)
+    version = models.VersionInfoModel.__table__
+    if conn.execute(select(version.c.version_info_id)).first() is None:
+        conn.execute(
+            insert(version).values(
+                version_info_id=1, schema_version=models.SCHEMA_VERSION,
+                library_version=optuna_version,
+            )
+        )  # fmt: skip
+    conn.execute(
+        text(
+            "CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL, "
+            "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+        )
+    )
+    if conn.execute(text("SELECT version_num FROM alembic_version")).first() is None:
+        conn.execute(
+            text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": SCHEMA_HEAD}
+        )
+
+
 def make_rdb(url: str, engine_kwargs: dict[str, Any]) -> tuple[RDBStorage, bool]:
     """``RDBStorage(url, engine_kwargs=...)``, opened without importing alembic when the
     database is already at Optuna's schema head (see the module docstring), and without

@@ -286,7 +286,7 @@ def _schema_lock(url: str, path: Path | None) -> Iterator[None]:
     drop SQLite's own POSIX locks) makes the second wait for the first; on PostgreSQL a
     transaction advisory lock does (transaction-level, so it also holds behind PgBouncer in
     transaction mode, where a session lock could be taken and released on two different
-    server connections).
+    server connections), held only while the schema is created on that one connection.
     """
     if path is not None:
         with _folder_lock(path):
@@ -299,18 +299,28 @@ def _schema_lock(url: str, path: Path | None) -> Iterator[None]:
     from sqlalchemy.pool import NullPool
 
     try:
-        engine = create_engine(url, poolclass=NullPool)
+        engine = create_engine(url, poolclass=NullPool, connect_args=_server_connect_args(url))
         conn = engine.connect()
     except Exception:  # unreachable or no driver: opening says so, with the fix
         yield
         return
     try:
-        conn.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key("hpstudy schema")})
-        yield
+        # The schema is created here, under the lock, on this one connection, then committed
+        # (which releases the lock) before Optuna opens the storage: opening then creates
+        # nothing, and never holds two connections at once (behind a small transaction pool,
+        # workers holding one each and waiting for a second would wait for one another).
+        with conn.begin():
+            conn.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key("hpstudy schema")}
+            )
+            o.create_schema(conn)
+    except Exception:  # no permission to create, or a broken server: opening says so
+        pass
     finally:
-        conn.close()  # ends the transaction, which releases the lock
+        conn.close()
         engine.dispose()
+    yield
 
 
 @contextlib.contextmanager

@@ -179,7 +179,7 @@ lr = {{{{ low = 0.001, high = 0.1, log = true }}}}
     identity = _task_identity(plain.tasks[0])
     assert not set(TASK_OPTIONAL_KEYS) & set(identity)
     assert set(identity) == set(asdict(plain.tasks[0])) - {
-        "features", "drop", "margin", *TASK_OPTIONAL_KEYS,
+        "features", "drop", "margin", "benchmark", *TASK_OPTIONAL_KEYS,
     }  # fmt: skip
 
 
