@@ -34,7 +34,7 @@ test: venv
 	@if [ -z "$$HPSTUDY_TEST_POSTGRES_URL" ] && command -v pg_isready >/dev/null 2>&1 \
 		&& pg_isready -q -h 127.0.0.1 -p 5432; then \
 		export HPSTUDY_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test; \
-	fi; $(BIN)/pytest -q
+	fi; $(BIN)/pytest -q -n 2 --dist loadfile
 
 lint: venv
 	$(BIN)/ruff check hpstudy tests benchmarks scripts
