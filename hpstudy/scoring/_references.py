@@ -77,6 +77,7 @@ def reference_scores(task: TaskConfig, seed: int, data: TaskData | None = None) 
     ``"r2": {name: R^2}`` and ``"test_variance"``. Deterministic."""
     import numpy as np
     import torch
+    from threadpoolctl import threadpool_limits
 
     from hpstudy.data import prepare_final
     from hpstudy.metrics import score
@@ -87,8 +88,11 @@ def reference_scores(task: TaskConfig, seed: int, data: TaskData | None = None) 
     out: dict[str, Any] = {}
     r2: dict[str, float] = {}
     for name, model in _models(data.kind, seed).items():
-        model.fit(fold.X_train, fold.y_train)
-        pred = _outputs(model, data, fold.X_valid)
+        # one thread, as retraining: workers run side by side, and a forked worker must not
+        # start an OpenMP pool its parent may hold
+        with threadpool_limits(limits=1):
+            model.fit(fold.X_train, fold.y_train)
+            pred = _outputs(model, data, fold.X_valid)
         out[name] = float(score(data.metric, pred, y_test, fold.y_std))
         if data.kind == "regression":
             r2[name] = float(score("r2", pred, y_test))
