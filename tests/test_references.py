@@ -58,7 +58,9 @@ def _independent(task_name: str, seed: int, config_text: str) -> dict[str, objec
             "hist_gradient_boosting": HistGradientBoostingClassifier(random_state=rs),
         }
         return {
-            k: accuracy_score(fold.y_valid, m.fit(fold.X_train, fold.y_train).predict(fold.X_valid))
+            k: accuracy_score(
+                fold.y_valid, m.fit(fold.X_train, fold.y_train).predict(fold.X_valid)
+            )
             for k, m in models.items()
         }
     # regression: fit on the targets in their own units (the cached fit used standardised ones)
@@ -138,7 +140,10 @@ def test_the_model_line_is_first_and_its_numbers_come_from_the_cache(
         assert sentence.startswith("Your model (")
         assert f"test {s.metric} {line.median:.4g}" in sentence
         if s.task == "diabetes":
-            var = {seed: attrs[(s.task, seed, "grid")][REFERENCES_ATTR]["test_variance"] for seed in (0, 1)}
+            var = {
+                seed: attrs[(s.task, seed, "grid")][REFERENCES_ATTR]["test_variance"]
+                for seed in (0, 1)
+            }
             r2 = float(np.median([1 - v * v / var[seed] for seed, v in scores.items()]))
             assert line.r2 == pytest.approx(r2)
             assert f"R^2 {line.r2:.4g}" in sentence and "predicting the mean" in sentence
@@ -181,8 +186,9 @@ def test_raw_results_carry_the_references_and_old_files_read_without_them(
     )
     old_path = tmp_path / "old.csv.gz"
     write_trials_csv_gz(old, old_path)
-    header = gzip.open(old_path, "rt").readline()
-    assert "reference_scores" not in header and "reference_scores" in gzip.open(path, "rt").readline()
+    with gzip.open(old_path, "rt") as f, gzip.open(path, "rt") as g:
+        old_header, new_header = f.readline(), g.readline()
+    assert "reference_scores" not in old_header and "reference_scores" in new_header
     analysis = analyze(read_results(old_path))
     assert all(s.model is None for s in analysis.summaries)
     assert "Your model" not in render_html(analysis, {})

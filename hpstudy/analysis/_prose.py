@@ -229,7 +229,7 @@ def _param(v: object) -> str:
 
 
 def model_sentence(line: ModelLine) -> str:
-    """"How good is my model": the chosen configuration's test score over seeds beside the
+    """ "How good is my model": the chosen configuration's test score over seeds beside the
     reference models fit on the same splits, R^2 for regression. Every number is a field of
     ``line``."""
     label = "the manual picks'" if line.strategy == "manual" else f"{label_of(line.strategy)}'s"

@@ -294,7 +294,7 @@ def _to_html(fig: Any) -> str:
 
 
 def model_lines_html(summaries: list[TaskSummary]) -> list[str]:
-    """"How good is my model", one line per task (tasks without reference scores: none)."""
+    """ "How good is my model", one line per task (tasks without reference scores: none)."""
     from hpstudy.analysis._prose import model_sentence
 
     return [
