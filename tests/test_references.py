@@ -150,6 +150,7 @@ def test_the_model_line_is_first_and_its_numbers_come_from_the_cache(
         else:
             assert "predicting the majority class" in sentence and "R^2" not in sentence
     html = render_html(analysis, {})
+    html = html[html.index("</head><body>") :]  # after plotly.js
     first_task = html.index("<h2>")
     headline = html.index("class='headline'")
     for s in analysis.summaries:

@@ -242,7 +242,7 @@ def model_sentence(line: ModelLine) -> str:
     else:
         score = (
             f"test {line.metric} {_n(line.median)} (median of {label} best trial over "
-            f"{line.seeds} seeds, range {_n(line.low)}-{_n(line.high)})"
+            f"{line.seeds} seeds, range {_n(line.low)} to {_n(line.high)})"
         )
     refs = "; ".join(
         f"{_REFERENCE_WORDS[k][line.kind]}: {_n(v)}" for k, v in line.references.items()
