@@ -10,8 +10,8 @@ import pytest
 
 from hpstudy.analysis import Study, Trial, TrialTable
 from hpstudy.analysis._model_line import model_line
-from hpstudy.analysis._summary import summarize_task
 from hpstudy.analysis._prose import model_sentence
+from hpstudy.analysis._summary import summarize_task
 from hpstudy.analysis._table import REFERENCE_NAMES, References
 from hpstudy.config import parse_config
 from tests.conftest import tiny_study_text
