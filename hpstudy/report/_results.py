@@ -53,7 +53,7 @@ def trial_table(table: TrialTable) -> list[list[Any]]:
                      t.fail_reason,
                      json.dumps(scores_json(t)) if t.test_scores is not None else None]  # fmt: skip
             params = [t.params.get(p) for p in param_columns]
-            selection = [s.select_name, s.select_direction]
+            selection: list[Any] = [s.select_name, s.select_direction]
             if with_refs:
                 refs = s.references
                 selection.append(json.dumps(refs.as_json()) if refs is not None else None)
