@@ -131,4 +131,7 @@ def test_the_check_sees_torch_when_a_command_trains(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "torch" in modules
     assert "torch._dynamo" not in modules  # the training loop's optimizers are hpstudy's own
-    assert "sklearn" not in modules  # built-in data needs no preprocessing by scikit-learn
+    # trials on built-in data need no scikit-learn, but scoring does when the studies end: the
+    # final model's saved preprocessing (prepare_final keeps its ColumnTransformer) and the
+    # reference models (hpstudy.scoring._references)
+    assert "sklearn.ensemble" in modules and "sklearn.compose" in modules

@@ -9,6 +9,7 @@ import math
 from collections.abc import Sequence
 
 from hpstudy.analysis._compute import PRIMARY_LEVEL, PRIMARY_UNIT
+from hpstudy.analysis._model_line import ModelLine
 from hpstudy.analysis._summary import CONTROL, ComputeRatio, TaskSummary, label_of
 from hpstudy.analysis._verdict import Verdict
 
@@ -209,3 +210,62 @@ def answer(
         + "."
     )
     return text
+
+
+_REFERENCE_WORDS = {
+    "mean_or_majority": {"regression": "predicting the mean", "classification": "predicting the majority class"},
+    "linear": {"regression": "linear (Ridge)", "classification": "linear (logistic regression)"},
+    "hist_gradient_boosting": {"regression": "gradient boosting", "classification": "gradient boosting"},
+}  # fmt: skip
+
+
+def _n(x: float) -> str:
+    """A score as a person reads it: 4 significant digits, ``-`` when missing."""
+    return f"{x + 0.0:.4g}" if math.isfinite(x) else "-"
+
+
+def _param(v: object) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def model_sentence(line: ModelLine) -> str:
+    """ "How good is my model": the chosen configuration's test score over seeds beside the
+    reference models fit on the same splits, R^2 for regression. Every number is a field of
+    ``line``."""
+    label = "the manual picks'" if line.strategy == "manual" else f"{label_of(line.strategy)}'s"
+    params = ", ".join(f"{k}={_param(v)}" for k, v in line.params.items())
+    who = f"{label} pick" + (f", {params}" if params else "")
+    if line.seeds == 0:
+        score = f"no test score yet ({label} best trials are not scored)"
+    elif line.seeds == 1:
+        score = f"test {line.metric} {_n(line.median)} ({label} best trial at 1 seed)"
+    else:
+        score = (
+            f"test {line.metric} {_n(line.median)} (median of {label} best trial over "
+            f"{line.seeds} seeds, range {_n(line.low)} to {_n(line.high)})"
+        )
+    refs = "; ".join(
+        f"{_REFERENCE_WORDS[k][line.kind]}: {_n(v)}" for k, v in line.references.items()
+    )
+    text = (
+        f"Your model ({who}): {score}; {refs} (reference models on the same splits, median "
+        f"over {seeds_text(line.reference_seeds)})"
+    )
+    if line.kind == "regression" and line.r2_references:
+        others = ", ".join(
+            f"{_REFERENCE_WORDS[k][line.kind]} {_n(v)}"
+            for k, v in line.r2_references.items()
+            if k != "mean_or_majority"
+        )
+        mine = f"R^2 {_n(line.r2)}" if math.isfinite(line.r2) else "R^2 of references"
+        text += f"; {mine} ({others})"
+    better = line.direction == "maximize"
+    best_ref = max(line.references.values()) if better else min(line.references.values())
+    if line.seeds and math.isfinite(line.median) and math.isfinite(best_ref):
+        beats = line.median > best_ref if better else line.median < best_ref
+        text += (
+            ". It beats every reference model (medians)"
+            if beats
+            else ". A reference model scores as well or better (medians)"
+        )
+    return text + "."

@@ -10,7 +10,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from hpstudy.analysis._verdict import (
 )
 from hpstudy.config import ExperimentConfig
 from hpstudy.config._schema import STRATEGY_NAMES
+
+if TYPE_CHECKING:
+    from hpstudy.analysis._model_line import ModelLine
 
 CONTROL = "control"
 CONTROL_SOURCE = "random"
@@ -179,6 +182,7 @@ class TaskSummary:
     best_scores: dict[str, dict[int, float]] | None = None  # strategy -> seed -> test score
     control: Verdict | None = None
     objective: str = ""  # what the trials were selected on (validation)
+    model: ModelLine | None = None  # the chosen model beside reference models (first line)
 
     def label(self, strategy: str) -> str:
         return next((r.label for r in self.rows if r.strategy == strategy), label_of(strategy))
@@ -491,6 +495,8 @@ def winners(table: TrialTable, task: str) -> list[Winner]:
 
 def summarize_task(table: TrialTable, task: str) -> TaskSummary:
     """Every stage of one task (verdicts not yet judged over the family)."""
+    from hpstudy.analysis._model_line import model_line  # it reads choose_configuration
+
     studies = table.of(task)
     metric, direction = studies[0].metric, studies[0].direction
     baseline = task_baseline(table.config, table.strategies(task))
@@ -512,5 +518,5 @@ def summarize_task(table: TrialTable, task: str) -> TaskSummary:
         margin=margin, margin_spec=margin_text(table, task, margin),
         compute=compute_ratios(table, task, baseline), equal=equal, smallest_fraction=smallest,
         winners=winners(table, task), best_scores=scores, control=control,
-        objective=studies[0].select_name,
+        objective=studies[0].select_name, model=model_line(table, task, scores),
     )  # fmt: skip

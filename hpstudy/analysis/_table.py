@@ -62,6 +62,8 @@ def columns_of(config: ExperimentConfig) -> tuple[list[str], list[str]]:
 # written after the others; files from before selection on cross-entropy lack them (their
 # trials were selected on the metric)
 OPTIONAL_COLUMNS = ["objective", "objective_direction"]
+# written only when some study has reference scores (files without them keep their bytes)
+REFERENCES_COLUMN = "reference_scores"
 
 
 def counts(state: str, fail_reason: str | None) -> bool:
@@ -131,6 +133,48 @@ class Trial:
         return float(sum(self.test_cross_entropy) / len(self.test_cross_entropy))
 
 
+REFERENCE_NAMES = ("mean_or_majority", "linear", "hist_gradient_boosting")
+
+
+@dataclass(frozen=True)
+class References:
+    """Reference models fit on one seed's train+validation and scored on its test split
+    (cached by the scoring step as the study attr ``reference_scores``).
+
+    Attributes:
+        scores: The task's metric on test, by reference (:data:`REFERENCE_NAMES`).
+        r2: Regression: each reference's test R^2 (empty for classification).
+        test_variance: Regression: variance of the test targets in the metric's units (a
+            network's R^2 is ``1 - rmse**2 / test_variance``); ``None`` otherwise.
+    """
+
+    scores: Mapping[str, float]
+    r2: Mapping[str, float] = field(default_factory=dict)
+    test_variance: float | None = None
+
+    @classmethod
+    def parse(cls, raw: Any) -> References | None:
+        """From the cached/exported JSON object; ``None`` when absent or malformed."""
+        if not isinstance(raw, Mapping):
+            return None
+        try:
+            scores = {k: float(raw[k]) for k in REFERENCE_NAMES}
+            r2_raw = raw.get("r2") or {}
+            r2 = {k: float(v) for k, v in r2_raw.items()} if isinstance(r2_raw, Mapping) else {}
+            var = raw.get("test_variance")
+            return cls(scores, r2, None if var is None else float(var))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.scores)
+        if self.r2:
+            out["r2"] = dict(self.r2)
+        if self.test_variance is not None:
+            out["test_variance"] = self.test_variance
+        return out
+
+
 @dataclass(frozen=True)
 class Study:
     """One study: task x strategy x seed, its budget and its trials in run order."""
@@ -150,6 +194,7 @@ class Study:
     objective_direction: str = ""  # its direction ("" = the metric's)
     benchmark: str = ""  # a published tabular benchmark's table ("" = trained here)
     repetition: int | None = None  # the table's repetition this study observed
+    references: References | None = None  # reference models on this seed's split
 
     @property
     def select_direction(self) -> str:
@@ -373,6 +418,9 @@ def read_results(path: Path) -> TrialTable:
                 objective_direction=r0.get("objective_direction") or "",
                 benchmark=r0.get("benchmark") or "",
                 repetition=_number(r0.get("repetition") or "", int),
+                references=References.parse(
+                    json.loads(r0[REFERENCES_COLUMN]) if r0.get(REFERENCES_COLUMN) else None
+                ),
             )  # fmt: skip
         except (ValueError, KeyError, TypeError) as e:
             raise ConfigError(

@@ -29,6 +29,7 @@ h1{font-size:1.6rem} h2{margin-top:2.5rem;border-bottom:1px solid #ddd;padding-b
 table{border-collapse:collapse;margin:1rem 0;font-size:.9rem} th,td{border:1px solid #ddd;padding:.3rem .6rem;text-align:right}
 th{background:#f5f5f5} td:first-child,th:first-child{text-align:left}
 .headline{background:#eef6ee;border-left:6px solid #2ca02c;padding:.8rem 1rem;font-size:1.1rem}
+.model{background:#eef2fb;border-left:6px solid #1f77b4;padding:.6rem 1rem}
 .verdict{background:#eef6ee;border-left:4px solid #2ca02c;padding:.6rem 1rem}
 .warning{background:#fff4e5;border-left:4px solid #ff7f0e;padding:.6rem 1rem}
 .note{color:#666;font-size:.85rem}
@@ -292,6 +293,17 @@ def _to_html(fig: Any) -> str:
     )
 
 
+def model_lines_html(summaries: list[TaskSummary]) -> list[str]:
+    """ "How good is my model", one line per task (tasks without reference scores: none)."""
+    from hpstudy.analysis._prose import model_sentence
+
+    return [
+        f"<p class='model'><b>{_e(s.task)}</b>: {_e(model_sentence(s.model))}</p>"
+        for s in summaries
+        if s.model is not None
+    ]
+
+
 def render_html(
     analysis: Analysis, figures: dict[str, list[Any]], overview: list[Any] | None = None
 ) -> str:
@@ -314,6 +326,7 @@ def render_html(
         f"seeds {', '.join(str(s) for s in sorted({s.seed for s in table.studies}))}. {_e(source)}</p>",
         f"<p class='headline'>{_e(analysis.headline)}</p>",
     ]
+    parts += model_lines_html(analysis.summaries)
     parts += [_to_html(fig) for fig in overview or []]
     parts.append(aggregate_html(analysis.aggregate))
     parts.append(advice_html(analysis.advice))

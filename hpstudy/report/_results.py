@@ -22,6 +22,7 @@ from hpstudy.analysis._table import (
     BENCHMARK_COLUMNS,
     COLUMNS,
     OPTIONAL_COLUMNS,
+    REFERENCES_COLUMN,
     scores_json,
     sidecar,
 )
@@ -41,6 +42,7 @@ def trial_table(table: TrialTable) -> list[list[Any]]:
     """One row per trial of every study (any state), in the studies' stored order."""
     rows = []
     _, param_columns = _columns_of(table.config)
+    with_refs = _with_references(table)
     for s in table.studies:
         study = [s.experiment, s.task, s.strategy, s.seed, s.name, s.metric, s.direction, s.kind,
                  s.budget, s.fingerprint]  # fmt: skip
@@ -51,9 +53,18 @@ def trial_table(table: TrialTable) -> list[list[Any]]:
                      t.fail_reason,
                      json.dumps(scores_json(t)) if t.test_scores is not None else None]  # fmt: skip
             params = [t.params.get(p) for p in param_columns]
-            selection = [s.select_name, s.select_direction]
+            selection: list[Any] = [s.select_name, s.select_direction]
+            if with_refs:
+                refs = s.references
+                selection.append(json.dumps(refs.as_json()) if refs is not None else None)
             rows.append([_cell(v) for v in study + trial + params + selection])
     return rows
+
+
+def _with_references(table: TrialTable) -> bool:
+    """Whether the file gets the reference-models column: only when a study has them, so
+    results exported before they existed (and benchmark results) keep their bytes."""
+    return any(s.references is not None for s in table.studies)
 
 
 def write_trials_csv_gz(table: TrialTable, output: Path) -> list[Path]:
@@ -64,7 +75,8 @@ def write_trials_csv_gz(table: TrialTable, output: Path) -> list[Path]:
     out = io.StringIO()
     writer_csv = csv.writer(out, lineterminator="\n")
     head, param_columns = _columns_of(table.config)
-    writer_csv.writerow(head + param_columns + OPTIONAL_COLUMNS)
+    extra = [REFERENCES_COLUMN] if _with_references(table) else []
+    writer_csv.writerow(head + param_columns + OPTIONAL_COLUMNS + extra)
     writer_csv.writerows(trial_table(table))
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")

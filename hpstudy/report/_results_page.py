@@ -15,7 +15,7 @@ from typing import Any
 from hpstudy._errors import ConfigError
 from hpstudy.analysis import Analysis, analyze_many, read_results
 from hpstudy.analysis._compute import PRIMARY_LEVEL
-from hpstudy.analysis._prose import answer, ratio_text
+from hpstudy.analysis._prose import answer, model_sentence, ratio_text
 from hpstudy.analysis._summary import CONTROL, label_of
 
 
@@ -52,7 +52,10 @@ def experiment_markdown(path: Path, analysis: Analysis) -> list[str]:
 
         lines += [f"*{BENCHMARK_NOTE}*", ""]
     for s in summaries:
-        lines += [f"### {s.task} ({s.metric}, {s.direction})", "", s.verdict, ""]
+        lines += [f"### {s.task} ({s.metric}, {s.direction})", ""]
+        if s.model is not None:
+            lines += [model_sentence(s.model), ""]
+        lines += [s.verdict, ""]
         shown = list(s.verdicts) + ([s.control] if s.control is not None else [])
         if shown:
             lines += _table(

@@ -11,6 +11,7 @@ from optuna.trial import FrozenTrial
 
 from hpstudy._redact import redact_url
 from hpstudy.analysis import Study, Trial, TrialTable, picks_needed
+from hpstudy.analysis._table import References
 from hpstudy.config import ExperimentConfig
 from hpstudy.report._collect import ExperimentData, StudyData, collect_experiment
 from hpstudy.scoring import TestScore, cached_scores
@@ -39,7 +40,8 @@ def to_study(s: StudyData, fixed: dict[str, Any]) -> Study:
         name=i.name, experiment=i.experiment, task=i.task, strategy=i.strategy, seed=i.seed,
         metric=i.metric, direction=i.direction, kind=i.kind, budget=i.budget,
         fingerprint=i.fingerprint, objective=i.objective, objective_direction=i.objective_direction,
-        benchmark=str(s.attrs.get("benchmark") or ""), repetition=s.attrs.get("repetition"), trials=tuple(sorted(trials, key=lambda t: t.number)),
+        benchmark=str(s.attrs.get("benchmark") or ""), repetition=s.attrs.get("repetition"),
+        references=References.parse(s.attrs.get("reference_scores")), trials=tuple(sorted(trials, key=lambda t: t.number)),
     )  # fmt: skip
 
 

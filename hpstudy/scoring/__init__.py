@@ -17,6 +17,11 @@ complete (:func:`score_studies`); ``create`` and ``resume`` score whatever is st
 when they end (``resume NAME`` also fills the caches of storages made before this existed).
 Reports only read the cache.
 
+Beside them, reference models (predicting the mean or the majority class, Ridge or
+LogisticRegression, HistGradientBoosting) are fit once per scored (task, seed) on the same
+split and cached as ``reference_scores`` on every study of that seed
+(:mod:`hpstudy.scoring._references`); benchmark tasks have none.
+
 The cache is two study user attrs: ``test_scores`` (``{"trial", "scores", "cross_entropy"}``
 of the best trial, which ``best`` reads) and ``test_scores_by_trial`` (trial number as a
 string -> ``{"scores", "cross_entropy"}``; caches written before held a plain list of
@@ -50,12 +55,21 @@ from hpstudy.scoring._picks import (
     picks_needed,
     task_baseline,
 )
+from hpstudy.scoring._references import ATTR as REFERENCES_ATTR
+from hpstudy.scoring._references import (
+    REFERENCES,
+    cached_references,
+    reference_scores,
+    reference_seed,
+)
 from hpstudy.scoring._retrain import TEST_REPEATS, Retrained, retrain, test_seed
 
 __all__ = [
     "ATTR",
     "ATTR_BY_TRIAL",
     "FRACTIONS",
+    "REFERENCES",
+    "REFERENCES_ATTR",
     "TEST_REPEATS",
     "Retrained",
     "ScoringDone",
@@ -63,11 +77,14 @@ __all__ = [
     "TestScore",
     "TrialRow",
     "best_number",
+    "cached_references",
     "cached_scores",
     "merged_attrs",
     "missing_scores",
     "pick_at_budget",
     "picks_needed",
+    "reference_scores",
+    "reference_seed",
     "retrain",
     "score_after_run",
     "score_finished_study",

@@ -15,6 +15,8 @@ from hpstudy.scoring._picks import (
     picks_needed,
     task_baseline,
 )
+from hpstudy.scoring._references import ATTR as REF_ATTR
+from hpstudy.scoring._references import cached_references, merged_references, reference_scores
 from hpstudy.scoring._retrain import _Job, _run_jobs
 
 if TYPE_CHECKING:
@@ -93,6 +95,8 @@ def score_studies(
             if settled(info, len(rows.trials)):
                 final.append((info, rows, {t.number: t for t in trials}))
         needed = picks_needed([rows for _, rows, _ in final])
+        if final and config.task(task).benchmark is None:
+            _cache_references(storage, writer, config, task, seed, group)
         for info, rows, by_number in final:
             bests[info.study_id] = best_number(rows.trials, rows.direction)
             cache = cached_scores(storage.get_study_user_attrs(info.study_id))
@@ -120,6 +124,28 @@ def score_studies(
             )
         progress(k + 1, len(jobs))
     return ScoringDone(len(jobs), len(left))
+
+
+def _cache_references(
+    storage: BaseStorage,
+    writer: Any,
+    config: ExperimentConfig,
+    task: str,
+    seed: int,
+    group: Sequence[StudyInfo],
+) -> None:
+    """Fit and cache the reference models of (``task``, ``seed``) on every study of
+    ``group`` that lacks them (fit once; see :mod:`hpstudy.scoring._references`)."""
+    lacking = [
+        i for i in group if cached_references(storage.get_study_user_attrs(i.study_id)) is None
+    ]
+    if not lacking:
+        return
+    new = reference_scores(config.task(task), seed)
+    for info in lacking:
+        writer.update_study_user_attrs(
+            info.study_id, (REF_ATTR,), partial(merged_references, new=new)
+        )
 
 
 def score_finished_study(

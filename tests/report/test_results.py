@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hpstudy.analysis import analyze, read_results
-from hpstudy.analysis._table import OPTIONAL_COLUMNS
+from hpstudy.analysis._table import OPTIONAL_COLUMNS, REFERENCES_COLUMN
 from hpstudy.analysis._verdict import hodges_lehmann, paired_differences
 from hpstudy.cli import app
 from hpstudy.config import parse_config
@@ -59,7 +59,8 @@ def test_exported_raw_results_regenerate_the_live_reports_verdicts(
     with gzip.open(csv_path, "rt") as f:
         header = f.readline().strip().split(",")
         rows = f.read().splitlines()
-    assert header == COLUMNS + OPTIONAL_COLUMNS
+    # the reference models' column: written because these studies have them
+    assert header == COLUMNS + OPTIONAL_COLUMNS + [REFERENCES_COLUMN]
     # 2 tasks x (2 manual + 3 x 4) trials x 3 seeds
     assert len(rows) == 2 * 3 * (2 + 3 * 4)
 
@@ -68,6 +69,7 @@ def test_exported_raw_results_regenerate_the_live_reports_verdicts(
     for a, b in zip(stored.studies, loaded.studies, strict=True):
         assert a.name == b.name and a.select_name == b.select_name
         assert a.select_direction == b.select_direction
+        assert a.references == b.references and a.references is not None
         strip = [(t.number, t.state, t.value, t.epochs, t.seconds, dict(t.params), t.test_scores,
                   t.test_cross_entropy, t.counted) for t in a.trials]  # fmt: skip
         assert strip == [
@@ -78,6 +80,7 @@ def test_exported_raw_results_regenerate_the_live_reports_verdicts(
     assert [s.task for s in regenerated.summaries] == [s.task for s in live.summaries]
     assert [s.verdict for s in regenerated.summaries] == [s.verdict for s in live.summaries]
     assert regenerated.headline == live.headline
+    assert [s.model for s in regenerated.summaries] == [s.model for s in live.summaries]
     assert _clean(comparison_rows(regenerated.summaries)) == _clean(
         comparison_rows(live.summaries)
     )
