@@ -2,8 +2,8 @@
 
 Scores are computed beside training (:mod:`hpstudy.scoring`) when a study finishes, and by
 ``hpstudy create`` / ``resume`` for whatever is missing. Here they are only read: a study
-whose cache lacks a score the report needs is named (see :func:`missing_test_scores`), with
-the command that computes it.
+whose cache lacks a score the report needs is named (:func:`missing_test_scores`; the report's
+warning is ``report._source.warn_unscored``), with the command that computes it.
 """
 
 from __future__ import annotations
@@ -75,27 +75,3 @@ def missing_test_scores(data: ExperimentData, config: ExperimentConfig | None) -
         baseline = task_baseline(config.baseline() if config else "grid", strategies)
         studies += [(s.info, _rows(s, s.info.strategy == baseline), s.attrs) for s in own]
     return missing_scores(studies)
-
-
-def warn_missing_test_scores(
-    data: ExperimentData, config: ExperimentConfig | None, storage_url: str
-) -> list[str]:
-    """Warn (once, naming the command that computes them) when studies lack test scores the
-    report needs; returns those studies. Nothing is retrained here."""
-    import logging
-    import os
-
-    from hpstudy._redact import redact_url
-    from hpstudy.store import DEFAULT_STORAGE, ENV_STORAGE
-
-    missing = missing_test_scores(data, config)
-    if missing:
-        implied = storage_url in (DEFAULT_STORAGE, os.environ.get(ENV_STORAGE))
-        flag = "" if implied else f" --storage {redact_url(storage_url)}"
-        shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
-        logging.getLogger("hpstudy").warning(
-            "%d of %d studies lack test scores (%s): their test figures are left out; "
-            "compute them with: hpstudy resume %s%s",
-            len(missing), len(data.studies), shown, data.experiment, flag,
-        )  # fmt: skip
-    return missing
