@@ -99,19 +99,10 @@ def run_lookup_study(
     table = load_table(task.benchmark)
     repetition = repetition_for(info.seed, task.benchmark)
     epochs = table.family.epochs
-    recover_stale(reader, writer, info.study_id)
     queued = strategy(info.strategy).queued
-    local = LocalStudy(
-        reader,
-        info.study_id,
-        info.name,
-        info.direction,
-        make_sampler(info.strategy, config, info.seed, 0),
-        optuna.pruners.NopPruner(),
-    )
-    local.sync()
-    counts = StudyCounts.of(local.stored_trials(), info.direction)
-    ctx.progress.study_started(info.name, counts.finished, info.budget, counts.best)
+    from hpstudy.runner._run import open_local_study  # _run imports this module lazily
+
+    local = open_local_study(ctx, info, optuna.pruners.NopPruner())
     dists = distributions(config)
     fixed = config.fixed_params()
     deadline = time.monotonic() + info.timeout if info.timeout else None

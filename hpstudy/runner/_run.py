@@ -137,6 +137,25 @@ class WorkerContext:
     heartbeat: Heartbeat
 
 
+def open_local_study(ctx: Any, info: StudyInfo, pruner: Any) -> LocalStudy:
+    """Recover the study's stale trials, make its local copy (seeded sampler, ``pruner``),
+    sync it and tell the progress display the study started: the start of every study's
+    trial loop, trained or looked up."""
+    recover_stale(ctx.reader, ctx.writer, info.study_id)
+    local = LocalStudy(
+        ctx.reader,
+        info.study_id,
+        info.name,
+        info.objective_direction,
+        make_sampler(info.strategy, ctx.config, info.seed, 0),
+        pruner,
+    )
+    local.sync()
+    counts = StudyCounts.of(local.stored_trials(), info.objective_direction)
+    ctx.progress.study_started(info.name, counts.finished, info.budget, counts.best)
+    return local
+
+
 def run_study(
     ctx: WorkerContext, info: StudyInfo, should_stop: Callable[[], bool] = lambda: False
 ) -> StudyResult:
@@ -156,19 +175,8 @@ def run_study(
 
         return run_lookup_study(ctx, info, should_stop)
     config, writer, reader = ctx.config, ctx.writer, ctx.reader
-    recover_stale(reader, writer, info.study_id)
     queued = strategy(info.strategy).queued
-    local = LocalStudy(
-        reader,
-        info.study_id,
-        info.name,
-        info.objective_direction,
-        make_sampler(info.strategy, config, info.seed, 0),
-        make_pruner(config.pruner),
-    )
-    local.sync()
-    counts = StudyCounts.of(local.stored_trials(), info.objective_direction)
-    ctx.progress.study_started(info.name, counts.finished, info.budget, counts.best)
+    local = open_local_study(ctx, info, make_pruner(config.pruner))
     dists = distributions(config)
     fixed = config.fixed_params()
     task_data = ctx.data.get(info.task, info.seed)
