@@ -60,6 +60,8 @@ def verdict_phrase(v: Verdict, label: str) -> str:
     if v.seeds == 0:
         return f"{name} vs {label}: no paired test scores yet"
     ci = effect_text(v)
+    if v.seeds > 1:  # one seed: the effect's own text says so
+        ci += f", {seeds_text(v.seeds)}"
     if v.verdict == "inconclusive":
         plan = (
             f"planning: about {v.seeds_needed} seeds for 80% power"
@@ -67,10 +69,10 @@ def verdict_phrase(v: Verdict, label: str) -> str:
             else "no number of seeds would settle it"
         )
         return (
-            f"{name} against {label} is not settled: the difference ({ci}, "
-            f"{seeds_text(v.seeds)}) cannot yet be told apart from the margin ({plan})"
+            f"{name} against {label} is not settled: the difference ({ci}) cannot yet be told "
+            f"apart from the margin ({plan})"
         )
-    return f"{name} is {v.verdict} to {label} ({ci}, {seeds_text(v.seeds)})"
+    return f"{name} is {v.verdict} to {label} ({ci})"
 
 
 def primary_ratio(summary: TaskSummary, strategy: str) -> ComputeRatio | None:
@@ -114,8 +116,9 @@ def control_sentence(summary: TaskSummary) -> str:
     name = label_of(CONTROL)
     if v.verdict == "inferior":
         return f" Negative control: {name} is inferior ({effect_text(v)}): the test can find a loss here."
+    word = "not settled" if v.verdict == "inconclusive" else v.verdict
     return (
-        f" Negative control: {name} is {v.verdict} ({effect_text(v)}), not inferior: on this "
+        f" Negative control: {name} is {word} ({effect_text(v)}), not inferior: on this "
         "task the method cannot tell a worse search from the baseline, so its equivalences "
         "say little."
     )
