@@ -11,9 +11,12 @@ group; a SIGTERM or SIGHUP sent to the parent is forwarded to the workers. Eithe
 worker records and re-queues its running trial, and the parent exits 130 once they have.
 
 A worker that dies on its own (killed by the out-of-memory killer, ``kill -9``, a database
-error it could not get past) is not an interruption: the others carry on, its trial is found
-stale and re-run, and the run ends with the results and a warning naming the worker, or
-with :class:`~hpstudy.WorkerDied` (exit 1, results shown) when studies are left unfinished.
+error it could not get past) is not an interruption. When it was killed by a signal, the
+parent starts a replacement (the others may already have run out of work and exited), which
+finds its trial stale and re-runs it; the run ends with the results and a warning naming the worker, or with
+:class:`~hpstudy.WorkerDied` (exit 1, results shown) when studies are left unfinished. At most
+``max(3, n_jobs)`` replacements are started, so a trial that kills every worker that runs it is
+given up by the usual rule (three deaths) rather than looping.
 """
 
 from __future__ import annotations
@@ -139,15 +142,37 @@ def run_parallel(
     context = _context()
     events = context.Queue()
     shared = data if context.get_start_method() == "fork" else None
-    workers = [
-        context.Process(
+
+    def new_worker(i: int) -> Any:
+        return context.Process(
             target=_worker_main, args=(spec, events, i, shared), name=f"hpstudy-worker-{i}"
         )
-        for i in range(n_jobs)
-    ]
+
+    workers = [new_worker(i) for i in range(n_jobs)]
     reasons: dict[str, str] = {}
     errors: dict[int, str] = {}
+    died: list[str] = []
+    replacements = max(3, n_jobs)
     interrupted = False
+
+    def replace_the_dead() -> None:
+        """Record each worker that died on its own; start a replacement while work is left."""
+        nonlocal replacements
+        for i, w in enumerate(workers):
+            if w.exitcode is None or w.exitcode == 0 or i in dead:
+                continue
+            dead.add(i)
+            died.append(_death(i, w.pid, w.exitcode, errors.get(i)))
+            if interrupted or w.exitcode > 0 or replacements == 0:  # an error would recur
+                continue
+            if all(r.counts.finished >= r.budget for r in _results(spec, reasons)):
+                continue
+            replacements -= 1
+            workers.append(new_worker(len(workers)))
+            workers[-1].start()
+            _logger.info("%s; started worker process %d in its place", died[-1], len(workers) - 1)
+
+    dead: set[int] = set()
 
     def forward_sigterm(signum: int, frame: Any) -> None:
         nonlocal interrupted
@@ -167,6 +192,8 @@ def run_parallel(
         progress.experiment_started([(i.name, i.budget) for i in spec.infos])  # threads after fork
         while True:
             try:
+                if not interrupted:
+                    replace_the_dead()
                 if not any(w.is_alive() for w in workers) and events.empty():
                     break
                 method, args = events.get(timeout=0.2)
@@ -196,10 +223,10 @@ def run_parallel(
         raise Interrupted(
             "interrupted; every worker recorded its running trial and queued it again"
         )
-    died = [
+    died += [
         _death(i, w.pid, w.exitcode, errors.get(i))
         for i, w in enumerate(workers)
-        if w.exitcode != 0
+        if w.exitcode != 0 and i not in dead
     ]
     results = _results(spec, reasons)
     if died:
@@ -210,7 +237,7 @@ def run_parallel(
                 f"finished (e.g. {unfinished[0]})",
                 list(results),
             )
-        _logger.warning("%s; the other workers finished every study", "; ".join(died))
+        _logger.warning("%s; its trials were re-run and every study finished", "; ".join(died))
     return results
 
 

@@ -11,7 +11,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -23,13 +25,18 @@ from tests.conftest import tiny_study_text
 
 pytestmark = pytest.mark.slow
 
+
 # Trials of ~0.2-0.5 s (digits, 25 epochs, no pruning or early stopping): easy to hit mid-trial.
-SLOW = (
-    tiny_study_text(strategies=("manual", "grid", "random"), n_trials=4, pruner="none")
-    .replace('name = "iris"\ndataset = "iris"', 'name = "digits"\ndataset = "digits"')
-    .replace("max_epochs = 3", "max_epochs = 25")
-    .replace('[[tasks]]\nname = "diabetes"\ndataset = "diabetes"\n', "")
-)
+def _slow(strategies: tuple[str, ...] = ("manual", "grid", "random"), n_trials: int = 4) -> str:
+    return (
+        tiny_study_text(strategies=strategies, n_trials=n_trials, pruner="none")
+        .replace('name = "iris"\ndataset = "iris"', 'name = "digits"\ndataset = "digits"')
+        .replace("max_epochs = 3", "max_epochs = 25")
+        .replace('[[tasks]]\nname = "diabetes"\ndataset = "diabetes"\n', "")
+    )
+
+
+SLOW = _slow()
 
 
 def _hpstudy(*args: str) -> list[str]:
@@ -245,6 +252,67 @@ def test_a_killed_worker_process_the_others_finish_and_the_results_are_shown(
     ]
     # its trial, re-run (none if the kill fell between two of its trials)
     assert sum(r.startswith("stale") for r in reasons) <= 1, reasons
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The live child processes of ``pid`` and their states (``R``, ``S``, ``T`` stopped...)."""
+    out = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out[int(stat.parent.name)] = fields[0]
+    return out
+
+
+def _wait(condition: Callable[[], Any], what: str, proc: subprocess.Popen[str]) -> Any:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if (value := condition()) or proc.poll() is not None:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_worker_killed_after_the_others_ran_out_of_work_is_replaced(tmp_path: Path) -> None:
+    """The race CI once hit: the other worker has already exited (nothing left to claim; the
+    victim's trial was alive) when the last one is killed. The parent starts a replacement that
+    finds the trial stale and re-runs it: exit 0, the death named, the budget exact.
+
+    Deterministic: one trial; the worker that runs it stops itself in its first epoch
+    (``train:1:STOP``), and is killed only once its sibling is gone. The replacement stops at
+    the same point (same environment) and is let go (SIGCONT)."""
+    study = tmp_path / "one.toml"
+    study.write_text(_slow(strategies=("random",), n_trials=1))
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    proc = subprocess.Popen(
+        _hpstudy("-q", "create", str(study), "--storage", url, "--n-jobs", "2"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "HPSTUDY_CRASH_AT": "train:1:STOP"},
+    )  # fmt: skip
+    try:
+        stopped = lambda: [p for p, state in _children(proc.pid).items() if state == "T"]  # noqa: E731
+        (victim,) = _wait(stopped, "the trial's worker to stop in its first epoch", proc)
+        _wait(lambda: list(_children(proc.pid)) == [victim], "the other worker to exit", proc)
+        os.kill(victim, signal.SIGKILL)
+        replacement = _wait(
+            lambda: [p for p in stopped() if p != victim], "a replacement worker", proc
+        )
+        assert len(replacement) == 1, replacement
+        os.kill(replacement[0], signal.SIGCONT)
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert f"(pid {victim}) was killed by SIGKILL" in err, err
+    (summary,) = optuna.get_all_study_summaries(url)
+    trials = optuna.load_study(study_name=summary.study_name, storage=url).trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE], trials
+    assert trials[0].user_attrs["fail_reason"].startswith("stale"), trials[0].user_attrs
+    assert trials[1].params == trials[0].params
 
 
 def test_a_run_started_with_nohup_outlives_the_terminal(tmp_path: Path, slow_study: Path) -> None:
