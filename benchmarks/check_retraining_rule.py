@@ -15,7 +15,14 @@ retrained with the report's 3 training seeds:
 Prints, per rule, the mean epochs chosen, and against ``one-seed`` the paired difference of
 test scores (positive = better) with its Hodges-Lehmann estimate and exact 95% CI, per task.
 
+With ``--storage URL --experiment NAME`` it reads an experiment that already ran instead
+(``--study`` is then its study file), optionally only some strategies and seeds, so the rule is
+checked on the runs a results page rests on.
+
 Run:  .venv/bin/python benchmarks/check_retraining_rule.py --seeds 3
+      .venv/bin/python benchmarks/check_retraining_rule.py --study studies/e17-4d-small.toml \
+          --storage sqlite:///storage/e17-4d-small.db --experiment e17-4d-small \
+          --strategies grid random --seeds 10
 """
 
 from __future__ import annotations
@@ -44,22 +51,33 @@ RULES = ("one-seed", "mean-3-seeds", "scaled")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", default=str(ROOT / "studies" / "quickstart.toml"))
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3, help="seeds run (or read: the first N)")
+    parser.add_argument("--storage", help="read this storage's experiment instead of running")
+    parser.add_argument("--experiment", help="the experiment to read (with --storage)")
+    parser.add_argument("--strategies", nargs="*", help="only these strategies' studies")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    text = Path(args.study).read_text().replace("seeds = 1\n", f"seeds = {args.seeds}\n", 1)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / Path(args.study).name
-        path.write_text(text)
-        config = load_config(path)
-        url = f"sqlite:///{tmp}/check.db"
-        create_experiment(config, url)
-        data = collect_experiment(url, config.name)
+    if args.storage:
+        config = load_config(Path(args.study))
+        data = collect_experiment(args.storage, args.experiment or config.name)
+    else:
+        text = Path(args.study).read_text().replace("seeds = 1\n", f"seeds = {args.seeds}\n", 1)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(args.study).name
+            path.write_text(text)
+            config = load_config(path)
+            url = f"sqlite:///{tmp}/check.db"
+            create_experiment(config, url)
+            data = collect_experiment(url, config.name)
     # rule -> task -> direction, {study name: test score}
     scores: dict[str, dict[str, dict[str, float]]] = {r: {} for r in RULES}
     epochs: dict[str, list[int]] = {r: [] for r in RULES}
     direction: dict[str, str] = {}
     for study in data.studies:
+        if study.info.seed >= args.seeds or (
+            args.strategies and study.info.strategy not in args.strategies
+        ):
+            continue
         trial = best_trial(study)
         if trial is None:
             continue
@@ -90,6 +108,8 @@ def main() -> None:
             ).scores  # fmt: skip
             scores[rule].setdefault(task.name, {})[study.info.name] = statistics.mean(runs)
     print(f"{len(epochs['one-seed'])} studies ({args.seeds} seeds of {Path(args.study).name})")
+    if not epochs["one-seed"]:
+        return
     for rule in RULES:
         print(f"{rule}: mean epochs {statistics.mean(epochs[rule]):.1f}")
     for rule in RULES[1:]:
