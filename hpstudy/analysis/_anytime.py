@@ -1,5 +1,7 @@
 """Anytime performance: best-so-far validation score against trials, epochs and seconds, and
-its median over seeds (compute to reach a target lives in ``_compute.py``).
+its median over seeds (compute to reach a target lives in ``_compute.py``); on a published
+tabular benchmark, also in validation regret (the distance of the best so far to the best
+validation value any configuration of the space has in the repetition the study observes).
 
 Pure functions of trial records (no storage, no drawing), so they are tested with exact
 numbers. Compute counts every trial, pruned and failed ones included: a strategy whose trials
@@ -10,11 +12,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from hpstudy.analysis._table import Trial
+from hpstudy.analysis._table import Study, Trial, TrialTable, regret
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,23 @@ def anytime_curve(records: Sequence[Trial], direction: str) -> AnytimeCurve:
         seconds=np.cumsum([r.seconds for r in ordered]),
         best=np.asarray(bests, dtype=float),
     )
+
+
+def study_curve(study: Study, in_regret: bool = False) -> AnytimeCurve:
+    """The best-so-far curve of one study's counted trials; with ``in_regret``, in validation
+    regret against the study's benchmark optimum (:func:`hpstudy.analysis._table.regret`:
+    0 = the table's best over the space, larger = worse, whatever the metric's direction).
+
+    Raises:
+        ValueError: ``in_regret`` on a study with no known optimum (a trained task).
+    """
+    curve = anytime_curve(study.runs, study.select_direction)
+    if not in_regret:
+        return curve
+    if study.optimum is None:
+        raise ValueError(f"{study.name}: no known optimum (not a benchmark task): no regret")
+    best, direction = study.optimum.validation, study.select_direction
+    return replace(curve, best=np.array([regret(float(v), best, direction) for v in curve.best]))
 
 
 def step_at(curve_x: np.ndarray, curve_y: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -108,3 +127,49 @@ def seed_band(curves: Sequence[AnytimeCurve], axis: str, points: int = 200) -> B
             ]
         )
     return Band(grid, median, q25, q75)
+
+
+# Points of the budget (in trials) at which the results page gives the anytime regret.
+REGRET_FRACTIONS = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
+
+
+@dataclass(frozen=True)
+class RegretAt:
+    """One strategy's anytime curve in validation regret, read at a few trial counts: median
+    and interquartile range over seeds (the figure's band at those points)."""
+
+    strategy: str
+    trials: tuple[int, ...]
+    median: tuple[float, ...]
+    q25: tuple[float, ...]
+    q75: tuple[float, ...]
+    seeds: int
+
+
+def anytime_regret(table: TrialTable, task: str) -> list[RegretAt] | None:
+    """Each strategy's validation regret after 1/16 ... all of the task's budget in trials
+    (manual picks apart); ``None`` unless every study of the task knows its optimum."""
+    studies = table.of(task)
+    if not studies or any(s.optimum is None for s in studies):
+        return None
+    budget = max(s.budget for s in studies)
+    points = sorted({max(1, round(f * budget)) for f in REGRET_FRACTIONS})
+    out = []
+    for strategy in table.strategies(task):
+        if strategy == "manual":
+            continue
+        own = table.of(task, strategy)
+        band = seed_band([study_curve(s, in_regret=True) for s in own], "trials")
+        at = [int(np.searchsorted(band.x, x)) for x in points]
+        ok = [i < len(band.x) and band.x[i] == x for i, x in zip(at, points, strict=True)]
+
+        def read(values: np.ndarray, at: list[int] = at, ok: list[bool] = ok) -> tuple[float, ...]:
+            return tuple(
+                float(values[i]) if good else math.nan for i, good in zip(at, ok, strict=True)
+            )
+
+        out.append(
+            RegretAt(strategy, tuple(points), read(band.median), read(band.q25), read(band.q75),
+                     len(own))
+        )  # fmt: skip
+    return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from hpstudy._errors import ConfigError
 from hpstudy.analysis._advice import Advice, advice_from_table
 from hpstudy.analysis._aggregate import Aggregate, aggregate
 from hpstudy.analysis._prose import (
@@ -67,7 +68,18 @@ def _judge_family(
 
 def analyze_many(tables: Sequence[TrialTable]) -> list[Analysis]:
     """Analyse several experiments with one multiplicity family across all of them (what a
-    page that draws one answer from several files needs)."""
+    page that draws one answer from several files needs).
+
+    Raises:
+        ConfigError: ``tables`` mixes results looked up in published tabular benchmarks with
+            real training: they are never pooled (analyse each kind apart).
+    """
+    if len({t.from_tables for t in tables}) > 1:
+        looked_up = ", ".join(t.source or t.experiment for t in tables if t.from_tables)
+        raise ConfigError(
+            "results looked up in published tabular benchmarks are never pooled with real "
+            f"training: analyse them apart ({looked_up})"
+        )
     raw = [[summarize_task(t, task) for task in t.tasks()] for t in tables]
     scope = "" if len(tables) == 1 else f", across {len(tables)} files"
     judged = _judge_family(raw, scope)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from hpstudy.analysis._compute import PRIMARY_LEVEL, PRIMARY_UNIT
+from hpstudy.analysis._claim import claim_counts, primary_ratio, verdict_word
 from hpstudy.analysis._model_line import ModelLine
 from hpstudy.analysis._summary import CONTROL, ComputeRatio, TaskSummary, label_of
 from hpstudy.analysis._verdict import Verdict
@@ -17,6 +17,17 @@ HEADLINE_FAMILY = (
     "every searching strategy and the negative control against the baseline, on every task"
 )
 MANUAL_FAMILY = "manual picks against the baseline, on every task"
+# What regret is, said wherever it is shown (benchmark tasks only: their optimum is known).
+TEST_REGRET_NOTE = (
+    "Test regret: the distance of a pick's test score (the mean of the repetitions its study "
+    "did not observe) to the best test score of any configuration in the study file's space "
+    "(the table's optimum), in the metric's units; 0 is the optimum, larger is worse."
+)
+VALIDATION_REGRET_NOTE = (
+    "Validation regret: the distance of the best validation value so far to the best "
+    "validation value of any configuration in the study file's space, in the repetition the "
+    "study observes, in the metric's units; 0 is the optimum, larger is worse."
+)
 
 
 def seeds_text(n: int) -> str:
@@ -73,17 +84,6 @@ def verdict_phrase(v: Verdict, label: str) -> str:
             f"apart from the margin ({plan})"
         )
     return f"{name} is {v.verdict} to {label} ({ci})"
-
-
-def primary_ratio(summary: TaskSummary, strategy: str) -> ComputeRatio | None:
-    return next(
-        (
-            c
-            for c in summary.compute or []
-            if c.strategy == strategy and c.unit == PRIMARY_UNIT and c.level == PRIMARY_LEVEL
-        ),
-        None,
-    )
 
 
 def verdict_sentence(summary: TaskSummary) -> str:
@@ -156,60 +156,35 @@ def headline(summaries: Sequence[TaskSummary]) -> str:
 def answer(
     summaries: Sequence[TaskSummary], strategy: str = "random", names: Sequence[str] | None = None
 ) -> str:
-    """The answer to the brief's claim for ``strategy``, counted from the verdict and compute
-    tables: how many comparisons fall in each verdict, which of them are on tasks where the
-    negative control shows a loss could be found, and how many have their epochs-to-level
-    interval wholly below or above 1. ``names``: how to call each summary's task (e.g.
-    ``file/task``), in the order of ``summaries``."""
-    names = list(names) if names is not None else [s.task for s in summaries]
-    pairs = [
-        (name, s, v)
-        for name, s in zip(names, summaries, strict=True)
-        for v in s.verdicts
-        if v.strategy == strategy and v.seeds
-    ]
-    label = label_of(strategy)
-    if not pairs:
+    """The answer to the brief's claim for ``strategy``, worded from its counts
+    (:func:`hpstudy.analysis._claim.claim_counts`): how many comparisons fall in each verdict,
+    which of them are on tasks where the negative control shows a loss could be found, and how
+    many have their epochs-to-level interval wholly below or above 1. ``names``: how to call
+    each summary's task (e.g. ``file/task``), in the order of ``summaries``."""
+    c = claim_counts(summaries, strategy, names)
+    label = c.label
+    if not c.comparisons:
         return f"No comparison of {label} with the baseline has test scores yet."
-    baselines = " / ".join(sorted({s.label(s.baseline) for _, s, _ in pairs}))
-    counts: dict[str, int] = {}
-    for _, _, v in pairs:
-        counts[v.verdict] = counts.get(v.verdict, 0) + 1
-    order = ("superior", "equivalent", "non-inferior", "inconclusive", "inferior")
-    said = ", ".join(
-        f"{counts[k]} {'not settled' if k == 'inconclusive' else k}" for k in order if k in counts
-    )
-    text = f"{label[0].upper()}{label[1:]} against {baselines} on held-out test scores, {len(pairs)} comparisons: {said}."
-    sensitive = [
-        (name, v)
-        for name, s, v in pairs
-        if s.control is not None and s.control.verdict == "inferior"
-    ]
-    with_control = [1 for _, s, _ in pairs if s.control is not None and s.control.seeds]
-    if with_control:
-        if sensitive:
-            where = "; ".join(
-                f"{name}: {'not settled' if v.verdict == 'inconclusive' else v.verdict}"
-                for name, v in sensitive
-            )
+    said = ", ".join(f"{len(v)} {verdict_word(k)}" for k, v in c.verdicts.items())
+    text = f"{label[0].upper()}{label[1:]} against {' / '.join(c.baselines)} on held-out test scores, {c.comparisons} comparisons: {said}."
+    if c.controlled:
+        if c.sensitive:
+            where = "; ".join(f"{name}: {verdict_word(v)}" for name, v in c.sensitive)
             text += (
                 f" The negative control was called inferior, so a loss could have been found, on "
-                f"{len(sensitive)} of {len(with_control)} of these tasks; there {label} is {where}."
+                f"{len(c.sensitive)} of {c.controlled} of these tasks; there {label} is {where}."
             )
         else:
             text += (
-                f" The negative control was called inferior on none of the {len(with_control)} "
+                f" The negative control was called inferior on none of the {c.controlled} "
                 "tasks: no verdict here could have found a loss."
             )
-    ratios = [(name, c) for name, s, _ in pairs if (c := primary_ratio(s, strategy)) is not None]
-    below = [name for name, c in ratios if c.summary.below_one]
-    above = [name for name, c in ratios if c.summary.above_one]
     text += (
         f" In epochs to the best validation score both reached, its 95% CI lies wholly below "
-        f"the baseline's (fewer epochs) on {len(below)} of {len(ratios)} comparisons"
-        + (f" ({', '.join(below)})" if below else "")
-        + f" and wholly above (more epochs) on {len(above)}"
-        + (f" ({', '.join(above)})" if above else "")
+        f"the baseline's (fewer epochs) on {len(c.fewer)} of {c.ratios} comparisons"
+        + (f" ({', '.join(c.fewer)})" if c.fewer else "")
+        + f" and wholly above (more epochs) on {len(c.more)}"
+        + (f" ({', '.join(c.more)})" if c.more else "")
         + "."
     )
     return text

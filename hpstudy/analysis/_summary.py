@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hpstudy.analysis._anytime import RegretAt, anytime_regret
 from hpstudy.analysis._compute import (
     FRACTIONS,
     LEVELS,
@@ -96,6 +97,9 @@ class SummaryRow:
     # classification: the test cross-entropy of the same best configurations (n = 0 when the
     # runs predate it)
     test_ce: Spread = Spread(math.nan, math.nan, math.nan, 0)
+    # a published tabular benchmark: the test regret of the same best configurations (the
+    # distance of each test score to the table's best over the space; None on trained tasks)
+    test_regret: Spread | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,7 @@ class EqualCompute:
     ci_level: float
     p_noninferiority: float
     seeds: int
+    test_regret: Spread | None = None  # benchmark tasks: the picks' test regret
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,7 @@ class Winner:
     validation: float
     test: float
     params: dict[str, Any]
+    test_regret: float | None = None  # benchmark tasks: mean test regret where scored
 
 
 @dataclass(frozen=True)
@@ -183,6 +189,9 @@ class TaskSummary:
     control: Verdict | None = None
     objective: str = ""  # what the trials were selected on (validation)
     model: ModelLine | None = None  # the chosen model beside reference models (first line)
+    # benchmark tasks: each strategy's best-so-far validation regret over seeds at a few
+    # points of the budget (the anytime curve in regret; None on trained tasks)
+    anytime_regret: list[RegretAt] | None = None
 
     def label(self, strategy: str) -> str:
         return next((r.label for r in self.rows if r.strategy == strategy), label_of(strategy))
@@ -226,6 +235,14 @@ def best_scores(table: TrialTable, task: str) -> dict[str, dict[int, float]]:
     return out
 
 
+def regret_spread(pairs: Sequence[tuple[Study, Trial | None]]) -> Spread | None:
+    """Median and range over ``(study, pick)`` pairs of the picks' test regret
+    (:meth:`Study.test_regret`); ``None`` when no study knows its optimum (a trained task)."""
+    if not any(s.optimum is not None for s, _ in pairs):
+        return None
+    return Spread.of([s.test_regret(t) for s, t in pairs])
+
+
 def _best_valid(s: Study) -> float:
     b = s.best()
     return math.nan if b is None or b.value is None else float(b.value)
@@ -251,6 +268,7 @@ def summary_rows(table: TrialTable, task: str) -> list[SummaryRow]:
                 interrupted_epochs=float(sum(t.epochs for s in own for t in s.interrupted)),
                 interrupted_seconds=float(sum(t.seconds for s in own for t in s.interrupted)),
                 test_ce=Spread.of([b.test_ce if (b := s.best()) else None for s in own]),
+                test_regret=regret_spread([(s, s.best()) for s in own]),
             )
         )  # fmt: skip
     return rows
@@ -366,6 +384,7 @@ def equal_compute(
     the error rate at ALPHA without adjustment); the baseline itself is in it."""
     direction = table.of(task)[0].direction
     full = best_scores(table, task).get(baseline, {})
+    studies = {(s.strategy, s.seed): s for s in table.of(task)}
     rows, smallest = [], {}
     for strategy in table.strategies(task):
         if strategy == "manual":
@@ -381,9 +400,13 @@ def equal_compute(
             d = paired_differences(at_f, full, direction)
             ci = hodges_lehmann(d)
             p = compare_pair(task, strategy, baseline, d, margin).p_noninferiority
+            regrets = regret_spread(
+                [(studies[(k, seed)], t) for (k, seed, g), t in picks.items()
+                 if k == strategy and g == f]
+            )  # fmt: skip
             rows.append(
                 EqualCompute(strategy, f, Spread.of(list(at_f.values())), ci.estimate, ci.low,
-                             ci.high, ci.level, p, len(d))
+                             ci.high, ci.level, p, len(d), regrets)
             )  # fmt: skip
             if not failed and p < ALPHA:
                 settled = f
@@ -480,17 +503,25 @@ def winners(table: TrialTable, task: str) -> list[Winner]:
         if choice is None:
             continue
         key = config_key(choice.trial.params)
-        tests = [
-            t.test
+        scored = [
+            (s, t)
             for s in studies
             for t in s.runs
             if config_key(t.params) == key and not math.isnan(t.test)
         ]
+        tests = [t.test for _, t in scored]
+        known = any(s.optimum is not None for s in studies)
         out.append(
             Winner(strategy, tuple(choice.values_by_seed), choice.mean_value,
-                   float(np.mean(tests)) if tests else math.nan, dict(choice.trial.params))
+                   float(np.mean(tests)) if tests else math.nan, dict(choice.trial.params),
+                   _mean([s.test_regret(t) for s, t in scored]) if known else None)
         )  # fmt: skip
     return out
+
+
+def _mean(values: Sequence[float]) -> float:
+    kept = [v for v in values if not math.isnan(v)]
+    return float(np.mean(kept)) if kept else math.nan
 
 
 def summarize_task(table: TrialTable, task: str) -> TaskSummary:
@@ -519,4 +550,5 @@ def summarize_task(table: TrialTable, task: str) -> TaskSummary:
         compute=compute_ratios(table, task, baseline), equal=equal, smallest_fraction=smallest,
         winners=winners(table, task), best_scores=scores, control=control,
         objective=studies[0].select_name, model=model_line(table, task, scores),
+        anytime_regret=anytime_regret(table, task),
     )  # fmt: skip

@@ -64,6 +64,9 @@ def columns_of(config: ExperimentConfig) -> tuple[list[str], list[str]]:
 OPTIONAL_COLUMNS = ["objective", "objective_direction"]
 # written only when some study has reference scores (files without them keep their bytes)
 REFERENCES_COLUMN = "reference_scores"
+# written only when some study has a benchmark table's optimum (for regret; files without it
+# read as before and show no regret)
+OPTIMUM_COLUMN = "optimum"
 
 
 def counts(state: str, fail_reason: str | None) -> bool:
@@ -120,10 +123,17 @@ class Trial:
 
     @property
     def test(self) -> float:
-        """Mean test score (``nan`` when the trial was not scored)."""
+        """Mean test score (``nan`` when the trial was not scored).
+
+        Summed left to right, as ``hpstudy.data._benchmarks`` computes a table's optimum, so a
+        benchmark pick that is the optimum has a regret of exactly 0 (``sum`` compensates its
+        rounding from Python 3.12 on, which would not be the same arithmetic)."""
         if not self.test_scores:
             return math.nan
-        return float(sum(self.test_scores) / len(self.test_scores))
+        total = 0.0
+        for v in self.test_scores:
+            total += v
+        return float(total / len(self.test_scores))
 
     @property
     def test_ce(self) -> float:
@@ -175,6 +185,53 @@ class References:
         return out
 
 
+def regret(score: float, best: float, direction: str) -> float:
+    """The one rule for regret: the distance of ``score`` to ``best`` (the best any
+    configuration reaches), in the metric's units, signed so that 0 is best and larger is
+    worse; ``nan`` when either is."""
+    return best - score if direction == "maximize" else score - best
+
+
+@dataclass(frozen=True)
+class Optimum:
+    """A published tabular benchmark's best over the study file's space, in the repetition a
+    study observes (the study attr ``optimum``, written when the study was created).
+
+    Attributes:
+        validation: The best validation value of that repetition (what the trials' values
+            are): the reference of the validation regret of anytime curves.
+        test: The best test score (mean of the repetitions the study did not observe): the
+            reference of a pick's test regret.
+        test_params: A configuration that reaches ``test``.
+    """
+
+    validation: float
+    test: float
+    test_params: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, raw: Any) -> Optimum | None:
+        """From the stored/exported JSON object; ``None`` when absent or malformed."""
+        if not isinstance(raw, Mapping):
+            return None
+        try:
+            params = raw.get("test_params") or {}
+            return cls(
+                float(raw["validation"]),
+                float(raw["test"]),
+                dict(params) if isinstance(params, Mapping) else {},
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "validation": self.validation,
+            "test": self.test,
+            "test_params": dict(self.test_params),
+        }
+
+
 @dataclass(frozen=True)
 class Study:
     """One study: task x strategy x seed, its budget and its trials in run order."""
@@ -195,6 +252,15 @@ class Study:
     benchmark: str = ""  # a published tabular benchmark's table ("" = trained here)
     repetition: int | None = None  # the table's repetition this study observed
     references: References | None = None  # reference models on this seed's split
+    optimum: Optimum | None = None  # a benchmark table's best over the space (for regret)
+
+    def test_regret(self, trial: Trial | None) -> float:
+        """The distance of ``trial``'s test score to the table's best test score over the
+        space (:func:`regret`); ``nan`` for a trained task, which has no known optimum, and
+        for a trial that was not scored."""
+        if self.optimum is None or trial is None:
+            return math.nan
+        return regret(trial.test, self.optimum.test, self.direction)
 
     @property
     def select_direction(self) -> str:
@@ -420,6 +486,9 @@ def read_results(path: Path) -> TrialTable:
                 repetition=_number(r0.get("repetition") or "", int),
                 references=References.parse(
                     json.loads(r0[REFERENCES_COLUMN]) if r0.get(REFERENCES_COLUMN) else None
+                ),
+                optimum=Optimum.parse(
+                    json.loads(r0[OPTIMUM_COLUMN]) if r0.get(OPTIMUM_COLUMN) else None
                 ),
             )  # fmt: skip
         except (ValueError, KeyError, TypeError) as e:

@@ -158,7 +158,7 @@ class BenchmarkTable:
         if not (np.isfinite(self.values).all() and np.isfinite(self.seconds).all()):
             raise BenchmarkDataError(f"{source}: some configurations have no finite value")
         self._strides = [int(s) for s in strides]
-        self._tests = (self.values.sum(axis=1, keepdims=True) - self.values) / (reps - 1)
+        self._tests = _left_out_means(self.values)
 
     def flat_index(self, params: Mapping[str, Any]) -> int:
         """The row of the configuration ``params`` (every hyperparameter, at its levels)."""
@@ -195,6 +195,22 @@ class BenchmarkTable:
             for k, name in enumerate(self._names)
         }
         return Optimum(float(best(values)), float(best(tests)), params)
+
+
+def _left_out_means(values: np.ndarray) -> np.ndarray:
+    """Per configuration and repetition r: the mean of the other repetitions, summed left to
+    right in repetition order. That is the arithmetic of a trial's test score (the mean of its
+    cached ``test_scores``, ``hpstudy.analysis.Trial.test``), so the optimum is bit for bit the
+    test score of the configuration that reaches it and no pick's regret is below 0."""
+    reps = values.shape[1]
+    out = np.empty_like(values)
+    for r in range(reps):
+        total = np.zeros(values.shape[0])
+        for c in range(reps):
+            if c != r:
+                total = total + values[:, c]
+        out[:, r] = total / (reps - 1)
+    return out
 
 
 def _column(rows: list[Any], key: str, reps: int, source: str) -> np.ndarray:

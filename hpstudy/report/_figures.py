@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from hpstudy.analysis import Trial, TrialTable
-from hpstudy.analysis._anytime import anytime_curve, seed_band
+from hpstudy.analysis._anytime import seed_band, study_curve
 from hpstudy.analysis._summary import label_of
 from hpstudy.config._schema import STRATEGY_NAMES
 
@@ -32,11 +32,15 @@ def _sample(items: list[Any], n: int, seed: int = 0) -> list[Any]:
     return items if len(items) <= n else random.Random(seed).sample(items, n)
 
 
-def anytime_figure(data: TrialTable, task: str) -> go.Figure:
+def anytime_figure(data: TrialTable, task: str, in_regret: bool | None = None) -> go.Figure:
     """Best-so-far validation score against trials, epochs and seconds: median over seeds
-    with the interquartile band; manual picks as a reference line."""
+    with the interquartile band; manual picks as a reference line. ``in_regret`` draws it in
+    validation regret (``analysis._anytime.study_curve``); by default it does where every
+    study knows its benchmark optimum (a published tabular benchmark's task)."""
     studies = data.of(task)
-    metric, direction = studies[0].select_name, studies[0].select_direction
+    metric = studies[0].select_name
+    if in_regret is None:
+        in_regret = all(s.optimum is not None for s in studies)
     axes = [
         ("trials", "trials"),
         ("epochs", "compute (epochs trained)"),
@@ -46,7 +50,7 @@ def anytime_figure(data: TrialTable, task: str) -> go.Figure:
     strategies = list(dict.fromkeys(s.strategy for s in studies))
     for strategy in strategies:
         color = COLORS.get(strategy, "#333333")
-        curves = [anytime_curve(s.runs, direction) for s in data.of(task, strategy)]
+        curves = [study_curve(s, in_regret) for s in data.of(task, strategy)]
         if strategy == "manual":
             bests = [c.best[-1] for c in curves if len(c.best) and not math.isnan(c.best[-1])]
             if bests:
@@ -105,13 +109,17 @@ def anytime_figure(data: TrialTable, task: str) -> go.Figure:
                 go.Scatter(x=band.x, y=band.median, mode="lines", line={"color": color, "width": 2}, name=label_of(strategy), legendgroup=strategy, showlegend=show),
                 row=1, col=col,
             )  # fmt: skip
-    fig.update_yaxes(title_text=f"best validation {metric}", row=1, col=1)
+    what = f"validation regret of {metric}" if in_regret else f"best validation {metric}"
+    fig.update_yaxes(title_text=what, row=1, col=1)
     n_seeds = max((len(data.of(task, s)) for s in strategies), default=0)
     how = "thin lines: each seed" if n_seeds < PER_SEED_BELOW else "band = interquartile range"
-    fig.update_layout(
-        title=f"{task}: best-so-far validation {metric} (median where every seed has a score; {how})",
-        height=420,
+    title = (
+        f"{task}: validation regret of the best so far, 0 = the table's best over the space "
+        f"(median where every seed has a score; {how})"
+        if in_regret
+        else f"{task}: best-so-far validation {metric} (median where every seed has a score; {how})"
     )
+    fig.update_layout(title=title, height=420)
     return fig
 
 

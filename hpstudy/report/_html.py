@@ -19,7 +19,7 @@ from hpstudy._paths import default_output
 from hpstudy.analysis import Advice, Analysis, TaskSummary, TrialTable, analyze
 from hpstudy.analysis._aggregate import Aggregate
 from hpstudy.analysis._compute import PRIMARY_LEVEL, UNIT_NOTES
-from hpstudy.analysis._prose import ratio_text
+from hpstudy.analysis._prose import TEST_REGRET_NOTE, VALIDATION_REGRET_NOTE, ratio_text
 from hpstudy.analysis._summary import CONTROL, Spread, SummaryRow, label_of
 from hpstudy.analysis._verdict import RULE
 
@@ -68,16 +68,26 @@ def _table(css_class: str, head: list[str], rows: list[list[str]]) -> str:
     return f'<table class="{css_class}"><tr>{header}</tr>{body}</table>'
 
 
+def _regret(s: Spread | None) -> str:
+    return "-" if s is None else _spread(s)
+
+
+def _regret_note(regret: bool) -> str:
+    return f" {_e(TEST_REGRET_NOTE)}" if regret else ""
+
+
 def summary_table(summary: TaskSummary) -> str:
     ce = any(r.test_ce.n for r in summary.rows)
+    regret = any(r.test_regret is not None for r in summary.rows)
     head = [
         "strategy", "seeds", f"best validation {summary.objective}", f"test {summary.metric}",
-        *(["test cross-entropy"] if ce else []),
+        *(["test regret"] if regret else []), *(["test cross-entropy"] if ce else []),
         "trials", "epochs", "seconds", "pruned", "failed", "interrupted",
     ]  # fmt: skip
     rows = [
         [
             _e(r.label), str(r.seeds), _spread(r.best_valid), _spread(r.test),
+            *([_regret(r.test_regret)] if regret else []),
             *([_spread(r.test_ce)] if ce else []), _spread(r.trials, True),
             _spread(r.epochs, True), _spread(r.seconds), str(r.pruned), str(r.failed),
             _interrupted(r),
@@ -90,7 +100,8 @@ def summary_table(summary: TaskSummary) -> str:
         "train+validation with several training seeds when its study finished, and scored on the test split the search never saw. "
         "Compute counts every trial (pruned and failed too) except interrupted attempts (Ctrl-C, a "
         "dead worker, given up after repeated crashes), which are not the configuration's doing: "
-        "their compute is shown apart (summed over seeds) and never charged to the strategy.</p>"
+        "their compute is shown apart (summed over seeds) and never charged to the strategy."
+        f"{_regret_note(regret)}</p>"
     )
 
 
@@ -170,16 +181,19 @@ def equal_compute_table(summary: TaskSummary) -> str:
     if not summary.equal:
         return ""
     base = summary.label(summary.baseline)
+    regret = any(e.test_regret is not None for e in summary.equal)
     head = [
         "strategy",
         f"fraction of {base}'s epochs",
         f"test {summary.metric} (median, range)",
+        *(["test regret (median, range)"] if regret else []),
         f"difference vs the full {base}",
         "p non-inferiority",
         "seeds",
     ]
     rows = [
         [_e(summary.label(e.strategy)), _fraction(e.fraction), _spread(e.test),
+         *([_regret(e.test_regret)] if regret else []),
          _ci(e.difference, e.ci_low, e.ci_high, level=e.ci_level), _num(e.p_noninferiority), str(e.seeds)]
         for e in summary.equal
     ]  # fmt: skip
@@ -191,7 +205,8 @@ def equal_compute_table(summary: TaskSummary) -> str:
         + f'<p class="note">Each strategy stopped after a fraction of {_e(base)}\'s total '
         f"epochs at the same seed, in the order it ran ({_e(base)} too: stopped early in its shuffled order); its best "
         "configuration by then, retrained and scored on test. Smallest "
-        f"fraction at which it is non-inferior to the full {_e(base)} (fixed-sequence from 1 down, alpha 0.025): {_e(smallest)}.</p>"
+        f"fraction at which it is non-inferior to the full {_e(base)} (fixed-sequence from 1 down, alpha 0.025): {_e(smallest)}."
+        f"{_regret_note(regret)}</p>"
     )
 
 
@@ -199,15 +214,18 @@ def winners_table(summary: TaskSummary) -> str:
     if not summary.winners:
         return ""
     params = sorted({k for w in summary.winners for k in w.params})
+    regret = any(w.test_regret is not None for w in summary.winners)
     head = [
         "strategy",
         "seeds it ran at",
         f"mean validation {summary.objective}",
         f"mean test {summary.metric}",
+        *(["mean test regret"] if regret else []),
         *params,
     ]
     rows = [
         [_e(summary.label(w.strategy)), str(len(w.seeds)), _num(w.validation), _num(w.test),
+         *([_num(w.test_regret if w.test_regret is not None else math.nan)] if regret else []),
          *(_e(_num(w.params[p]) if isinstance(w.params.get(p), float) else w.params.get(p, "-")) for p in params)]
         for w in summary.winners
     ]  # fmt: skip
@@ -216,7 +234,7 @@ def winners_table(summary: TaskSummary) -> str:
         + _table("winners", head, rows)
         + '<p class="note">Per strategy, the configuration with the best mean validation score over the seeds it ran at '
         "(a grid point or manual pick runs at every seed, a sampled configuration at one); configurations that ran at "
-        "fewer than half the seeds of the most repeated one are not compared.</p>"
+        f"fewer than half the seeds of the most repeated one are not compared.{_regret_note(regret)}</p>"
     )
 
 
@@ -348,6 +366,10 @@ def render_html(
         parts.append(equal_compute_table(summary))
         parts.append(winners_table(summary))
         parts.append(summary_table(summary))
+        if summary.anytime_regret:
+            parts.append(
+                f"<p class='note'>The anytime figure is drawn in validation regret. {_e(VALIDATION_REGRET_NOTE)}</p>"
+            )
         parts += [_to_html(fig) for fig in figures.get(summary.task, [])]
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -21,6 +21,7 @@ from hpstudy.analysis import TrialTable
 from hpstudy.analysis._table import (
     BENCHMARK_COLUMNS,
     COLUMNS,
+    OPTIMUM_COLUMN,
     OPTIONAL_COLUMNS,
     REFERENCES_COLUMN,
     scores_json,
@@ -43,6 +44,7 @@ def trial_table(table: TrialTable) -> list[list[Any]]:
     rows = []
     _, param_columns = _columns_of(table.config)
     with_refs = _with_references(table)
+    with_optimum = _with_optimum(table)
     for s in table.studies:
         study = [s.experiment, s.task, s.strategy, s.seed, s.name, s.metric, s.direction, s.kind,
                  s.budget, s.fingerprint]  # fmt: skip
@@ -57,6 +59,9 @@ def trial_table(table: TrialTable) -> list[list[Any]]:
             if with_refs:
                 refs = s.references
                 selection.append(json.dumps(refs.as_json()) if refs is not None else None)
+            if with_optimum:
+                best = s.optimum
+                selection.append(json.dumps(best.as_json()) if best is not None else None)
             rows.append([_cell(v) for v in study + trial + params + selection])
     return rows
 
@@ -65,6 +70,12 @@ def _with_references(table: TrialTable) -> bool:
     """Whether the file gets the reference-models column: only when a study has them, so
     results exported before they existed (and benchmark results) keep their bytes."""
     return any(s.references is not None for s in table.studies)
+
+
+def _with_optimum(table: TrialTable) -> bool:
+    """Whether the file gets the benchmark optimum column (for regret): only when a study has
+    one, so results of trained tasks keep their bytes."""
+    return any(s.optimum is not None for s in table.studies)
 
 
 def write_trials_csv_gz(table: TrialTable, output: Path) -> list[Path]:
@@ -76,6 +87,7 @@ def write_trials_csv_gz(table: TrialTable, output: Path) -> list[Path]:
     writer_csv = csv.writer(out, lineterminator="\n")
     head, param_columns = _columns_of(table.config)
     extra = [REFERENCES_COLUMN] if _with_references(table) else []
+    extra += [OPTIMUM_COLUMN] if _with_optimum(table) else []
     writer_csv.writerow(head + param_columns + OPTIONAL_COLUMNS + extra)
     writer_csv.writerows(trial_table(table))
     output.parent.mkdir(parents=True, exist_ok=True)

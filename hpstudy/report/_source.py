@@ -11,7 +11,7 @@ from optuna.trial import FrozenTrial
 
 from hpstudy._redact import redact_url
 from hpstudy.analysis import Study, Trial, TrialTable, picks_needed
-from hpstudy.analysis._table import References
+from hpstudy.analysis._table import Optimum, References
 from hpstudy.config import ExperimentConfig
 from hpstudy.report._collect import ExperimentData, StudyData, collect_experiment
 from hpstudy.scoring import TestScore, cached_scores
@@ -41,7 +41,8 @@ def to_study(s: StudyData, fixed: dict[str, Any]) -> Study:
         metric=i.metric, direction=i.direction, kind=i.kind, budget=i.budget,
         fingerprint=i.fingerprint, objective=i.objective, objective_direction=i.objective_direction,
         benchmark=str(s.attrs.get("benchmark") or ""), repetition=s.attrs.get("repetition"),
-        references=References.parse(s.attrs.get("reference_scores")), trials=tuple(sorted(trials, key=lambda t: t.number)),
+        references=References.parse(s.attrs.get("reference_scores")),
+        optimum=Optimum.parse(s.attrs.get("optimum")), trials=tuple(sorted(trials, key=lambda t: t.number)),
     )  # fmt: skip
 
 

@@ -165,3 +165,51 @@ def test_missing_package_names_the_install_command(tmp_path: Path) -> None:
         or db.stat().st_size == 0
         or "b." not in db.read_bytes().decode(errors="ignore")
     )
+
+
+def _random_table(benchmark: str, seed: int) -> BenchmarkTable:
+    """A table of ``benchmark``'s shape with random values (every digit of a float in play)."""
+    family = FAMILIES[benchmark.split("/")[0]]
+    rng = np.random.default_rng(seed)
+    reps = family.repetitions
+    raw = {
+        "".join(map(str, combo)): {
+            family.value_key: [float(v) for v in rng.uniform(0.2, 0.9, reps)],
+            family.seconds_key: [1.0] * reps,
+        }
+        for combo in itertools.product(*(range(len(v)) for v in family.levels.values()))
+    }
+    return BenchmarkTable(benchmark, raw)
+
+
+@pytest.mark.parametrize("benchmark", ["hpobench_nn/credit_g", "fcnet/protein_structure"])
+def test_the_optimum_is_its_configurations_test_score_bit_for_bit(benchmark: str) -> None:
+    """A pick's test score is the mean of its cached test scores (``Trial.test``); the optimum
+    is computed in the same arithmetic, so its own configuration has a regret of exactly 0 and
+    no configuration of the space one below 0 (a mean taken another way differs in the last
+    bits and gives regrets of -1e-17)."""
+    from hpstudy.analysis import Trial
+    from hpstudy.analysis._table import regret
+
+    rng = random.Random(1)
+    for seed in range(3):
+        table = _random_table(benchmark, seed)
+        family = table.family
+        for rep in range(family.repetitions):
+            space = {
+                n: tuple(rng.sample(v, rng.randint(1, len(v)))) for n, v in family.levels.items()
+            }
+            best = table.optimum(space, rep)
+
+            def test(
+                params: dict[str, object], rep: int = rep, table: BenchmarkTable = table
+            ) -> float:
+                scores = tuple(table.test_scores(params, rep))
+                return Trial(0, "COMPLETE", 0.0, test_scores=scores).test
+
+            assert regret(test(best.test_params), best.test, family.direction) == 0.0
+            for combo in itertools.product(*space.values()):
+                assert (
+                    regret(test(dict(zip(space, combo, strict=True))), best.test, family.direction)
+                    >= 0.0
+                )

@@ -278,6 +278,7 @@ def test_three_workers_on_postgresql_meet_every_budget_exactly(
 
 def test_export_and_results_keep_the_label_values_and_test_scores(tmp_path: Path) -> None:
     from hpstudy.analysis import analyze, read_results
+    from hpstudy.analysis._table import Optimum
     from hpstudy.report import table_from_storage
     from hpstudy.report._results import write_trials_csv_gz
 
@@ -294,6 +295,10 @@ def test_export_and_results_keep_the_label_values_and_test_scores(tmp_path: Path
         study = stored[s.name]
         assert s.benchmark == study.user_attrs["benchmark"]
         assert s.repetition == study.user_attrs["repetition"]
+        # the table's optimum (for regret) reaches the trial table through storage and file
+        assert s.optimum is not None
+        assert s.optimum == Optimum.parse(study.user_attrs["optimum"])
+        assert s.test_regret(s.best()) >= 0.0
         by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
         for t in s.trials:
             assert t.value == by_number[t.number].value
