@@ -697,7 +697,11 @@ def results(
         ),
     ] = None,
 ) -> None:
-    """Recompute every verdict, table and figure from exported raw results, retraining nothing."""
+    """Recompute every verdict, table and figure from exported raw results, retraining nothing.
+
+    Files of published tabular benchmarks are never pooled with real training: given both,
+    each kind is analysed apart and the benchmarks' answer is a section of the page, beside
+    the answer from real training, with the outcomes where the two differ."""
     from hpstudy.report._results_page import write_results
 
     done = _call(lambda: write_results(files, output, html_dir, readme))

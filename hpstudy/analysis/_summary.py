@@ -235,12 +235,16 @@ def best_scores(table: TrialTable, task: str) -> dict[str, dict[int, float]]:
     return out
 
 
-def regret_spread(pairs: Sequence[tuple[Study, Trial | None]]) -> Spread | None:
+def knows_optimum(studies: Sequence[Study]) -> bool:
+    """Whether these studies are of a benchmark task whose optimum is known (regret is
+    given); trained tasks have none, and nothing about them mentions regret."""
+    return any(s.optimum is not None for s in studies)
+
+
+def regret_spread(pairs: Sequence[tuple[Study, Trial | None]], known: bool) -> Spread | None:
     """Median and range over ``(study, pick)`` pairs of the picks' test regret
-    (:meth:`Study.test_regret`); ``None`` when no study knows its optimum (a trained task)."""
-    if not any(s.optimum is not None for s, _ in pairs):
-        return None
-    return Spread.of([s.test_regret(t) for s, t in pairs])
+    (:meth:`Study.test_regret`); ``None`` unless ``known`` (:func:`knows_optimum`)."""
+    return Spread.of([s.test_regret(t) for s, t in pairs]) if known else None
 
 
 def _best_valid(s: Study) -> float:
@@ -268,7 +272,7 @@ def summary_rows(table: TrialTable, task: str) -> list[SummaryRow]:
                 interrupted_epochs=float(sum(t.epochs for s in own for t in s.interrupted)),
                 interrupted_seconds=float(sum(t.seconds for s in own for t in s.interrupted)),
                 test_ce=Spread.of([b.test_ce if (b := s.best()) else None for s in own]),
-                test_regret=regret_spread([(s, s.best()) for s in own]),
+                test_regret=regret_spread([(s, s.best()) for s in own], knows_optimum(own)),
             )
         )  # fmt: skip
     return rows
@@ -385,6 +389,7 @@ def equal_compute(
     direction = table.of(task)[0].direction
     full = best_scores(table, task).get(baseline, {})
     studies = {(s.strategy, s.seed): s for s in table.of(task)}
+    known = knows_optimum(table.of(task))
     rows, smallest = [], {}
     for strategy in table.strategies(task):
         if strategy == "manual":
@@ -402,7 +407,8 @@ def equal_compute(
             p = compare_pair(task, strategy, baseline, d, margin).p_noninferiority
             regrets = regret_spread(
                 [(studies[(k, seed)], t) for (k, seed, g), t in picks.items()
-                 if k == strategy and g == f]
+                 if k == strategy and g == f],
+                known,
             )  # fmt: skip
             rows.append(
                 EqualCompute(strategy, f, Spread.of(list(at_f.values())), ci.estimate, ci.low,
@@ -510,7 +516,7 @@ def winners(table: TrialTable, task: str) -> list[Winner]:
             if config_key(t.params) == key and not math.isnan(t.test)
         ]
         tests = [t.test for _, t in scored]
-        known = any(s.optimum is not None for s in studies)
+        known = knows_optimum(studies)
         out.append(
             Winner(strategy, tuple(choice.values_by_seed), choice.mean_value,
                    float(np.mean(tests)) if tests else math.nan, dict(choice.trial.params),

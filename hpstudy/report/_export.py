@@ -62,6 +62,8 @@ def summary_rows(summaries: list[TaskSummary]) -> list[dict[str, Any]]:
                 "direction": summary.direction,
             }
             for key, value in asdict(r).items():
+                if key == "test_regret" and value is None:
+                    continue  # a trained task: no known optimum, no regret columns
                 if isinstance(value, dict):
                     for part in ("median", "low", "high", "n"):
                         row[f"{key}_{part}"] = value[part]
@@ -72,6 +74,11 @@ def summary_rows(summaries: list[TaskSummary]) -> list[dict[str, Any]]:
             row["verdict"] = v.verdict if v is not None else None
             rows.append(row)
     return rows
+
+
+def _without_none_regret(row: dict[str, Any]) -> dict[str, Any]:
+    """A trained task's row as before regret existed (only benchmark tasks have one)."""
+    return {k: v for k, v in row.items() if not (k == "test_regret" and v is None)}
 
 
 def _clean(v: Any) -> Any:
@@ -106,6 +113,7 @@ def comparison_rows(summaries: list[TaskSummary]) -> list[dict[str, Any]]:
             row["equal_compute"] = [
                 {k: getattr(e, k) for k in ("fraction", "difference", "ci_low", "ci_high", "p_noninferiority", "seeds")}
                 | {"test_median": e.test.median}
+                | ({"test_regret_median": e.test_regret.median} if e.test_regret is not None else {})
                 for e in s.equal or [] if e.strategy == v.strategy
             ]  # fmt: skip
             row["smallest_noninferior_fraction"] = (s.smallest_fraction or {}).get(v.strategy)
@@ -161,7 +169,9 @@ def export_experiment(
             ],
             "advice": _clean(asdict(advice)) if advice is not None else None,
             "winners": [
-                _clean({"task": s.task, **asdict(w)}) for s in summaries for w in s.winners or []
+                _clean({"task": s.task, **_without_none_regret(asdict(w))})
+                for s in summaries
+                for w in s.winners or []
             ],
         }
         write_atomic(path, json.dumps(payload, indent=1))

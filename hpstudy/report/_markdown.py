@@ -99,7 +99,7 @@ def experiment_markdown(path: Path, analysis: Analysis) -> list[str]:
                  *(["test regret (median)"] if regret else []),
                  "difference vs full baseline", "p non-inferiority", "seeds"],
                 [[s.label(e.strategy), md_fraction(e.fraction), md_num(e.test.median),
-                  *([md_num(e.test_regret.median if e.test_regret else None)] if regret else []),
+                  *([md_num(e.test_regret.median if e.test_regret is not None else None)] if regret else []),
                   md_ci(e.difference, e.ci_low, e.ci_high, e.ci_level), md_num(e.p_noninferiority),
                   str(e.seeds)] for e in s.equal],
             )  # fmt: skip
@@ -113,7 +113,7 @@ def experiment_markdown(path: Path, analysis: Analysis) -> list[str]:
              *(["test cross-entropy"] if ce else []),
              "trials", "epochs", "seconds", "pruned", "failed"],
             [[r.label, str(r.seeds), md_spread(r.best_valid), md_spread(r.test),
-              *([md_spread(r.test_regret) if r.test_regret else "-"] if regret else []),
+              *([md_spread(r.test_regret) if r.test_regret is not None else "-"] if regret else []),
               *([md_spread(r.test_ce)] if ce else []), md_spread(r.trials, ".0f"),
               md_spread(r.epochs, ".0f"), md_spread(r.seconds, ".3g"), str(r.pruned), str(r.failed)]
              for r in s.rows],

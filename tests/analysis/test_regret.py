@@ -199,6 +199,24 @@ def test_the_page_gives_regret_beside_the_score_and_says_which_score(tmp_path: P
     assert "after 8 trials" in page and "validation regret of" in page
 
 
+def test_export_gives_regret_on_benchmark_tasks_only() -> None:
+    from hpstudy.report._export import comparison_rows, summary_rows
+
+    for text in (BENCH, FCNET):
+        summaries = analyze(planted(text)).summaries
+        rows = summary_rows(summaries)
+        assert {r["test_regret_median"] for r in rows} == {
+            PLANTED_REGRET[(r["direction"], r["strategy"])] for r in rows
+        }
+        (c,) = comparison_rows(summaries)
+        assert all("test_regret_median" in e for e in c["equal_compute"])
+    trained = analyze(trained_table(seeds=6)).summaries
+    assert not any("regret" in k for r in summary_rows(trained) for k in r)
+    assert not any(
+        "regret" in k for c in comparison_rows(trained) for e in c["equal_compute"] for k in e
+    )
+
+
 def test_the_optimum_survives_export_and_only_benchmark_files_carry_it(tmp_path: Path) -> None:
     from hpstudy.report._results import write_trials_csv_gz
 

@@ -227,3 +227,64 @@ def test_live_report_has_the_advice_section(experiment: tuple[str, Path]) -> Non
     # init and activation are fixed in this space: the page says so instead of a number
     assert "not searched: init = &#x27;auto&#x27; is fixed" in section
     assert "dropout 0.2-0.5 - dropout under 0.1" in section and "iris" in section
+
+
+def test_results_of_both_kinds_keeps_the_benchmarks_apart_in_a_section(tmp_path: Path) -> None:
+    """Given trained and benchmark files in any order, one page: real training's answer, then
+    the benchmarks' (their own family), where the two differ, and their section with regret;
+    given only benchmark files, the page is theirs."""
+    from hpstudy.report._results import write_trials_csv_gz
+    from hpstudy.report._results_page import ANSWER_BEGIN, ANSWER_END, BENCHMARKS_HEADING
+    from tests.analysis.test_pipeline import _table as trained_table
+    from tests.analysis.test_regret import planted
+
+    write_trials_csv_gz(trained_table(seeds=6), tmp_path / "trained.csv.gz")
+    write_trials_csv_gz(planted(), tmp_path / "bench.csv.gz")
+    page = tmp_path / "page.md"
+    both = [str(tmp_path / "bench.csv.gz"), str(tmp_path / "trained.csv.gz")]
+    result = runner.invoke(app, ["results", *both, "-o", str(page)])
+    assert result.exit_code == 0, result.output
+    text = page.read_text()
+    assert text.startswith("# Results\n")
+    section = text.index(f"## {BENCHMARKS_HEADING}")
+    answer = text[text.index(ANSWER_BEGIN) : text.index(ANSWER_END)]
+    assert answer.index("Random search against") < answer.index("On the published tabular")
+    assert "differ" in answer.split("On the published tabular")[1]
+    # the overview of real training, the benchmarks' section, then each file's details
+    trained_part = text[text.index("\n## x\n") : text.index("\n## planted\n")]
+    assert section < text.index("\n## x\n")
+    assert "regret" not in text[:section] and "regret" not in trained_part
+    assert "test regret" in text[section : text.index("\n## x\n")]
+    assert "validation regret" in text[text.index("\n## planted\n") :]
+    assert "side by side" in text[section:]
+    # one family each: the benchmarks' is named apart from real training's
+    assert text.count("Verdicts are Holm-adjusted over one family") == 1
+    assert "verdicts are Holm-adjusted over a family of their own" in text[section:]
+
+    alone = runner.invoke(app, ["results", both[0], "-o", str(tmp_path / "alone.md")])
+    assert alone.exit_code == 0, alone.output
+    text = (tmp_path / "alone.md").read_text()
+    assert text.startswith("# Results from published tabular benchmarks")
+    assert BENCHMARKS_HEADING not in text and "test regret" in text
+
+
+def test_the_anytime_figure_of_a_benchmark_task_is_drawn_in_regret() -> None:
+    """The drawing half (the numbers are tested in tests/analysis/test_regret.py): a benchmark
+    task's anytime figure is in validation regret, its medians those of the regret curves; a
+    trained task's is not."""
+    import numpy as np
+
+    from hpstudy.analysis._anytime import seed_band, study_curve
+    from hpstudy.report._figures import anytime_figure
+    from tests.analysis.test_pipeline import _table as trained_table
+    from tests.analysis.test_regret import planted
+
+    table = planted()
+    fig = anytime_figure(table, "credit_g")
+    assert "validation regret" in fig.layout.yaxis.title.text
+    band = seed_band([study_curve(s, True) for s in table.of("credit_g", "grid")], "trials")
+    drawn = [t for t in fig.data if t.name == "grid search" and t.xaxis == "x"]
+    assert drawn and np.array_equal(np.asarray(drawn[0].y), band.median)
+    assert (band.median >= 0).all()
+    trained = anytime_figure(trained_table(seeds=3), "diabetes")
+    assert "regret" not in trained.layout.yaxis.title.text + trained.layout.title.text

@@ -1,7 +1,7 @@
 """The shipped raw results of the benchmark experiment (results/bench/*.csv.gz, issue 18) are
 what the study files and the tables give: every study of the file, its budget met, labelled,
-values and compute the table's own, cached test scores the unobserved repetitions'. (They are
-in results/bench/, not on docs/results.md yet: the lead adds that section with regret.)"""
+values and compute the table's own, cached test scores the unobserved repetitions'. (Their section of docs/results.md is
+checked in test_shipped_results.py, their regret in tests/analysis/test_regret.py.)"""
 
 from __future__ import annotations
 
