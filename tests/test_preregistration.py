@@ -132,3 +132,29 @@ def test_the_content_hash_ignores_comments_only(tmp_path: Path) -> None:
     b.write_text('# MEASURED run time: 41 min\nname = "x"   # the name\n\nseeds = 20\n')
     c.write_text('name = "x"\nseeds = 21\n')
     assert content_hash(a) == content_hash(b) != content_hash(c)
+
+
+INTERIM = sorted((ROOT / "results" / "e17").glob("e17-*.csv.gz"))
+
+
+@pytest.mark.skipif(not INTERIM, reason="no interim results shipped")
+def test_the_interim_page_is_regenerated_from_its_raw_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/results-e17.md is exactly what its documented command gives from results/e17/."""
+    from hpstudy.report._results_page import KEEP_BEGIN, KEEP_END, write_results
+
+    shipped = (ROOT / "docs" / "results-e17.md").read_text()
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "results-e17.md").write_text(shipped)
+    (tmp_path / "results").symlink_to(ROOT / "results")
+    monkeypatch.chdir(tmp_path)  # the page names the command with paths relative to the root
+    write_results([Path("results/e17") / f.name for f in INTERIM], Path("docs/results-e17.md"))
+    assert (tmp_path / "docs" / "results-e17.md").read_text() == shipped
+    for f in INTERIM:
+        assert f"## {f.name.removesuffix('.csv.gz')}" in shipped
+    # the block written by hand holds no numbers (link targets, paths in code and the
+    # command aside), so it cannot disagree with the tables
+    kept = shipped[shipped.index(KEEP_BEGIN) + len(KEEP_BEGIN) : shipped.index(KEEP_END)]
+    prose = re.sub(r"```.*?```|`[^`]*`|\]\([^)]*\)", "", kept, flags=re.S)
+    assert not re.search(r"\d", prose), re.findall(r".{20}\d.{20}", prose)
