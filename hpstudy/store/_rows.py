@@ -144,6 +144,12 @@ HELD_SUMMARY = (
     .select_from(_HELD_FROM)
     .where(_T.study_id == bindparam("b_study"))
 )
+_HELD_ROW = HELD_SUMMARY.subquery()
+# For a trial just inserted without a number (claim_number), in one round trip: its number,
+# the study's used budget (the new trial included) and the held sample indexes' summary.
+CLAIM_FACTS = select(
+    NUMBER_OF.scalar_subquery(), USED_BUDGET[True].scalar_subquery(), *_HELD_ROW.c
+).select_from(_HELD_ROW)
 HELD_ALL = (
     select(_HELD).distinct().select_from(_HELD_FROM).where(_T.study_id == bindparam("b_study"))
 )
@@ -218,6 +224,33 @@ def beat_many(conn: Any, trial_ids: list[int]) -> None:
     _, _, many = _beat_statements(conn.dialect.name)
     conn.execute(DELETE_HEARTBEATS, {"b_trials": trial_ids})
     conn.execute(many, {"b_trials": trial_ids})
+
+
+def insert_bare_running(conn: Any, study_id: int) -> int:
+    """Insert a RUNNING trial without a number (set by :func:`claim_facts`); its id."""
+    if conn.dialect.name != "sqlite":  # SQLite serialises writers by itself
+        lock_study(conn, study_id)  # as Optuna does: distinct numbers under concurrency
+    key = conn.execute(
+        INSERT_TRIAL,
+        {
+            "study_id": study_id,
+            "number": None,
+            "state": TrialState.RUNNING,
+            "datetime_start": utc(datetime.now()),
+        },
+    ).inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def claim_facts(conn: Any, study_id: int, trial_id: int) -> tuple[int, int, int]:
+    """Number the trial just inserted by :func:`insert_bare_running` and return (its number,
+    the study's used budget with it, the free sample index): one query and one update."""
+    number, used, n_held, top = conn.execute(
+        CLAIM_FACTS, {"b_study": study_id, "b_trial": trial_id}
+    ).one()
+    conn.execute(SET_NUMBER, {"b_trial": trial_id, "b_number": number})
+    return int(number), int(used), _free_index(conn, study_id, n_held, top)
 
 
 def insert_trial(
@@ -298,6 +331,10 @@ def free_sample_index(conn: Any, study_id: int) -> int:
     the held indexes are read to find the gap.
     """
     n_held, top = conn.execute(HELD_SUMMARY, {"b_study": study_id}).one()
+    return _free_index(conn, study_id, n_held, top)
+
+
+def _free_index(conn: Any, study_id: int, n_held: int, top: int | None) -> int:
     if top is None:
         return 0
     if n_held == top + 1:
