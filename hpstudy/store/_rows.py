@@ -1,12 +1,10 @@
-"""The rows of a trial, written with SQLAlchemy Core statements built once.
+"""The rows of a trial, written and read with SQLAlchemy Core statements built once.
 
 Building a Core statement (``update(table).where(...)``) and computing its cache key costs
 about 80 microseconds of Python each time, three to four times what executing it costs on
 SQLite; a trial's claim, parameters and finish ran about twenty of them. The statements here
 are built once, with bound parameters, and reused (SQLAlchemy memoises a statement's cache
 key and compiled form). The rows are exactly those Optuna writes (see :mod:`._optuna`).
-``TrialReader``'s statements are built the same way, in :mod:`._storage`; commands that only
-read never import this module (``hpstudy.store`` imports the writer on first use).
 
 Every function takes a connection inside a transaction the caller owns (see
 :mod:`._writer`); none commits.
@@ -58,9 +56,10 @@ INSERT_VALUE = insert(o.VALUES)
 INSERT_STEPS = insert(o.STEPS)
 INSERT_HEARTBEAT = insert(HEARTBEATS)
 INSERT_ATTRS = {USER_ATTRS.name: insert(USER_ATTRS), SYSTEM_ATTRS.name: insert(SYSTEM_ATTRS)}
-DELETE_ATTRS = {  # one key a row of parameters (an expanding IN is rendered each time)
+DELETE_ATTRS = {
     table.name: table.delete().where(
-        table.c.trial_id == bindparam("b_trial"), table.c.key == bindparam("b_key")
+        table.c.trial_id == bindparam("b_trial"),
+        table.c.key.in_(bindparam("b_keys", expanding=True)),
     )
     for table in (USER_ATTRS, SYSTEM_ATTRS)
 }
@@ -112,11 +111,13 @@ def _used_budget_query(waiting: bool) -> Executable:
         USER_ATTRS.c.key == "fail_reason",
         or_(*(USER_ATTRS.c.value_json.like(f'"{r}%') for r in UNCOUNTED_REASONS)),
     )
-    # Equalities rather than IN (...): a list in IN is rendered again at every execution.
-    others = _T.state != TrialState.FAIL
-    if not waiting:
-        others = and_(others, _T.state != TrialState.WAITING)
-    counted = or_(others, and_(_T.state == TrialState.FAIL, ~requeued))
+    counted = or_(
+        _T.state.in_(
+            [TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED]
+            + ([TrialState.WAITING] if waiting else [])
+        ),
+        and_(_T.state == TrialState.FAIL, ~requeued),
+    )
     return select(func.count(_T.trial_id)).where(_T.study_id == bindparam("b_study"), counted)
 
 
@@ -144,12 +145,6 @@ HELD_SUMMARY = (
     .select_from(_HELD_FROM)
     .where(_T.study_id == bindparam("b_study"))
 )
-_HELD_ROW = HELD_SUMMARY.subquery()
-# For a trial just inserted without a number (claim_number), in one round trip: its number,
-# the study's used budget (the new trial included) and the held sample indexes' summary.
-CLAIM_FACTS = select(
-    NUMBER_OF.scalar_subquery(), USED_BUDGET[True].scalar_subquery(), *_HELD_ROW.c
-).select_from(_HELD_ROW)
 HELD_ALL = (
     select(_HELD).distinct().select_from(_HELD_FROM).where(_T.study_id == bindparam("b_study"))
 )
@@ -224,33 +219,6 @@ def beat_many(conn: Any, trial_ids: list[int]) -> None:
     _, _, many = _beat_statements(conn.dialect.name)
     conn.execute(DELETE_HEARTBEATS, {"b_trials": trial_ids})
     conn.execute(many, {"b_trials": trial_ids})
-
-
-def insert_bare_running(conn: Any, study_id: int) -> int:
-    """Insert a RUNNING trial without a number (set by :func:`claim_facts`); its id."""
-    if conn.dialect.name != "sqlite":  # SQLite serialises writers by itself
-        lock_study(conn, study_id)  # as Optuna does: distinct numbers under concurrency
-    key = conn.execute(
-        INSERT_TRIAL,
-        {
-            "study_id": study_id,
-            "number": None,
-            "state": TrialState.RUNNING,
-            "datetime_start": utc(datetime.now()),
-        },
-    ).inserted_primary_key
-    assert key is not None
-    return int(key[0])
-
-
-def claim_facts(conn: Any, study_id: int, trial_id: int) -> tuple[int, int, int]:
-    """Number the trial just inserted by :func:`insert_bare_running` and return (its number,
-    the study's used budget with it, the free sample index): one query and one update."""
-    number, used, n_held, top = conn.execute(
-        CLAIM_FACTS, {"b_study": study_id, "b_trial": trial_id}
-    ).one()
-    conn.execute(SET_NUMBER, {"b_trial": trial_id, "b_number": number})
-    return int(number), int(used), _free_index(conn, study_id, n_held, top)
 
 
 def insert_trial(
@@ -331,10 +299,6 @@ def free_sample_index(conn: Any, study_id: int) -> int:
     the held indexes are read to find the gap.
     """
     n_held, top = conn.execute(HELD_SUMMARY, {"b_study": study_id}).one()
-    return _free_index(conn, study_id, n_held, top)
-
-
-def _free_index(conn: Any, study_id: int, n_held: int, top: int | None) -> int:
     if top is None:
         return 0
     if n_held == top + 1:
@@ -389,7 +353,7 @@ def insert_attrs(
     if not attrs:
         return
     if replace:
-        conn.execute(DELETE_ATTRS[table.name], [{"b_trial": trial_id, "b_key": k} for k in attrs])
+        conn.execute(DELETE_ATTRS[table.name], {"b_trial": trial_id, "b_keys": list(attrs)})
     conn.execute(INSERT_ATTRS[table.name], attr_rows(trial_id, attrs))
 
 
@@ -423,3 +387,42 @@ def replace_intermediate(conn: Any, trial_id: int, values: Mapping[int, float]) 
         return
     conn.execute(DELETE_STEPS, {"b_trial": trial_id, "b_steps": list(values)})
     insert_intermediate(conn, trial_id, values)
+
+
+# -- reads (TrialReader) -------------------------------------------------------------------------
+
+POLL = select(_T.trial_id, _T.number, _T.state).where(_T.study_id == bindparam("b_study"))
+RUNNING_HEALTH = (
+    select(_T.trial_id, USER_ATTRS.c.value_json, HEARTBEATS.c.heartbeat)
+    .select_from(
+        TRIALS.outerjoin(HEARTBEATS, HEARTBEATS.c.trial_id == _T.trial_id).outerjoin(
+            USER_ATTRS, and_(USER_ATTRS.c.trial_id == _T.trial_id, USER_ATTRS.c.key == "worker")
+        )
+    )
+    .where(_T.study_id == bindparam("b_study"), _T.state == TrialState.RUNNING)
+)
+_FETCHED = {
+    "trials": TRIALS,
+    "values": o.VALUES,
+    "params": o.PARAMS,
+    "user": USER_ATTRS,
+    "system": SYSTEM_ATTRS,
+    "steps": o.STEPS,
+}
+# The rows of a study's trials (or of some trials) that make FrozenTrials, table by table.
+FETCH_OF_STUDY = {
+    name: select(t).where(
+        t.c.trial_id.in_(select(_T.trial_id).where(_T.study_id == bindparam("b_study")))
+    )
+    for name, t in _FETCHED.items()
+}
+FETCH_OF_TRIALS = {
+    name: select(t).where(t.c.trial_id.in_(bindparam("b_trials", expanding=True)))
+    for name, t in _FETCHED.items()
+}
+
+
+@cache
+def db_now_query(dialect: str) -> Executable:
+    """The database's clock in UTC (see :func:`db_utc_now`)."""
+    return select(db_utc_now(dialect))

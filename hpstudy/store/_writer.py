@@ -184,11 +184,13 @@ class TrialWriter:
 
         def attempt() -> tuple[int, int, int] | None:
             with self.engine.begin() as conn:
-                trial_id = r.insert_bare_running(conn, study_id)
-                number, used, index = r.claim_facts(conn, study_id, trial_id)
-                if used > budget:
+                trial_id, number = r.insert_trial(
+                    conn, study_id, TrialState.RUNNING, {}, {}, {}, {}
+                )
+                if r.used_budget(conn, study_id) > budget:
                     conn.rollback()
                     return None
+                index = r.free_sample_index(conn, study_id)
                 attrs = {"worker": self.worker, "sample_index": index}
                 r.insert_attrs(conn, _USER_ATTRS, trial_id, attrs)
                 crash_point("claim-tx")  # the study row is locked (server databases)

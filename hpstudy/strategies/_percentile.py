@@ -84,15 +84,9 @@ class IncrementalPercentilePruner(optuna.pruners.BasePruner):
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        self.take_completed(study, completed)
-        return self.decide(trial.intermediate_values, study.direction == StudyDirection.MAXIMIZE)
-
-    def decide(self, steps: dict[int, float], maximize: bool) -> bool:
-        """Whether to prune a trial that reported ``steps`` (step -> value), against the
-        completed trials last taken in (:meth:`take_completed`)."""
-        n_completed = len(self._seen)
-        if not n_completed or n_completed < self.n_startup_trials:
+        if not completed or len(completed) < self.n_startup_trials:
             return False
+        steps = trial.intermediate_values
         if not steps:
             return False
         step = max(steps)
@@ -103,10 +97,12 @@ class IncrementalPercentilePruner(optuna.pruners.BasePruner):
         lower = (step - self.n_warmup_steps) // self.interval_steps * self.interval_steps
         if max((s for s in steps if s != step), default=-1) >= lower + self.n_warmup_steps:
             return False
+        maximize = study.direction == StudyDirection.MAXIMIZE
         finite = [v for v in steps.values() if not math.isnan(v)]
         if not finite:  # every value NaN: Optuna prunes
             return True
         best = max(finite) if maximize else min(finite)
+        self._count(study, completed)
         if self._reported.get(step, 0) < self.n_min_trials:
             return False
         q = 100 - self.percentile if maximize else self.percentile
@@ -115,9 +111,8 @@ class IncrementalPercentilePruner(optuna.pruners.BasePruner):
             return False
         return best < p if maximize else best > p
 
-    def take_completed(self, study: optuna.Study, completed: list[FrozenTrial]) -> None:
-        """Take in ``study``'s COMPLETE trials: the values of those completed since the last
-        call are added (all of them, for another study object)."""
+    def _count(self, study: optuna.Study, completed: list[FrozenTrial]) -> None:
+        """Add the values of trials completed since the last call (all, for a new study)."""
         if study is not self._study:
             self._forget(study)
         if len(completed) == len(self._seen):
