@@ -480,14 +480,17 @@ class TrialReader:
         if self._rdb is None:
             trials = self.storage.get_all_trials(study_id, deepcopy=False)
             return [(o.trial_id(t), t.number, t.state) for t in trials]
-        from hpstudy.store._rows import POLL
+        from sqlalchemy import select
 
+        table = o.TRIALS
+        query = select(table.c.trial_id, table.c.number, table.c.state).where(
+            table.c.study_id == study_id
+        )
         engine = self._rdb.engine
 
         def attempt() -> list[tuple[int, int, TrialState]]:
             with engine.connect() as conn:
-                # state: a TrialState
-                return [(r[0], r[1], r[2]) for r in conn.execute(POLL, {"b_study": study_id})]
+                return [(r[0], r[1], r[2]) for r in conn.execute(query)]  # state: a TrialState
 
         return retrying("reading trial states", attempt)
 
@@ -500,14 +503,24 @@ class TrialReader:
         """
         if self._rdb is None:
             return []
-        from hpstudy.store._rows import RUNNING_HEALTH, db_now_query
+        from sqlalchemy import and_, select
 
+        trials, beats, attrs = o.TRIALS, o.HEARTBEATS, o.USER_ATTRS
+        query = (
+            select(trials.c.trial_id, attrs.c.value_json, beats.c.heartbeat)
+            .select_from(
+                trials.outerjoin(beats, beats.c.trial_id == trials.c.trial_id).outerjoin(
+                    attrs, and_(attrs.c.trial_id == trials.c.trial_id, attrs.c.key == "worker")
+                )
+            )
+            .where(trials.c.study_id == study_id, trials.c.state == TrialState.RUNNING)
+        )
         engine = self._rdb.engine
 
         def attempt() -> tuple[Any, list[Any]]:
             with engine.connect() as conn:
-                now = conn.execute(db_now_query(conn.dialect.name)).scalar_one()
-                return now, list(conn.execute(RUNNING_HEALTH, {"b_study": study_id}).all())
+                now = conn.execute(select(db_utc_now(conn.dialect.name))).scalar_one()
+                return now, list(conn.execute(query).all())
 
         now, rows = retrying("reading heartbeats", attempt)
         now = _naive(now)
@@ -532,21 +545,29 @@ class TrialReader:
                 return self.storage.get_all_trials(study_id)
             return [self.storage.get_trial(t) for t in trial_ids]
         from optuna.distributions import json_to_distribution
+        from sqlalchemy import select
 
-        from hpstudy.store._rows import FETCH_OF_STUDY, FETCH_OF_TRIALS
-
-        bound: dict[str, Any]
-        if trial_ids is None:
-            queries, bound = FETCH_OF_STUDY, {"b_study": study_id}
-        else:
-            queries, bound = FETCH_OF_TRIALS, {"b_trials": sorted(trial_ids)}
+        tables = {
+            "trials": o.TRIALS,
+            "values": o.VALUES,
+            "params": o.PARAMS,
+            "user": o.USER_ATTRS,
+            "system": o.SYSTEM_ATTRS,
+            "steps": o.STEPS,
+        }
+        trials_table = tables["trials"]
+        ids: Any = (
+            select(trials_table.c.trial_id).where(trials_table.c.study_id == study_id)
+            if trial_ids is None
+            else sorted(trial_ids)
+        )
         engine = self._rdb.engine
 
         def attempt() -> dict[str, Any]:
             with engine.connect() as conn:
                 return {
-                    name: conn.execute(query, bound).mappings().all()
-                    for name, query in queries.items()
+                    name: conn.execute(select(t).where(t.c.trial_id.in_(ids))).mappings().all()
+                    for name, t in tables.items()
                 }
 
         rows = retrying("reading trials", attempt)
