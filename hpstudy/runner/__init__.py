@@ -19,7 +19,6 @@ from hpstudy.store import (
     StudyCounts,
     StudyInfo,
     TrialReader,
-    TrialWriter,
     open_storage,
     resolve_storage_url,
 )
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
     from hpstudy.runner._parallel import run_with_jobs
     from hpstudy.runner._resume import DriftError, resume_experiment
     from hpstudy.runner._run import DataCache, StudyResult, run_studies, run_study
+    from hpstudy.store import TrialWriter
 
 _LAZY = {
     "apply_overrides": "_create",
@@ -41,6 +41,7 @@ _LAZY = {
     "StudyResult": "_run",
     "run_studies": "_run",
     "run_study": "_run",
+    "TrialWriter": "hpstudy.store",  # the writer's statements: not for commands that only read
 }
 
 __all__ = [
@@ -76,5 +77,8 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(f"hpstudy.runner.{_LAZY[name]}"), name)
+        module = _LAZY[name]
+        if module.startswith("_"):
+            module = f"hpstudy.runner.{module}"
+        return getattr(importlib.import_module(module), name)
     raise AttributeError(f"module 'hpstudy.runner' has no attribute {name!r}")

@@ -27,6 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpstudy.store import TrialReader
 from hpstudy.store._optuna import clear_trial_cache, study_id, trial_id
+from hpstudy.strategies._percentile import IncrementalPercentilePruner
 
 
 class LocalStudy:
@@ -68,6 +69,11 @@ class LocalStudy:
         self._stored_id: dict[int, int] = {}  # number -> stored trial id
         self._n = 0  # trials in the local copy
         self._stale = False
+        # The median/percentile rule's fast path (see should_prune): running trials' epochs,
+        # kept here until the trial ends, and how many trials completed in the copy.
+        self._epochs: dict[int, dict[int, float]] = {}
+        self._completed = 0
+        self._taken = -1  # the value of _completed the rule last took the completed trials at
 
     @property
     def _study_id(self) -> int:
@@ -116,6 +122,7 @@ class LocalStudy:
             # A WAITING trial is about to run (and the local sampler must never pop it).
             template.state = TrialState.RUNNING
         self.storage.create_new_trial(self._study_id, template_trial=template)
+        self._completed += template.state == TrialState.COMPLETE
         self._n += 1
         self._stored_state[trial.number] = trial.state
         self._stored_id[trial.number] = trial_id(trial)
@@ -143,6 +150,7 @@ class LocalStudy:
         for key, value in trial.system_attrs.items():
             self.storage.set_trial_system_attr(local_id, key, value)
         self.storage.set_trial_state_values(local_id, trial.state, trial.values)
+        self._completed += trial.state == TrialState.COMPLETE
 
     def stored_trials(self) -> list[FrozenTrial]:
         """The stored trials as last seen (WAITING ones included), ordered by number."""
@@ -206,6 +214,19 @@ class LocalStudy:
 
     def should_prune(self, local_id: int, step: int, value: float) -> bool:
         """Record ``value`` at ``step`` for the running trial and ask the pruner."""
+        if isinstance(self.pruner, IncrementalPercentilePruner):
+            # The median/percentile rule reads only this trial's epochs and the completed
+            # trials: the epochs stay in a dict until the trial ends (finish writes them to
+            # the copy), and the completed trials are read again only when one completed. An
+            # epoch's hook then touches a few objects instead of the in-memory storage's
+            # write, copy and scan (after an epoch of training, mostly cache misses).
+            epochs = self._epochs.setdefault(local_id, {})
+            epochs[step] = value
+            if self._taken != self._completed:
+                completed = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                self.pruner.take_completed(self.study, completed)
+                self._taken = self._completed
+            return self.pruner.decide(epochs, self.direction == StudyDirection.MAXIMIZE)
         self.storage.set_trial_intermediate_value(local_id, step, value)
         # Optuna deep-copies here; its pruners only read the trial, and the in-memory storage
         # replaces (never mutates) a trial on write, so a shallow copy is enough and ~50x cheaper.
@@ -223,10 +244,14 @@ class LocalStudy:
         user_attrs: dict[str, Any],
     ) -> None:
         """Finish the trial locally, as it was just stored, so no read is needed for it (its
-        epochs are already here: ``should_prune`` recorded each one)."""
+        epochs are here: ``should_prune`` recorded each one in the copy, or, for the
+        median/percentile rule, kept them for this)."""
+        for step, v in self._epochs.pop(local_id, {}).items():
+            self.storage.set_trial_intermediate_value(local_id, step, v)
         for key, v in user_attrs.items():
             self.storage.set_trial_user_attr(local_id, key, v)
         self.storage.set_trial_state_values(local_id, state, None if value is None else [value])
+        self._completed += state == TrialState.COMPLETE
         self._stored_state[self.storage.get_trial(local_id).number] = state
 
 

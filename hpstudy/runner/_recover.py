@@ -15,9 +15,13 @@ import logging
 import os
 import threading
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from hpstudy._faults import crash_point
-from hpstudy.store import TrialReader, TrialWriter
+from hpstudy.store import TrialReader
+
+if TYPE_CHECKING:
+    from hpstudy.store import TrialWriter
 from hpstudy.store._identity import process_gone
 
 _logger = logging.getLogger("hpstudy")

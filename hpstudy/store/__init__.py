@@ -9,6 +9,8 @@ Optuna.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from hpstudy.store._experiments import experiment_studies, require_experiment, stored_config
 from hpstudy.store._identity import worker_id
 from hpstudy.store._optuna import check_versions
@@ -31,7 +33,20 @@ from hpstudy.store._studies import (
     is_interrupted,
     study_attrs,
 )
-from hpstudy.store._writer import MAX_CRASHES, TrialWriter
+
+if TYPE_CHECKING:
+    from hpstudy.store._writer import MAX_CRASHES, TrialWriter
+
+
+def __getattr__(name: str) -> Any:
+    # The writer (and its statements, built at import) on first use: commands that only read
+    # never need it (see hpstudy/store/_rows.py).
+    if name in ("MAX_CRASHES", "TrialWriter"):
+        from hpstudy.store import _writer
+
+        return getattr(_writer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_STORAGE",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -11,6 +12,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -480,17 +482,13 @@ class TrialReader:
         if self._rdb is None:
             trials = self.storage.get_all_trials(study_id, deepcopy=False)
             return [(o.trial_id(t), t.number, t.state) for t in trials]
-        from sqlalchemy import select
-
-        table = o.TRIALS
-        query = select(table.c.trial_id, table.c.number, table.c.state).where(
-            table.c.study_id == study_id
-        )
+        query = _reads().poll
         engine = self._rdb.engine
 
         def attempt() -> list[tuple[int, int, TrialState]]:
             with engine.connect() as conn:
-                return [(r[0], r[1], r[2]) for r in conn.execute(query)]  # state: a TrialState
+                # state: a TrialState
+                return [(r[0], r[1], r[2]) for r in conn.execute(query, {"b_study": study_id})]
 
         return retrying("reading trial states", attempt)
 
@@ -503,24 +501,13 @@ class TrialReader:
         """
         if self._rdb is None:
             return []
-        from sqlalchemy import and_, select
-
-        trials, beats, attrs = o.TRIALS, o.HEARTBEATS, o.USER_ATTRS
-        query = (
-            select(trials.c.trial_id, attrs.c.value_json, beats.c.heartbeat)
-            .select_from(
-                trials.outerjoin(beats, beats.c.trial_id == trials.c.trial_id).outerjoin(
-                    attrs, and_(attrs.c.trial_id == trials.c.trial_id, attrs.c.key == "worker")
-                )
-            )
-            .where(trials.c.study_id == study_id, trials.c.state == TrialState.RUNNING)
-        )
+        reads = _reads()
         engine = self._rdb.engine
 
         def attempt() -> tuple[Any, list[Any]]:
             with engine.connect() as conn:
-                now = conn.execute(select(db_utc_now(conn.dialect.name))).scalar_one()
-                return now, list(conn.execute(query).all())
+                now = conn.execute(_now_query(conn.dialect.name)).scalar_one()
+                return now, list(conn.execute(reads.running_health, {"b_study": study_id}).all())
 
         now, rows = retrying("reading heartbeats", attempt)
         now = _naive(now)
@@ -545,29 +532,19 @@ class TrialReader:
                 return self.storage.get_all_trials(study_id)
             return [self.storage.get_trial(t) for t in trial_ids]
         from optuna.distributions import json_to_distribution
-        from sqlalchemy import select
 
-        tables = {
-            "trials": o.TRIALS,
-            "values": o.VALUES,
-            "params": o.PARAMS,
-            "user": o.USER_ATTRS,
-            "system": o.SYSTEM_ATTRS,
-            "steps": o.STEPS,
-        }
-        trials_table = tables["trials"]
-        ids: Any = (
-            select(trials_table.c.trial_id).where(trials_table.c.study_id == study_id)
-            if trial_ids is None
-            else sorted(trial_ids)
-        )
+        bound: dict[str, Any]
+        if trial_ids is None:
+            queries, bound = _reads().fetch_of_study, {"b_study": study_id}
+        else:
+            queries, bound = _reads().fetch_of_trials, {"b_trials": sorted(trial_ids)}
         engine = self._rdb.engine
 
         def attempt() -> dict[str, Any]:
             with engine.connect() as conn:
                 return {
-                    name: conn.execute(select(t).where(t.c.trial_id.in_(ids))).mappings().all()
-                    for name, t in tables.items()
+                    name: conn.execute(query, bound).mappings().all()
+                    for name, query in queries.items()
                 }
 
         rows = retrying("reading trials", attempt)
@@ -618,6 +595,56 @@ class TrialReader:
                 )
             )
         return sorted(trials, key=lambda t: t.number)
+
+
+@dataclass(frozen=True)
+class _Reads:
+    """TrialReader's statements (see :mod:`._rows` for why they are built once)."""
+
+    poll: Any
+    running_health: Any
+    fetch_of_study: dict[str, Any]  # the rows that make FrozenTrials, table by table
+    fetch_of_trials: dict[str, Any]
+
+
+@functools.cache
+def _reads() -> _Reads:
+    from sqlalchemy import and_, bindparam, select
+
+    trials, beats, attrs = o.TRIALS, o.HEARTBEATS, o.USER_ATTRS
+    tables = {
+        "trials": trials,
+        "values": o.VALUES,
+        "params": o.PARAMS,
+        "user": attrs,
+        "system": o.SYSTEM_ATTRS,
+        "steps": o.STEPS,
+    }
+    of_study = select(trials.c.trial_id).where(trials.c.study_id == bindparam("b_study"))
+    return _Reads(
+        poll=select(trials.c.trial_id, trials.c.number, trials.c.state).where(
+            trials.c.study_id == bindparam("b_study")
+        ),
+        running_health=select(trials.c.trial_id, attrs.c.value_json, beats.c.heartbeat)
+        .select_from(
+            trials.outerjoin(beats, beats.c.trial_id == trials.c.trial_id).outerjoin(
+                attrs, and_(attrs.c.trial_id == trials.c.trial_id, attrs.c.key == "worker")
+            )
+        )
+        .where(trials.c.study_id == bindparam("b_study"), trials.c.state == TrialState.RUNNING),
+        fetch_of_study={n: select(t).where(t.c.trial_id.in_(of_study)) for n, t in tables.items()},
+        fetch_of_trials={
+            n: select(t).where(t.c.trial_id.in_(bindparam("b_trials", expanding=True)))
+            for n, t in tables.items()
+        },
+    )
+
+
+@functools.cache
+def _now_query(dialect: str) -> Any:
+    from sqlalchemy import select
+
+    return select(db_utc_now(dialect))
 
 
 def db_utc_now(dialect: str) -> Any:

@@ -13,6 +13,7 @@ from optuna.distributions import (
 )
 
 from hpstudy.config._schema import ExperimentConfig, ParamConfig, PrunerConfig
+from hpstudy.strategies._percentile import IncrementalPercentilePruner
 
 
 def distribution(param: ParamConfig) -> BaseDistribution:
@@ -46,18 +47,17 @@ def grid_points(config: ExperimentConfig, seed: int) -> list[tuple[int, dict[str
 
 
 def make_pruner(config: PrunerConfig) -> optuna.pruners.BasePruner:
-    """One of Optuna's pruners with the study file's settings."""
+    """One of Optuna's pruners (or its rule, for median and percentile) with the study
+    file's settings."""
     pruners = optuna.pruners
     s = config.settings
     if config.type == "none":
         return pruners.NopPruner()
-    if config.type == "median":
-        return pruners.MedianPruner(
-            s["n_startup_trials"], s["n_warmup_steps"], s["interval_steps"]
-        )
-    if config.type == "percentile":
-        return pruners.PercentilePruner(
-            s["percentile"], s["n_startup_trials"], s["n_warmup_steps"], s["interval_steps"]
+    if config.type in ("median", "percentile"):
+        # Optuna's rule with the percentile kept per step with sorted values per step (see _percentile.py); median = 50
+        percentile = 50.0 if config.type == "median" else s["percentile"]
+        return IncrementalPercentilePruner(
+            percentile, s["n_startup_trials"], s["n_warmup_steps"], s["interval_steps"]
         )
     if config.type == "successive_halving":
         return pruners.SuccessiveHalvingPruner(

@@ -97,3 +97,74 @@ def test_sample_indexes_are_the_smallest_free_ones_and_a_parameterless_failure_f
     assert after is not None and after[1:] == (5, 3)
     # budget 4: the legacy trial, the re-run, and the two running ones take it all
     assert writer.claim_number(study_id, budget=4) is None
+
+
+def _held_index_rule(trials: list) -> tuple[int, set[int]]:
+    """The documented rule, on trials read back in full: a trial holds its sample_index;
+    stored before indexes existed and sampled (parameters, not a re-run), its number; a
+    trial failed before its parameters were stored holds nothing."""
+    held = set()
+    for t in trials:
+        if t.state == TrialState.FAIL and not t.params:
+            continue
+        if "sample_index" in t.user_attrs:
+            held.add(int(t.user_attrs["sample_index"]))
+        elif t.params and "retry_of" not in t.user_attrs:
+            held.add(t.number)
+    return next(i for i in range(len(held) + 1) if i not in held), held
+
+
+def _random_index_history(url: str, seed: int) -> None:
+    """Random claims, parameters, crashes before and after parameters, re-runs, finishes
+    and legacy trials; before every claim the index the claim takes is the rule's."""
+    import random
+
+    from hpstudy.store import _rows
+
+    rng = random.Random(seed)
+    storage = open_storage(url)
+    study_id = storage.create_new_study([StudyDirection.MAXIMIZE], f"s{seed}")
+    writer, reader = TrialWriter(storage), TrialReader(storage)
+    gaps = 0
+    for _ in range(40):
+        trials = reader.fetch(study_id, None)
+        expected, held = _held_index_rule(trials)
+        with writer.engine.begin() as conn:
+            assert _rows.free_sample_index(conn, study_id) == expected
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        bare = [t for t in running if not t.params]
+        waiting = [t for t in trials if t.state == TrialState.WAITING]
+        params = {"lr": rng.uniform(1e-4, 1.0), "n_units": rng.randint(8, 64)}
+        action = rng.random()
+        if action < 0.35 or not running:
+            claimed = writer.claim_number(study_id, budget=10_000)
+            assert claimed is not None and claimed[2] == expected
+            gaps += expected < max(held, default=-1)  # a gap below the highest held index
+        elif action < 0.55 and bare:
+            writer.set_params(rng.choice(bare)._trial_id, params, DISTS)
+        elif action < 0.7:
+            victim = rng.choice(running)
+            writer.fail_and_requeue(study_id, victim._trial_id, victim, "stale: gone")
+        elif action < 0.8 and waiting:
+            writer.claim(rng.choice(waiting)._trial_id)
+        elif action < 0.9:
+            done = [t for t in running if t.params]
+            if done:
+                writer.finish(rng.choice(done)._trial_id, TrialState.COMPLETE, rng.random())
+        else:  # a sampled trial stored by an hpstudy without sample indexes
+            legacy = writer.add_trial(study_id, TrialState.RUNNING, params, DISTS)
+            assert legacy is not None
+            writer.finish(legacy[0], TrialState.PRUNED, rng.random())
+    assert gaps > 0  # some claims filled the index of a trial that died without parameters
+
+
+def test_the_free_sample_index_follows_the_rule_on_random_histories(tmp_path: Path) -> None:
+    """The index comes from one aggregate row when the held indexes have no gap, and from
+    all of them when they do; both paths give the rule's answer."""
+    for seed in range(6):
+        _random_index_history(f"sqlite:///{tmp_path / f'{seed}.db'}", seed)
+
+
+def test_the_free_sample_index_follows_the_rule_on_postgresql(postgres_url: str) -> None:
+    for seed in range(3):
+        _random_index_history(postgres_url, seed)

@@ -14,6 +14,7 @@ from hpstudy.strategies import (
     make_sampler,
     study_budget,
 )
+from hpstudy.strategies._percentile import IncrementalPercentilePruner
 from tests.conftest import tiny_study_text
 
 CONFIG = parse_config(
@@ -66,8 +67,8 @@ def test_distributions_of_searched_params_only() -> None:
     "text, cls",
     [
         ('type = "none"', optuna.pruners.NopPruner),
-        ('type = "median"', optuna.pruners.MedianPruner),
-        ('type = "percentile"\npercentile = 10.0', optuna.pruners.PercentilePruner),
+        ('type = "median"', IncrementalPercentilePruner),
+        ('type = "percentile"\npercentile = 10.0', IncrementalPercentilePruner),
         ('type = "successive_halving"', optuna.pruners.SuccessiveHalvingPruner),
         ('type = "hyperband"', optuna.pruners.HyperbandPruner),
     ],
@@ -75,6 +76,25 @@ def test_distributions_of_searched_params_only() -> None:
 def test_each_pruner(text: str, cls: type) -> None:
     config = parse_config(tiny_study_text().replace('type = "median"', text))
     assert isinstance(make_pruner(config.pruner), cls)
+
+
+@pytest.mark.parametrize("text, percentile", [("", 50.0), ("\npercentile = 10.0", 10.0)])
+def test_median_and_percentile_pruners_carry_the_study_files_settings(
+    text: str, percentile: float
+) -> None:
+    kind = "median" if not text else "percentile"
+    pruner_text = (
+        f'type = "{kind}"{text}\nn_startup_trials = 3\nn_warmup_steps = 2\ninterval_steps = 2'
+    )
+    config = parse_config(tiny_study_text().replace('type = "median"', pruner_text))
+    pruner = make_pruner(config.pruner)
+    assert isinstance(pruner, IncrementalPercentilePruner)
+    assert (pruner.percentile, pruner.n_startup_trials, pruner.n_warmup_steps) == (
+        percentile,
+        3,
+        2,
+    )
+    assert pruner.interval_steps == 2
 
 
 def test_trial_seeds_differ_by_trial_number_and_strategy() -> None:
