@@ -4,8 +4,10 @@ budget below the grid; and output files are written under unique temporary names
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
+import stat
 import time
 from pathlib import Path
 
@@ -292,6 +294,11 @@ def test_output_files_never_follow_a_planted_symlink(
         ".model.json.tmp", ".weights.pt.tmp", "model.json", "weights.pt",
     ]  # fmt: skip
     assert sorted(p.name for p in out.iterdir()) == [".r.csv.gz.tmp", "r.csv.gz", "r.toml"]
+    # ordinary files: the umask's mode, not the temporary file's private 0600
+    umask = os.umask(0)
+    os.umask(umask)
+    for written in (model / "model.json", model / "weights.pt", out / "r.csv.gz", out / "r.toml"):
+        assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~umask, written
     # a target that is itself a symlink is replaced, not written through
     link = tmp_path / "link.csv"
     link.symlink_to(victim)

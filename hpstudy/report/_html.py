@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import html
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -415,19 +413,11 @@ def draw_figures(table: TrialTable) -> dict[str, list[Any]]:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` to a temporary file beside ``path``, then move it into place (see
+    :func:`hpstudy._atomic.atomic_file`)."""
+    from hpstudy._atomic import write_bytes_atomic
+
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_analysis(analysis: Analysis, path: Path) -> Path:

@@ -12,8 +12,6 @@ import gzip
 import io
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +79,7 @@ def _with_optimum(table: TrialTable) -> bool:
 def write_trials_csv_gz(table: TrialTable, output: Path) -> list[Path]:
     """Write ``output`` (gzip CSV, one row per trial) and the study file beside it; reads
     nothing but the table (test scores as cached)."""
+    from hpstudy._atomic import atomic_file
     from hpstudy.report._html import write_atomic
 
     out = io.StringIO()
@@ -90,20 +89,13 @@ def write_trials_csv_gz(table: TrialTable, output: Path) -> list[Path]:
     extra += [OPTIMUM_COLUMN] if _with_optimum(table) else []
     writer_csv.writerow(head + param_columns + OPTIONAL_COLUMNS + extra)
     writer_csv.writerows(trial_table(table))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
-    try:
-        # no name, mtime 0: the same results give the same bytes, so a shipped file changes
-        # only with them
-        with (
-            os.fdopen(fd, "wb") as raw,
-            gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
-        ):
-            gz.write(out.getvalue().encode())
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # no name, mtime 0: the same results give the same bytes, so a shipped file changes only
+    # with them; an ordinary file (the umask's mode), not mkstemp's 0600
+    with (
+        atomic_file(output) as raw,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
+    ):
+        gz.write(out.getvalue().encode())
     toml = sidecar(output)
     write_atomic(toml, table.config.text)
     return [output, toml]
