@@ -752,6 +752,12 @@ def best(
             f"{b.task}: validation {b.objective} {b.value:.4g} ({b.objective_direction}; {spread}){tests}",
             markup=False,
         )
+        if b.validation_regret is not None:  # a benchmark task: its optimum is known
+            tested = "" if b.test_regret is None else f", test {b.test_regret:.4g}"
+            out.print(
+                f"  regret (0 is the table's optimum): validation {b.validation_regret:.4g}{tested}",
+                markup=False,
+            )
         out.print(f"  from {b.study} trial {b.trial}", markup=False)
         for k, v in b.params.items():
             out.print(f"  {k} = {v!r}", markup=False)

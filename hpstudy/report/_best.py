@@ -12,11 +12,12 @@ is; the candidate with the best mean over the seeds it was trained at wins.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hpstudy._errors import UsageError
 from hpstudy._failures import failure_note
+from hpstudy.analysis._table import regret
 from hpstudy.config import ExperimentConfig
 from hpstudy.report._collect import ExperimentData, collect_experiment
 from hpstudy.scoring import cached_scores
@@ -45,6 +46,11 @@ class BestConfiguration:
     objective_direction: str = ""
     # the configuration's validation score at each seed it completed at (any strategy)
     values_by_seed: dict[int, float] = field(default_factory=dict)
+    # a published tabular benchmark's task only (its optimum over the space is known): the
+    # distance of the pick's validation value to the best of the repetition its study observes,
+    # and of its test score to the best test score; 0 is the optimum, larger is worse
+    validation_regret: float | None = None
+    test_regret: float | None = None
 
     @property
     def mean_value(self) -> float:
@@ -98,15 +104,26 @@ def best_of(
         study, trial = choice.study, choice.trial
         stored = next(s for s in data.studies if s.info.name == study.name)
         cached = cached_scores(stored.attrs).get(trial.number)
+        test_scores = list(cached.scores) if cached is not None else None
+        validation_regret = test_regret = None
+        if study.optimum is not None:
+            validation_regret = regret(
+                float(trial.value),  # type: ignore[arg-type]
+                study.optimum.validation,
+                study.select_direction,
+            )
+            if test_scores:
+                test_regret = study.test_regret(replace(trial, test_scores=tuple(test_scores)))
         out.append(
             BestConfiguration(
                 task=name, study=study.name, strategy=study.strategy, seed=study.seed,
                 trial=trial.number, metric=study.metric, direction=study.direction,
                 value=float(trial.value),  # type: ignore[arg-type]
                 params=dict(trial.params), best_epoch=trial.best_epoch,
-                test_scores=list(cached.scores) if cached is not None else None,
+                test_scores=test_scores,
                 objective=study.select_name, objective_direction=study.select_direction,
                 values_by_seed=choice.values_by_seed,
+                validation_regret=validation_regret, test_regret=test_regret,
             )
         )  # fmt: skip
     if not out:

@@ -366,8 +366,18 @@ def test_best_shows_and_train_best_refuses_a_benchmark_experiment(tmp_path: Path
     best = CliRunner().invoke(app, ["best", "bench", "--storage", url, "--json"])
     assert best.exit_code == 0, best.output
     assert "credit_g" in best.stdout and "width" in best.stdout
+    # regret beside the scores: the distance to the table's optimum stored with the study
+    # (balanced accuracy, maximised), 0 at the optimum, never negative
+    for b in json.loads(best.stdout):
+        attrs = optuna.load_study(study_name=b["study"], storage=url).user_attrs
+        optimum = attrs["optimum"]
+        assert b["validation_regret"] == optimum["validation"] - b["value"] >= 0
+        mean_test = sum(b["test_scores"]) / len(b["test_scores"])
+        assert b["test_regret"] == pytest.approx(optimum["test"] - mean_test, abs=1e-12)
+        assert b["test_regret"] >= 0
     plain = CliRunner().invoke(app, ["best", "bench", "--storage", url])
     assert "(mean of 4 unobserved repetitions of the table)" in plain.stdout, plain.output
+    assert plain.stdout.count("regret (0 is the table's optimum): validation") == 2, plain.output
     refused = CliRunner().invoke(
         app, ["train-best", "bench", "--task", "credit_g", "--storage", url]
     )
