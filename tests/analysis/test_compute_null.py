@@ -28,7 +28,7 @@ REPLICATES = 200
 def shipped() -> dict[str, dict[int, list[Trial]]]:
     """Per (task, strategy), each seed's counted trials in run order, from one shipped file
     with a classification and a regression task (pruned by the median pruner)."""
-    table = read_results(RESULTS / "full-4d-e.csv.gz")
+    table = read_results(next(RESULTS.glob("**/e17-4d-small.csv.gz")))
     return {
         f"{task}/{strategy}": {s.seed: s.runs for s in table.of(task, strategy)}
         for task in ("breast_cancer", "diabetes")
@@ -117,12 +117,13 @@ def test_a_planted_effect_is_measured_at_its_size(
     assert decided >= 0.5 * 50
 
 
-def test_the_previous_estimator_was_biased_on_the_same_null(
-    shipped: dict[str, dict[int, list[Trial]]],
-) -> None:
+def test_the_previous_estimator_was_biased_on_the_same_null() -> None:
     """Why the estimator changed: a realised order over an expected cost, on the same null,
-    sits well below 1 (the audit's 0.68-0.85)."""
-    runs = shipped["breast_cancer/grid"]
+    sits well below 1 (the audit's 0.68-0.85). On the file the audit read (selection on
+    validation accuracy, whose ties make the level's first hit early); with cross-entropy
+    (experiment 17's files) the old estimator's bias is smaller, 0.94-1.05."""
+    audited = read_results(RESULTS / "full-4d-e.csv.gz")
+    runs = {s.seed: s.runs for s in audited.of("breast_cancer", "grid")}
     estimates = []
     for rep in range(50):
         rng = random.Random(rep)
