@@ -52,11 +52,14 @@ from hpstudy.store import TrialReader, TrialWriter
 ROOT = Path(__file__).resolve().parent.parent
 SPENT: dict[str, float] = defaultdict(float)  # wall seconds per part
 CPU: dict[str, float] = defaultdict(float)  # CPU seconds per part
+# CPU seconds and calls of each storage call (counted as in its part: outermost only)
+STORAGE_CPU: dict[str, float] = defaultdict(float)
+STORAGE_CALLS: dict[str, int] = defaultdict(int)
 _active: list[str] = []
 _CONTAINERS = {"run_studies", "train()"}  # parts inside these are counted on their own
 
 
-def _timed(part: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+def _timed(part: str, fn: Callable[..., Any], call: str = "") -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         # A part inside another part (a read inside a sync, a flush inside the epoch hook)
@@ -71,6 +74,9 @@ def _timed(part: str, fn: Callable[..., Any]) -> Callable[..., Any]:
             if counted:
                 SPENT[part] += time.perf_counter() - t0
                 CPU[part] += time.process_time() - c0
+                if call:
+                    STORAGE_CPU[call] += time.process_time() - c0
+                    STORAGE_CALLS[call] += 1
 
     return wrapper
 
@@ -86,12 +92,12 @@ def _instrument() -> None:
         "heartbeat",
         "fail_and_requeue",
     ):
-        setattr(TrialWriter, name, _timed("storage", getattr(TrialWriter, name)))
+        setattr(TrialWriter, name, _timed("storage", getattr(TrialWriter, name), name))
     for name in ("poll", "fetch", "running_health"):
         if hasattr(TrialReader, name):
-            setattr(TrialReader, name, _timed("storage", getattr(TrialReader, name)))
-    LocalStudy.sync = _timed("storage", LocalStudy.sync)  # type: ignore[method-assign]
-    _run.recover_stale = _timed("storage", _run.recover_stale)
+            setattr(TrialReader, name, _timed("storage", getattr(TrialReader, name), name))
+    LocalStudy.sync = _timed("storage", LocalStudy.sync, "sync")  # type: ignore[method-assign]
+    _run.recover_stale = _timed("storage", _run.recover_stale, "recover_stale")
     LocalStudy.sample = _timed("sampling", LocalStudy.sample)  # type: ignore[method-assign]
     _run.make_sampler = _timed("sampling", _run.make_sampler)
     _run.warm_up = _timed("warm-up", _run.warm_up)
@@ -117,6 +123,8 @@ def main() -> None:
     for r in range(args.repeats):
         SPENT.clear()
         CPU.clear()
+        STORAGE_CPU.clear()
+        STORAGE_CALLS.clear()
         with tempfile.TemporaryDirectory() as tmp:
             _, results = create_experiment(config, f"sqlite:///{Path(tmp) / 'o.db'}")
         n = sum(res.counts.finished for res in results)
@@ -141,6 +149,14 @@ def main() -> None:
                 + ", ".join(f"{k} {v / training:.1%}" for k, v in parts.items())
                 + f"; warm-up {spent['warm-up']:.2f} s, test scoring {spent['test scoring']:.2f} s"
             )
+            if clock == "CPU":
+                print(
+                    "  storage by call (CPU ms a trial, calls): "
+                    + ", ".join(
+                        f"{k} {1000 * v / n:.2f} ({STORAGE_CALLS[k]})"
+                        for k, v in sorted(STORAGE_CPU.items(), key=lambda kv: -kv[1])
+                    )
+                )
             shares[clock]["overhead"].append(overhead / training)
             shares[clock]["without sampling"].append(own / training)
             for k, v in parts.items():

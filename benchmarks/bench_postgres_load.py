@@ -14,8 +14,9 @@ workers, on a fresh database each:
 
 Both start their first claim at the same moment (a file barrier). Measured: trials per second
 (counted trials over the span from the first trial's start to the last one's end), claim
-latency (the transaction that creates a trial: hpstudy's budget-guarded insert, Optuna's
-``create_new_trial``; median and 99th percentile over every claim), connections held
+latency (the transaction that creates a trial: hpstudy's budget-guarded claim of a number
+and sample index, or of a queued grid trial; Optuna's ``create_new_trial``; median and 99th
+percentile over every claim), connections held
 (``pg_stat_activity`` for that database, sampled every 0.1 s: peak, and peak per worker
 process), duplicates (counted trials whose parameters another counted trial of the study
 already had), lost trials (left RUNNING or WAITING, or failed), and the budget (counted trials
@@ -25,6 +26,7 @@ machine 32 processes are CPU-starved, and the figures say so.
 Run:  .venv/bin/python benchmarks/bench_postgres_load.py [--workers 8 16 32] [--trials 640]
       [--url postgresql://postgres@127.0.0.1:5432/test] [--systems hpstudy optuna]
       [--strategy random] [--json results.json] [--heartbeat-interval 0.2 --trial-seconds 1]
+      [--task lookup]  (a published benchmark's table: hpstudy's batched path)
       (``--systems hpstudy hpstudy-prepared``: what turning prepared statements off costs)
 (``--url``: any database on the server, used to create and drop a fresh one per run; default
 ``$HPSTUDY_TEST_POSTGRES_URL``.)
@@ -81,6 +83,30 @@ dropout = {{ low = 0.0, high = 0.5 }}
 lr = {{ low = 1e-4, high = 1e-1, log = true }}
 batch_size = 32
 """
+
+# --task lookup: a published tabular benchmark's table (issue 18): a trial is a lookup, and
+# hpstudy's workers claim and finish trials in batches (runner/_lookup.py). A finite space
+# (2,940 configurations), so independent draws collide by chance: about n^2 / (2 * 2940).
+LOOKUP_BENCHMARK = "hpobench_nn/credit_g"
+LOOKUP_STUDY = """
+name = "{name}"
+seeds = 1
+strategies = ["{strategy}"]
+
+[budget]
+n_trials = {trials}
+
+[[tasks]]
+benchmark = "hpobench_nn/credit_g"
+
+[space]
+alpha = {{ choices = [4.641589e-6, 3.5938137e-5, 2.7825593e-4, 2.1544348e-3] }}
+batch_size = {{ choices = [16, 25, 40, 64, 101, 161, 256] }}
+depth = {{ choices = [1, 2, 3] }}
+learning_rate_init = {{ choices = [1.2915497e-4, 4.641589e-4, 1.6681006e-3, 5.9948424e-3, 2.1544347e-2] }}
+width = {{ choices = [64, 101, 161, 256, 406, 645, 1024] }}
+"""
+LOOKUP_CONFIGURATIONS = 4 * 7 * 3 * 5 * 7
 
 
 def zero_cost_value(params: dict[str, Any]) -> float:
@@ -142,6 +168,7 @@ def hpstudy_worker(url: str, out: Path, index: int, prepared: bool = False) -> N
     hpstudy turns off for PgBouncer's sake), to measure what turning them off costs."""
     import optuna
 
+    import hpstudy.runner._lookup as lookup
     import hpstudy.runner._run as run
     import hpstudy.store._storage as storage_module
     from hpstudy.runner import resume_experiment
@@ -164,21 +191,28 @@ def hpstudy_worker(url: str, out: Path, index: int, prepared: bool = False) -> N
         if not started:
             started.append(time.time())
 
-    add_trial = TrialWriter.add_trial
+    def timed(method: Any) -> Any:
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                claims.append(time.perf_counter() - t0)
 
-    def timed_add_trial(self: Any, *args: Any, **kwargs: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return add_trial(self, *args, **kwargs)
-        finally:
-            claims.append(time.perf_counter() - t0)
+        return wrapper
 
     if prepared:
         storage_module._server_connect_args = lambda url: {}  # type: ignore[assignment]
     run.train = train  # type: ignore[assignment]
     run.warm_up = lambda device: None  # type: ignore[assignment]
     run.start_barrier = start_barrier  # type: ignore[assignment]
-    TrialWriter.add_trial = timed_add_trial  # type: ignore[method-assign]
+    lookup.start_barrier = start_barrier  # type: ignore[assignment]
+    # a claim: a new number with its sample index (random, TPE) or a queued trial (grid)
+    TrialWriter.claim_number = timed(TrialWriter.claim_number)  # type: ignore[method-assign]
+    TrialWriter.claim = timed(TrialWriter.claim)  # type: ignore[method-assign]
+    # lookup tasks: a batch of new numbers, or of queued trials, in one transaction
+    TrialWriter.add_running_trials = timed(TrialWriter.add_running_trials)  # type: ignore[method-assign]
+    TrialWriter.claim_many = timed(TrialWriter.claim_many)  # type: ignore[method-assign]
     resume_experiment(EXPERIMENT, url, join=True)
     _record(out, index, {"claims": claims, "start": started[0], "end": time.time()})
 
@@ -210,6 +244,17 @@ def optuna_worker(url: str, out: Path, index: int) -> None:
         backend.engine.dispose()  # only the Optuna storage below holds connections
     dists = {**distributions(config)}
     fixed = config.fixed_params()
+    lookup = None
+    if config.tasks[0].benchmark is not None:  # --task lookup: the table's value
+        from hpstudy.config._benchmarks import repetition_for
+        from hpstudy.data._benchmarks import load_table
+
+        table = load_table(config.tasks[0].benchmark)
+        repetition = repetition_for(info.seed, config.tasks[0].benchmark)
+
+        def lookup(params: dict[str, Any]) -> float:
+            return table.lookup(params, repetition)[0]
+
     claims: list[float] = []
     create = RDBStorage._create_new_trial
 
@@ -236,7 +281,7 @@ def optuna_worker(url: str, out: Path, index: int) -> None:
             elif isinstance(dist, CategoricalDistribution):
                 params[name] = trial.suggest_categorical(name, list(dist.choices))
         time.sleep(TRIAL_SECONDS)
-        return zero_cost_value(params)
+        return zero_cost_value(params) if lookup is None else lookup(params)
 
     study = optuna.load_study(
         study_name=info.name,
@@ -270,7 +315,8 @@ def run_once(system: str, n_workers: int, args: argparse.Namespace) -> dict[str,
     with tempfile.TemporaryDirectory() as tmp, fresh_database(args.url) as url:
         folder = Path(tmp)
         study = folder / "load.toml"
-        study.write_text(STUDY.format(name=EXPERIMENT, strategy=args.strategy, trials=args.trials))
+        text = LOOKUP_STUDY if args.task == "lookup" else STUDY
+        study.write_text(text.format(name=EXPERIMENT, strategy=args.strategy, trials=args.trials))
         created = subprocess.run(
             [sys.executable, "-m", "hpstudy", "-q", "create", str(study), "--storage", url,
              "--no-run"],
@@ -350,6 +396,14 @@ def main() -> None:
     )
     parser.add_argument("--strategy", default="random")
     parser.add_argument(
+        "--task",
+        choices=["objective", "lookup"],
+        default="objective",
+        help="objective: the test objective on iris's space, one trial per claim (the path of "
+        f"trained tasks); lookup: {LOOKUP_BENCHMARK}'s table, hpstudy claiming and finishing "
+        "in batches (the path of benchmark tasks)",
+    )
+    parser.add_argument(
         "--url",
         default=os.environ.get(
             "HPSTUDY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -378,7 +432,17 @@ def main() -> None:
     import hpstudy.runner  # noqa: F401
     import hpstudy.strategies  # noqa: F401
 
-    print(f"{os.cpu_count()} CPUs; budget {args.trials} trials of one {args.strategy} study")
+    print(
+        f"{os.cpu_count()} CPUs; budget {args.trials} trials of one {args.strategy} study; "
+        f"task: {args.task}"
+    )
+    if args.task == "lookup":
+        n = args.trials
+        print(
+            f"a finite space of {LOOKUP_CONFIGURATIONS} configurations: independent draws "
+            f"repeat one by chance about {n * (n - 1) / (2 * LOOKUP_CONFIGURATIONS):.0f} times "
+            "in the budget; only duplicates above that are coordination's"
+        )
     header = (
         "| system | workers | trials/s | claim median ms | claim p99 ms | connections peak "
         "(per worker) | counted/budget | duplicates | lost | load avg before/after |"

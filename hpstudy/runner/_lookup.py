@@ -226,17 +226,21 @@ def write_test_scores(
         return
     pick = max if info.direction == "maximize" else min
     best = pick(complete, key=lambda t: t.value)  # type: ignore[arg-type,return-value]
-    attrs = ctx.storage.get_study_user_attrs(info.study_id)
-    cached = attrs.get(ATTR)
-    if isinstance(cached, dict) and cached.get("trial") == best.number:
-        return
     scores = table.test_scores({**ctx.config.fixed_params(), **best.params}, repetition)
-    stored = attrs.get(ATTR_BY_TRIAL)
-    by_trial: dict[str, Any] = stored if isinstance(stored, dict) else {}
-    ctx.writer.set_study_user_attrs(
-        info.study_id,
-        {
+
+    def change(stored: dict[str, Any]) -> dict[str, Any]:
+        cached = stored.get(ATTR)
+        if isinstance(cached, dict) and cached.get("trial") == best.number:
+            return {}  # another worker of the study cached it first
+        by_trial = stored.get(ATTR_BY_TRIAL)
+        return {
             ATTR: {"trial": best.number, "scores": scores},
-            ATTR_BY_TRIAL: {**by_trial, str(best.number): scores},
-        },
-    )
+            ATTR_BY_TRIAL: {
+                **(by_trial if isinstance(by_trial, dict) else {}),
+                str(best.number): scores,
+            },
+        }
+
+    # read and written under the study's lock: workers finishing the study at the same
+    # moment take turns, and none loses another's entry
+    ctx.writer.update_study_user_attrs(info.study_id, (ATTR, ATTR_BY_TRIAL), change)

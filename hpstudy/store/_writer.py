@@ -69,11 +69,14 @@ class TrialWriter:
     # -- studies ------------------------------------------------------------------------------
 
     def set_study_user_attrs(self, study_id: int, attrs: Mapping[str, Any]) -> None:
-        """Write (or replace) several study user attrs in one transaction."""
+        """Write (or replace) several study user attrs in one transaction, under the study's
+        write lock: two workers replacing the same key at once take turns (without it, on
+        PostgreSQL the second one's insert violates the key the first one's just inserted)."""
         table = o.STUDY_USER_ATTRS
 
         def attempt() -> None:
             with self.engine.begin() as conn:
+                r.lock_study(conn, study_id)
                 conn.execute(
                     table.delete().where(
                         table.c.study_id == study_id, table.c.key.in_(list(attrs))
@@ -99,26 +102,31 @@ class TrialWriter:
         transaction, under the study's write lock: concurrent updates (two workers adding
         test scores) are serialised, so none is lost."""
         table = o.STUDY_USER_ATTRS
-        with self.engine.begin() as conn:
-            r.lock_study(conn, study_id)  # on SQLite a write first, so the read is locked too
-            rows = conn.execute(
-                select(table.c.key, table.c.value_json).where(
-                    table.c.study_id == study_id, table.c.key.in_(list(keys))
+
+        def attempt() -> None:
+            with self.engine.begin() as conn:
+                r.lock_study(conn, study_id)  # on SQLite a write first, so the read is locked too
+                rows = conn.execute(
+                    select(table.c.key, table.c.value_json).where(
+                        table.c.study_id == study_id, table.c.key.in_(list(keys))
+                    )
+                ).all()
+                new = dict(change({k: json.loads(v) for k, v in rows}))
+                if not new:
+                    return
+                conn.execute(
+                    table.delete().where(table.c.study_id == study_id, table.c.key.in_(list(new)))
                 )
-            ).all()
-            new = dict(change({k: json.loads(v) for k, v in rows}))
-            if not new:
-                return
-            conn.execute(
-                table.delete().where(table.c.study_id == study_id, table.c.key.in_(list(new)))
-            )
-            conn.execute(
-                table.insert(),
-                [
-                    {"study_id": study_id, "key": k, "value_json": json.dumps(v)}
-                    for k, v in new.items()
-                ],
-            )
+                conn.execute(
+                    table.insert(),
+                    [
+                        {"study_id": study_id, "key": k, "value_json": json.dumps(v)}
+                        for k, v in new.items()
+                    ],
+                )
+
+        # a retry reads again: ``change`` is applied to what is stored then
+        retrying("writing study attributes", attempt)
 
     # -- trials -------------------------------------------------------------------------------
 

@@ -168,3 +168,52 @@ def test_the_free_sample_index_follows_the_rule_on_random_histories(tmp_path: Pa
 def test_the_free_sample_index_follows_the_rule_on_postgresql(postgres_url: str) -> None:
     for seed in range(3):
         _random_index_history(postgres_url, seed)
+
+
+_REPLACE_ATTRS = """
+import sys
+from hpstudy._faults import start_barrier
+from hpstudy.store import TrialWriter, open_storage
+
+url, study_id, who = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+writer = TrialWriter(open_storage(url))
+start_barrier()
+for k in range(20):
+    writer.set_study_user_attrs(study_id, {"test_scores": [who, k], "test_scores_by_trial": {"w": who}})
+    writer.update_study_user_attrs(
+        study_id, ("merged",), lambda stored: {"merged": {**stored.get("merged", {}), f"{who}.{k}": k}}
+    )
+"""
+
+
+def test_workers_replacing_the_same_study_attrs_at_once_take_turns(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Six processes lined up at a start barrier replace the same study attrs and merge into
+    one: none fails (before, the second insert of a key violated the first one's on
+    PostgreSQL: two workers caching a lookup study's test scores at once), none's merge is lost."""
+    import optuna
+
+    storage = open_storage(postgres_url)
+    study_id = optuna.create_study(storage=storage, study_name="s")._study_id
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    n = 6
+    env = {**__import__("os").environ, "HPSTUDY_START_BARRIER": f"{barrier}:{n}"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _REPLACE_ATTRS, postgres_url, str(study_id), str(i)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        for i in range(n)
+    ]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * n, outs
+    attrs = storage.get_study_user_attrs(study_id)
+    assert attrs["test_scores"][1] == 19 and attrs["test_scores_by_trial"] == {
+        "w": attrs["test_scores"][0]
+    }
+    assert attrs["merged"] == {f"{w}.{k}": k for w in range(n) for k in range(20)}
