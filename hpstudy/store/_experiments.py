@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from optuna.storages import BaseStorage
 
 from hpstudy._errors import ConfigError, UsageError
 from hpstudy._redact import redact_url
-from hpstudy.config import ExperimentConfig, parse_config
 from hpstudy.store._studies import StudyInfo, read_studies
+
+if TYPE_CHECKING:
+    from hpstudy.config import ExperimentConfig
 
 
 def experiment_studies(storage: BaseStorage, experiment: str) -> list[StudyInfo]:
@@ -30,6 +33,8 @@ def require_experiment(storage: BaseStorage, experiment: str, storage_url: str) 
 
 def stored_config(info: StudyInfo, storage_url: str) -> ExperimentConfig:
     """The study file stored with a study, parsed again (as ``resume NAME`` runs it)."""
+    from hpstudy.config import parse_config  # pydantic: only commands that read the file
+
     base = Path(info.study_file_path).parent if info.study_file_path else Path.cwd()
     try:
         return parse_config(

@@ -24,6 +24,7 @@ from optuna.distributions import BaseDistribution, distribution_to_json
 from optuna.trial import TrialState
 from sqlalchemy import (
     Integer,
+    Select,
     and_,
     bindparam,
     case,
@@ -106,7 +107,7 @@ LOCK_STUDY_SERVER = (
 )
 
 
-def _used_budget_query(waiting: bool) -> Executable:
+def _used_budget_query(waiting: bool) -> Select[Any]:
     requeued = exists().where(
         USER_ATTRS.c.trial_id == _T.trial_id,
         USER_ATTRS.c.key == "fail_reason",
