@@ -85,9 +85,10 @@ batch_size = 32
 """
 
 # --task lookup: a published tabular benchmark's table (issue 18): a trial is a lookup, and
-# hpstudy's workers claim and finish trials in batches (runner/_lookup.py). A finite space
-# (2,940 configurations), so independent draws collide by chance: about n^2 / (2 * 2940).
-LOOKUP_BENCHMARK = "hpobench_nn/credit_g"
+# hpstudy's workers claim and finish trials in batches (runner/_lookup.py). The benchmark's
+# whole space (no [space]: its own levels), 62,208 configurations, so independent draws
+# collide by chance only about n^2 / (2 * 62,208) times.
+LOOKUP_BENCHMARK = "fcnet/protein_structure"
 LOOKUP_STUDY = """
 name = "{name}"
 seeds = 1
@@ -97,16 +98,9 @@ strategies = ["{strategy}"]
 n_trials = {trials}
 
 [[tasks]]
-benchmark = "hpobench_nn/credit_g"
-
-[space]
-alpha = {{ choices = [4.641589e-6, 3.5938137e-5, 2.7825593e-4, 2.1544348e-3] }}
-batch_size = {{ choices = [16, 25, 40, 64, 101, 161, 256] }}
-depth = {{ choices = [1, 2, 3] }}
-learning_rate_init = {{ choices = [1.2915497e-4, 4.641589e-4, 1.6681006e-3, 5.9948424e-3, 2.1544347e-2] }}
-width = {{ choices = [64, 101, 161, 256, 406, 645, 1024] }}
+benchmark = "fcnet/protein_structure"
 """
-LOOKUP_CONFIGURATIONS = 4 * 7 * 3 * 5 * 7
+LOOKUP_CONFIGURATIONS = 62_208
 
 
 def zero_cost_value(params: dict[str, Any]) -> float:
