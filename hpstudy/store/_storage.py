@@ -235,7 +235,21 @@ def _bound_waits(engine: Any) -> None:
         dbapi_conn.commit()
 
     event.listen(engine, "connect", _limits)
+    # psycopg runs executemany in pipeline mode, and after it the server does not arm the idle
+    # limit: a worker frozen right after one (the claim's attrs, a trial's epochs) held its
+    # locks for ever, checked by hand on PostgreSQL 15 with psycopg 3.3. So inserts of many
+    # rows go as one multi-row INSERT (SQLAlchemy's "insertmanyvalues", one round trip as
+    # before), and any other executemany is followed by one empty statement that re-arms it.
+    engine.dialect.use_insertmanyvalues_wo_returning = True
+    event.listen(engine, "after_cursor_execute", _rearm_idle_limit)
     engine.dispose()  # reconnect so every pooled connection has the limits
+
+
+def _rearm_idle_limit(
+    conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, executemany: bool
+) -> None:
+    if executemany and statement.lstrip()[:6].upper() != "INSERT":
+        conn.connection.dbapi_connection.execute("SELECT 1")  # its own cursor: rowcount kept
 
 
 def _warn_network_file_system(path: Path) -> None:

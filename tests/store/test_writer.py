@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
@@ -199,7 +202,7 @@ def test_workers_replacing_the_same_study_attrs_at_once_take_turns(
     barrier = tmp_path / "barrier"
     barrier.mkdir()
     n = 6
-    env = {**__import__("os").environ, "HPSTUDY_START_BARRIER": f"{barrier}:{n}"}
+    env = {**os.environ, "HPSTUDY_START_BARRIER": f"{barrier}:{n}"}
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", _REPLACE_ATTRS, postgres_url, str(study_id), str(i)],
@@ -217,3 +220,68 @@ def test_workers_replacing_the_same_study_attrs_at_once_take_turns(
         "w": attrs["test_scores"][0]
     }
     assert attrs["merged"] == {f"{w}.{k}": k for w in range(n) for k in range(20)}
+
+
+_FREEZE_AFTER_MANY = """
+import os, signal, sys
+import optuna
+from hpstudy.store import TrialWriter, open_storage
+from hpstudy.store._optuna import rdb_backend
+from hpstudy.store import _rows as r
+
+url, how = sys.argv[1], sys.argv[2]
+storage = open_storage(url)
+study_id = optuna.create_study(storage=storage, study_name="s")._study_id
+writer = TrialWriter(storage)
+trial_id, _, _ = writer.claim_number(study_id, 10)
+engine = rdb_backend(storage).engine
+with engine.begin() as conn:
+    r.lock_study(conn, study_id)  # what every other worker's claim waits for
+    if how == "insert-many":  # as a claim's attrs, a trial's epochs, its parameters
+        r.insert_intermediate(conn, trial_id, {1: 0.5, 2: 0.4, 3: 0.3})
+    else:  # an executemany that is not an INSERT
+        conn.execute(r.SET_NUMBER, [{"b_trial": trial_id, "b_number": 0}] * 2)
+    print(conn.connection.dbapi_connection.info.backend_pid, flush=True)
+    os.kill(os.getpid(), signal.SIGSTOP)  # frozen inside the transaction, the study row locked
+"""
+
+
+@pytest.mark.parametrize("how", ["insert-many", "update-many"])
+def test_a_session_frozen_right_after_an_executemany_is_ended_by_the_idle_limit(
+    postgres_url: str, how: str
+) -> None:
+    """psycopg sends executemany in pipeline mode, after which PostgreSQL does not arm
+    idle_in_transaction_session_timeout: a worker frozen right there held the study row for
+    ever (the CI failure of the frozen-worker test at claim-tx:2, reproduced by hand). The
+    server must end the frozen session within the limit."""
+    import sqlalchemy
+
+    env = {**os.environ, "HPSTUDY_PG_IDLE_IN_TRANSACTION_TIMEOUT": "2"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _FREEZE_AFTER_MANY, postgres_url, how],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.strip().isdigit(), proc.stderr.read() if proc.stderr else ""
+        backend = int(line)
+        engine = sqlalchemy.create_engine(
+            postgres_url.replace("postgresql://", "postgresql+psycopg://")
+        )
+        deadline = time.monotonic() + 60  # the limit is 2 s; a loaded machine gets 30x that
+        alive = True
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.5)
+            with engine.connect() as conn:
+                alive = bool(
+                    conn.execute(
+                        sqlalchemy.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"),
+                        {"p": backend},
+                    ).scalar_one()
+                )
+        engine.dispose()
+        assert not alive, f"the frozen session ({how}) still holds its transaction after 60 s"
+    finally:
+        proc.kill()
+        proc.wait()
