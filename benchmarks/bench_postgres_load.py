@@ -156,6 +156,19 @@ def _record(out: Path, index: int, data: dict[str, Any]) -> None:
     (out / f"worker-{index}.json").write_text(json.dumps(data))
 
 
+def _timed(method: Any, claims: list[float]) -> Any:
+    """``method`` with each call's seconds appended to ``claims``."""
+
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            claims.append(time.perf_counter() - t0)
+
+    return wrapper
+
+
 def hpstudy_worker(url: str, out: Path, index: int, prepared: bool = False) -> None:
     """What ``hpstudy worker load`` runs, with the test objective instead of training.
     ``prepared``: with psycopg's server-side prepared statements (its default, which
@@ -186,14 +199,7 @@ def hpstudy_worker(url: str, out: Path, index: int, prepared: bool = False) -> N
             started.append(time.time())
 
     def timed(method: Any) -> Any:
-        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-            t0 = time.perf_counter()
-            try:
-                return method(self, *args, **kwargs)
-            finally:
-                claims.append(time.perf_counter() - t0)
-
-        return wrapper
+        return _timed(method, claims)
 
     if prepared:
         storage_module._server_connect_args = lambda url: {}  # type: ignore[assignment]
@@ -250,16 +256,7 @@ def optuna_worker(url: str, out: Path, index: int) -> None:
             return table.lookup(params, repetition)[0]
 
     claims: list[float] = []
-    create = RDBStorage._create_new_trial
-
-    def timed_create(self: Any, *args: Any, **kwargs: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return create(self, *args, **kwargs)
-        finally:
-            claims.append(time.perf_counter() - t0)
-
-    RDBStorage._create_new_trial = timed_create  # type: ignore[method-assign]
+    RDBStorage._create_new_trial = _timed(RDBStorage._create_new_trial, claims)  # type: ignore[method-assign]
 
     def objective(trial: optuna.Trial) -> float:
         params: dict[str, Any] = dict(fixed)

@@ -72,25 +72,8 @@ class TrialWriter:
         """Write (or replace) several study user attrs in one transaction, under the study's
         write lock: two workers replacing the same key at once take turns (without it, on
         PostgreSQL the second one's insert violates the key the first one's just inserted)."""
-        table = o.STUDY_USER_ATTRS
-
-        def attempt() -> None:
-            with self.engine.begin() as conn:
-                r.lock_study(conn, study_id)
-                conn.execute(
-                    table.delete().where(
-                        table.c.study_id == study_id, table.c.key.in_(list(attrs))
-                    )
-                )
-                conn.execute(
-                    table.insert(),
-                    [
-                        {"study_id": study_id, "key": k, "value_json": json.dumps(v)}
-                        for k, v in attrs.items()
-                    ],
-                )
-
-        retrying("writing study attributes", attempt)
+        new = dict(attrs)
+        self.update_study_user_attrs(study_id, tuple(new), lambda _stored: new)
 
     def update_study_user_attrs(
         self,
